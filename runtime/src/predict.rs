@@ -1,0 +1,147 @@
+//! The topology the kernel rules produce for a spec: spec -> machine facts -> core builder.
+
+use hsa_p2p_core::builder::{build_topology, BuildError};
+use hsa_p2p_core::facts::{CpuFacts, GpuFacts, IommuMode, MachineFacts, PlatformFacts, XgmiFacts};
+use hsa_p2p_core::pcie::{PcieGen, PcieLink};
+use hsa_p2p_core::topology::Topology;
+
+use crate::spec::{HiveWiring, IommuSetting, LayoutP2pdma, Spec};
+
+/// Where BARs without an explicit `bar_address` are placed: from 128 GiB up, in GPU order, each
+/// aligned to 1 GiB (well inside a 44-bit DMA mask, as firmware with Above 4G Decoding does).
+pub const DEFAULT_BAR_WINDOW: u64 = 128 << 30;
+const BAR_ALIGNMENT: u64 = 1 << 30;
+
+/// The predicted topology of a spec.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    /// The KFD topology the kernel module would publish.
+    pub topology: Topology,
+    /// The spec's GPU ids, by GPU index (GPU `i` is node `cpus + i`).
+    pub gpu_labels: Vec<String>,
+    /// The facts the rules were given, by GPU index.
+    pub gpus: Vec<GpuFacts>,
+}
+
+impl Prediction {
+    /// The node id of the GPU labelled `label` in the spec.
+    pub fn node_of(&self, label: &str) -> Option<u32> {
+        let cpus = self.topology.nodes.iter().filter(|n| !n.is_gpu()).count();
+        self.gpu_labels
+            .iter()
+            .position(|l| l == label)
+            .map(|index| (cpus + index) as u32)
+    }
+}
+
+/// A spec the rules reject.
+#[derive(Debug, thiserror::Error)]
+#[error("spec {name:?}: {message}")]
+pub struct PredictError {
+    name: String,
+    message: String,
+}
+
+/// The facts of every GPU in `spec`, in spec order.
+pub fn gpu_facts(spec: &Spec) -> Vec<GpuFacts> {
+    let layout = spec.layout();
+    let mut next_bar = DEFAULT_BAR_WINDOW;
+    spec.gpus
+        .iter()
+        .enumerate()
+        .map(|(index, gpu)| {
+            let element = layout.gpu_element(index).map(|e| &layout.elements[e]);
+            let bar_size = gpu.bar_size().0;
+            let bar_base = gpu.bar_address.unwrap_or_else(|| {
+                let base = next_bar;
+                next_bar = base.saturating_add(bar_size.next_multiple_of(BAR_ALIGNMENT));
+                base
+            });
+            let xgmi = gpu.xgmi_hive.and_then(|hive_id| {
+                let hive = spec.hive(hive_id)?;
+                let members: Vec<_> = spec
+                    .gpus
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| g.xgmi_hive == Some(hive_id))
+                    .map(|(i, _)| i)
+                    .collect();
+                Some(XgmiFacts {
+                    hive_id,
+                    position: members.iter().position(|&m| m == index).unwrap_or(0) as u32,
+                    hive_size: members.len() as u32,
+                    fully_connected: hive.wiring == HiveWiring::Full,
+                    link_bandwidth_mbs: hive.link_bandwidth_mbs,
+                    links_per_peer: hive.links_per_peer,
+                })
+            });
+            GpuFacts {
+                pci: element.map(|e| e.address).unwrap_or_default(),
+                vendor_id: gpu.vendor_id,
+                device_id: gpu.device_id,
+                gfx_target_version: gpu.gfx_target_version,
+                simd_count: gpu.simd_count,
+                vram_size: gpu.vram.0,
+                bar_base,
+                bar_size,
+                numa_node: element.map_or(0, |e| e.cpu),
+                dma_mask_bits: gpu.dma_mask_bits,
+                xgmi,
+                xgmi_connected_to_cpu: gpu.xgmi_connected_to_cpu,
+                pcie: PcieLink {
+                    gen: PcieGen::from_number(gpu.pcie.gen).unwrap_or(PcieGen::Gen1),
+                    width: gpu.pcie.width,
+                },
+                pcie_atomics: gpu.pcie_atomics,
+                drm_render_minor: 128 + index as u32,
+                unique_id: 0,
+            }
+        })
+        .collect()
+}
+
+/// Applies the kernel rules to `spec`.
+pub fn predict(spec: &Spec) -> Result<Prediction, PredictError> {
+    let cpus: Vec<CpuFacts> = spec
+        .cpus
+        .iter()
+        .map(|cpu| CpuFacts {
+            cpu_cores: cpu.cores,
+            memory_bytes: cpu.memory.0,
+        })
+        .collect();
+    let distances: Vec<u32> = (0..cpus.len())
+        .flat_map(|from| (0..cpus.len()).map(move |to| (from, to)))
+        .map(|(from, to)| spec.numa_distance(from, to))
+        .collect();
+    let gpus = gpu_facts(spec);
+    let machine = MachineFacts {
+        cpus: &cpus,
+        numa_distances: &distances,
+        cpu_link_bandwidth_mbs: spec.platform.cpu_link_bandwidth_mbs,
+        gpus: &gpus,
+        platform: PlatformFacts {
+            iommu: match spec.platform.iommu {
+                IommuSetting::Remap => IommuMode::Remap,
+                IommuSetting::Passthrough => IommuMode::Passthrough,
+                IommuSetting::Off => IommuMode::Off,
+            },
+            pcie_p2p: spec.platform.pcie_p2p,
+        },
+    };
+    let mut topology = Topology {
+        generation_id: 1,
+        ..Topology::default()
+    };
+    build_topology(&machine, &LayoutP2pdma::new(spec), &mut topology).map_err(
+        |error: BuildError<std::convert::Infallible>| PredictError {
+            name: spec.name.clone(),
+            message: error.to_string(),
+        },
+    )?;
+    Ok(Prediction {
+        topology,
+        gpu_labels: spec.gpus.iter().map(|g| g.id.clone()).collect(),
+        gpus,
+    })
+}

@@ -1,0 +1,131 @@
+//! Spec parsing errors and the P2PDMA path emulation on hand-written trees.
+
+use hsa_p2p_runtime::spec::{LayoutP2pdma, P2pdmaPath, Spec};
+
+const BASE: &str = r#"
+name = "t"
+[[cpu]]
+[[root_port]]
+id = "rp0"
+[[root_port]]
+id = "rp1"
+"#;
+
+fn parse(extra: &str) -> Result<Spec, String> {
+    Spec::parse(&format!("{BASE}{extra}"), "test.toml").map_err(|e| e.to_string())
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_location() {
+    let error =
+        parse("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\nvarm = 1\n").unwrap_err();
+    assert!(error.starts_with("test.toml: "), "{error}");
+    assert!(error.contains("unknown field `varm`"), "{error}");
+}
+
+#[test]
+fn impossible_machines_are_rejected_with_a_reason() {
+    let cases = [
+        ("[[gpu]]\nid = \"g\"\nparent = \"nowhere\"\nvram = \"1G\"\n", "is no root port"),
+        (
+            "[[gpu]]\nid = \"a\"\nparent = \"rp0\"\nvram = \"1G\"\n[[gpu]]\nid = \"b\"\nparent = \"rp0\"\nvram = \"1G\"\n",
+            "both sit on port \"rp0\"",
+        ),
+        (
+            "[[switch]]\nid = \"s\"\nparent = \"rp0\"\ndownstream_ports = 2\n[[gpu]]\nid = \"g\"\nparent = \"s.2\"\nvram = \"1G\"\n",
+            "has downstream ports 0..2",
+        ),
+        (
+            "[[switch]]\nid = \"s\"\nparent = \"t.0\"\ndownstream_ports = 1\n[[switch]]\nid = \"t\"\nparent = \"s.0\"\ndownstream_ports = 1\n",
+            "form a cycle",
+        ),
+        ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\nxgmi_hive = 7\n", "xgmi_hive 7 is not declared"),
+        ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\ndma_mask_bits = 12\n", "dma_mask_bits must be 32..=64"),
+        ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\npcie = { gen = 6, width = 16 }\n", "pcie gen must be 1..=5"),
+        ("[[gpu]]\nid = \"rp1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "id \"rp1\" is used twice"),
+        ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"lots\"\n", "invalid size \"lots\""),
+    ];
+    for (extra, expected) in cases {
+        let error = parse(extra).unwrap_err();
+        assert!(
+            error.contains(expected),
+            "expected {expected:?} in {error:?}"
+        );
+    }
+}
+
+fn switch_pair(acs: bool, whitelisted: bool) -> Spec {
+    Spec::parse(
+        &format!(
+            r#"
+name = "acs"
+[platform]
+host_bridge_whitelisted = {whitelisted}
+[[cpu]]
+[[root_port]]
+id = "rp0"
+[[switch]]
+id = "sw"
+parent = "rp0"
+downstream_ports = 2
+acs_redirect = {acs}
+[[gpu]]
+id = "a"
+parent = "sw.0"
+vram = "1G"
+[[gpu]]
+id = "b"
+parent = "sw.1"
+vram = "1G"
+"#
+        ),
+        "acs.toml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn common_switch_without_acs_is_a_bus_address_path_of_distance_4() {
+    let paths = LayoutP2pdma::new(&switch_pair(false, false));
+    assert_eq!(paths.path(0, 1), P2pdmaPath::Switch { distance: 4 });
+    assert_eq!(paths.path(1, 0), P2pdmaPath::Switch { distance: 4 });
+}
+
+#[test]
+fn acs_redirect_sends_switch_traffic_to_the_host_bridge() {
+    let refused = LayoutP2pdma::new(&switch_pair(true, false));
+    assert_eq!(
+        refused.path(0, 1),
+        P2pdmaPath::NotSupported {
+            acs_redirected: true
+        }
+    );
+    let through_bridge = LayoutP2pdma::new(&switch_pair(true, true));
+    assert_eq!(
+        through_bridge.path(0, 1),
+        P2pdmaPath::HostBridge {
+            distance: 4,
+            acs_redirected: true
+        }
+    );
+}
+
+#[test]
+fn separate_root_ports_go_through_the_host_bridge_when_whitelisted() {
+    let spec = Spec::parse(
+        &format!(
+            "{BASE}[platform]\nhost_bridge_whitelisted = true\n[[gpu]]\nid = \"a\"\nparent = \"rp0\"\nvram = \"1G\"\n[[gpu]]\nid = \"b\"\nparent = \"rp1\"\nvram = \"1G\"\n"
+        ),
+        "t.toml",
+    );
+    // [platform] after [[root_port]] tables is still a top-level table in TOML.
+    let spec = spec.unwrap();
+    let paths = LayoutP2pdma::new(&spec);
+    assert_eq!(
+        paths.path(0, 1),
+        P2pdmaPath::HostBridge {
+            distance: 4,
+            acs_redirected: false
+        }
+    );
+}
