@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod builder;
 pub mod compose;
+pub mod descriptor;
 pub mod facts;
 pub mod gate;
 pub mod gpu_id;

@@ -1,0 +1,97 @@
+//! The emulated GPU's descriptor page: round trip and every refusal.
+
+use hsa_p2p_core::descriptor::{Descriptor, DescriptorError, DESCRIPTOR_LEN};
+use hsa_p2p_core::facts::XgmiFacts;
+use hsa_p2p_core::pcie::{PcieGen, PcieLink};
+use proptest::prelude::*;
+
+fn sample() -> Descriptor {
+    Descriptor {
+        vram_size: 128 << 20,
+        numa_node: 1,
+        dma_mask_bits: 44,
+        pcie: PcieLink {
+            gen: PcieGen::Gen4,
+            width: 16,
+        },
+        pcie_atomics: true,
+        xgmi_connected_to_cpu: false,
+        xgmi: Some(XgmiFacts {
+            hive_id: 0xabcd,
+            position: 2,
+            hive_size: 4,
+            fully_connected: false,
+            link_bandwidth_mbs: 23000,
+            links_per_peer: 2,
+        }),
+        gfx_target_version: 90010,
+        simd_count: 416,
+        unique_id: 0x1122_3344_5566_7788,
+    }
+}
+
+#[test]
+fn round_trips() {
+    let mut page = vec![0u8; 4096];
+    page[..DESCRIPTOR_LEN].copy_from_slice(&sample().encode());
+    assert_eq!(Descriptor::decode(&page), Ok(sample()));
+    let no_hive = Descriptor {
+        xgmi: None,
+        ..sample()
+    };
+    assert_eq!(Descriptor::decode(&no_hive.encode()), Ok(no_hive));
+}
+
+#[test]
+fn refuses_missing_short_corrupt_and_invalid_pages() {
+    assert_eq!(Descriptor::decode(&[0; 16]), Err(DescriptorError::TooShort));
+    assert_eq!(
+        Descriptor::decode(&[0; DESCRIPTOR_LEN]),
+        Err(DescriptorError::BadMagic(0))
+    );
+    let mut corrupt = sample().encode();
+    corrupt[0x10] ^= 1;
+    assert_eq!(
+        Descriptor::decode(&corrupt),
+        Err(DescriptorError::BadChecksum)
+    );
+    let mut future = sample().encode();
+    future[4] = 9;
+    assert_eq!(
+        Descriptor::decode(&future),
+        Err(DescriptorError::UnsupportedVersion(9))
+    );
+    let bad_mask = Descriptor {
+        dma_mask_bits: 16,
+        ..sample()
+    };
+    assert_eq!(
+        Descriptor::decode(&bad_mask.encode()),
+        Err(DescriptorError::InvalidField("dma_mask_bits"))
+    );
+    let bad_width = Descriptor {
+        pcie: PcieLink {
+            gen: PcieGen::Gen3,
+            width: 3,
+        },
+        ..sample()
+    };
+    assert_eq!(
+        Descriptor::decode(&bad_width.encode()),
+        Err(DescriptorError::InvalidField("pcie_width"))
+    );
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Descriptor::decode(&bytes);
+    }
+
+    #[test]
+    fn any_single_bit_flip_is_detected(byte in 0..DESCRIPTOR_LEN, bit in 0..8u8) {
+        let mut encoded = sample().encode();
+        encoded[byte] ^= 1 << bit;
+        prop_assert_ne!(Descriptor::decode(&encoded), Ok(sample()));
+    }
+}
