@@ -96,7 +96,7 @@ impl core::fmt::Display for DescriptorError {
 
 fn checksum(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |hash, byte| {
-        (hash ^ *byte as u32).wrapping_mul(0x0100_0193)
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
     })
 }
 

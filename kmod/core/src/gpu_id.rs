@@ -10,7 +10,7 @@ pub fn gpu_id_hash(gpu: &GpuFacts) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     let mut feed = |value: u32| {
         for byte in value.to_le_bytes() {
-            hash ^= byte as u32;
+            hash ^= u32::from(byte);
             hash = hash.wrapping_mul(0x0100_0193);
         }
     };

@@ -10,7 +10,21 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+// The lints the kernel build adds on top of clippy::all (Makefile `rust_common_flags`), so that
+// host clippy finds what `make CLIPPY=1` would.
+#![warn(
+    clippy::as_ptr_cast_mut,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ignored_unit_patterns,
+    clippy::mut_mut,
+    clippy::needless_bitwise_bool,
+    clippy::ptr_as_ptr,
+    clippy::ptr_cast_constness,
+    clippy::ref_as_ptr,
+    clippy::float_arithmetic
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

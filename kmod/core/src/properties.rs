@@ -167,7 +167,7 @@ impl<const N: usize> Record<N> {
         u32::try_from(value).map_err(|_| ParseError {
             line: self.slot(key).map(|(_, line)| line),
             kind: ParseErrorKind::OutOfRange {
-                max: u32::MAX as u64,
+                max: u64::from(u32::MAX),
             },
         })
     }
