@@ -93,7 +93,7 @@ pub fn gpu_facts(spec: &Spec) -> Vec<GpuFacts> {
                     width: gpu.pcie.width,
                 },
                 pcie_atomics: gpu.pcie_atomics,
-                drm_render_minor: 128 + index as u32,
+                drm_render_minor: 0,
                 unique_id: 0,
             }
         })

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
+# Installs what it needs itself, so it also works on a brand-new machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export INSTA_UPDATE=no CARGO_TERM_COLOR=never
+started=$SECONDS
+step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
+
+step "tools"
+if ! command -v cargo-nextest >/dev/null; then
+    cargo install cargo-nextest --locked
+fi
+
+step "format check"
+cargo fmt --all --check
+
+step "clippy (-D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "doc tests"
+cargo test --doc --workspace --locked
+
+step "host tests (nextest, JUnit in target/nextest/ci/junit.xml)"
+cargo nextest run --workspace --profile ci --locked
+
+step "done in $((SECONDS - started)) s"

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The topology in KFD format under `/sys/kernel/hsa_p2p/topology`.
+//!
+//! The shared core's builder hands the records to [`KernelTopology`]; [`publish`] renders every
+//! file with the core's writers — the same text `p2pctl predict --emit-sysfs` writes on the host.
+
+use core::fmt::{self, Write};
+
+use kernel::alloc::{flags::GFP_KERNEL, AllocError, KVec};
+use kernel::prelude::*;
+use kernel::str::{CStr, CString};
+
+use crate::builder::{NodeKind, NodeRecord, TopologySink};
+use crate::gate::PeerDenial;
+use crate::gpu_id::GfxName;
+use crate::link::LinkProperties;
+use crate::node::{NodeCounts, SystemProperties};
+use crate::properties::{
+    write_link_properties, write_mem_bank_properties, write_node_properties, write_peer_denial,
+    write_system_properties,
+};
+use crate::sysfs::{SubDir, SysfsDir};
+
+struct PublishedNode {
+    record: NodeRecord,
+    io_links: KVec<LinkProperties>,
+    p2p_links: KVec<LinkProperties>,
+    denials: KVec<PeerDenial>,
+}
+
+/// A built topology, held until it is rendered.
+pub(crate) struct KernelTopology {
+    nodes: KVec<PublishedNode>,
+}
+
+impl KernelTopology {
+    pub(crate) const fn new() -> Self {
+        Self { nodes: KVec::new() }
+    }
+
+    fn node_mut(&mut self, id: u32) -> Option<&mut PublishedNode> {
+        self.nodes.iter_mut().find(|node| node.record.id == id)
+    }
+
+    /// Number of p2p links in the whole topology.
+    pub(crate) fn p2p_link_count(&self) -> usize {
+        self.nodes.iter().map(|node| node.p2p_links.len()).sum()
+    }
+}
+
+impl TopologySink for KernelTopology {
+    type Error = AllocError;
+
+    fn add_node(&mut self, node: &NodeRecord) -> Result<(), AllocError> {
+        let node = PublishedNode {
+            record: *node,
+            io_links: KVec::new(),
+            p2p_links: KVec::new(),
+            denials: KVec::new(),
+        };
+        self.nodes.push(node, GFP_KERNEL)
+    }
+
+    fn add_io_link(&mut self, link: &LinkProperties) -> Result<(), AllocError> {
+        match self.node_mut(link.node_from) {
+            Some(node) => node.io_links.push(*link, GFP_KERNEL),
+            None => Ok(()),
+        }
+    }
+
+    fn add_p2p_link(&mut self, link: &LinkProperties) -> Result<(), AllocError> {
+        match self.node_mut(link.node_from) {
+            Some(node) => node.p2p_links.push(*link, GFP_KERNEL),
+            None => Ok(()),
+        }
+    }
+
+    fn add_peer_denial(&mut self, denial: &PeerDenial) -> Result<(), AllocError> {
+        match self.node_mut(denial.node_from) {
+            Some(node) => node.denials.push(*denial, GFP_KERNEL),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The text of one file, grown on the heap.
+struct Text(KVec<u8>);
+
+impl Write for Text {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(text.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
+fn write_file(
+    dir: SubDir<'_>,
+    name: &CStr,
+    render: impl FnOnce(&mut Text) -> fmt::Result,
+) -> Result {
+    let mut text = Text(KVec::new());
+    render(&mut text).map_err(|_| ENOMEM)?;
+    dir.file(name, &text.0)
+}
+
+fn numbered(index: usize) -> Result<CString> {
+    CString::try_from_fmt(fmt!("{index}"))
+}
+
+fn publish_links(node_dir: SubDir<'_>, kind: &CStr, links: &[LinkProperties]) -> Result {
+    let dir = node_dir.dir(kind)?;
+    for (index, link) in links.iter().enumerate() {
+        let link_dir = dir.dir(&numbered(index)?)?;
+        write_file(link_dir, c"properties", |text| {
+            write_link_properties(text, link)
+        })?;
+    }
+    Ok(())
+}
+
+fn publish_node(nodes_dir: SubDir<'_>, node: &PublishedNode) -> Result {
+    let record = &node.record;
+    let dir = nodes_dir.dir(&numbered(record.id as usize)?)?;
+    write_file(dir, c"gpu_id", |text| writeln!(text, "{}", record.gpu_id))?;
+    write_file(dir, c"name", |text| match record.kind {
+        NodeKind::Cpu => writeln!(text),
+        NodeKind::Gpu(_) => writeln!(text, "{}", GfxName(record.properties.gfx_target_version)),
+    })?;
+    let counts = NodeCounts {
+        mem_banks: 1,
+        caches: 0,
+        io_links: node.io_links.len() as u32,
+        p2p_links: Some(node.p2p_links.len() as u32),
+    };
+    write_file(dir, c"properties", |text| {
+        write_node_properties(text, &record.properties, &counts)
+    })?;
+    let bank_dir = dir.dir(c"mem_banks")?.dir(c"0")?;
+    write_file(bank_dir, c"properties", |text| {
+        write_mem_bank_properties(text, &record.mem_bank)
+    })?;
+    publish_links(dir, c"io_links", &node.io_links)?;
+    publish_links(dir, c"p2p_links", &node.p2p_links)?;
+    let denials_dir = dir.dir(c"p2p_denials")?;
+    for (index, denial) in node.denials.iter().enumerate() {
+        let denial_dir = denials_dir.dir(&numbered(index)?)?;
+        write_file(denial_dir, c"properties", |text| {
+            write_peer_denial(text, denial)
+        })?;
+    }
+    Ok(())
+}
+
+/// Renders `topology` as `/sys/kernel/hsa_p2p/topology`. The previous tree must be gone (the
+/// directory name is taken until it is dropped).
+pub(crate) fn publish(topology: &KernelTopology, generation: u64) -> Result<SysfsDir> {
+    let mut root = SysfsDir::new(c"hsa_p2p")?;
+    let top = root.root().dir(c"topology")?;
+    write_file(top, c"generation_id", |text| writeln!(text, "{generation}"))?;
+    write_file(top, c"system_properties", |text| {
+        write_system_properties(text, &SystemProperties::default())
+    })?;
+    let nodes_dir = top.dir(c"nodes")?;
+    for node in topology.nodes.iter() {
+        publish_node(nodes_dir, node)?;
+    }
+    Ok(root)
+}

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The GPUs bound to the driver and the topology published for them.
+//!
+//! Every bind and unbind rebuilds the whole topology from the remaining GPUs' facts with the
+//! shared core builder and republishes it with a new `generation_id`. Rebuilding equals
+//! amdkfd's remove-and-renumber (a property the core's host tests check), and keeps one code
+//! path for every change.
+
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::pci;
+use kernel::prelude::*;
+use kernel::sync::aref::ARef;
+
+use crate::builder::{build_topology, BuildError, P2pdmaOracle};
+use crate::facts::{GpuFacts, IommuMode, MachineFacts, PlatformFacts};
+use crate::platform::{iommu_mode, numa_facts};
+use crate::publish::{publish, KernelTopology};
+use crate::shim::{hsa_p2p_p2pdma_distance, raw_pci_dev};
+use crate::sysfs::SysfsDir;
+
+
+/// A GPU bound to the driver.
+pub(crate) struct BoundGpu {
+    pub(crate) pdev: ARef<pci::Device>,
+    pub(crate) facts: GpuFacts,
+}
+
+
+/// The bound GPUs, in bind order (= KFD node order), and what is published for them.
+pub(crate) struct Registry {
+    gpus: KVec<BoundGpu>,
+    generation: u64,
+    published: Option<SysfsDir>,
+    pcie_p2p: bool,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised in the module's `init` before the driver is registered.
+    pub(crate) unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry::new();
+}
+
+/// `pci_p2pdma_distance` between bound GPUs.
+struct KernelP2pdma<'a> {
+    gpus: &'a [BoundGpu],
+}
+
+impl P2pdmaOracle for KernelP2pdma<'_> {
+    fn p2pdma_distance(&self, owner: usize, accessor: usize) -> Option<u32> {
+        let (owner, accessor) = (self.gpus.get(owner)?, self.gpus.get(accessor)?);
+        // SAFETY: both devices are kept alive by the `ARef`s in the registry, which is locked
+        // by our caller for the whole build.
+        let distance =
+            unsafe { hsa_p2p_p2pdma_distance(raw_pci_dev(&owner.pdev), raw_pci_dev(&accessor.pdev)) };
+        u32::try_from(distance).ok()
+    }
+}
+
+impl Registry {
+    const fn new() -> Self {
+        Self {
+            gpus: KVec::new(),
+            generation: 0,
+            published: None,
+            pcie_p2p: true,
+        }
+    }
+
+    /// Sets amdgpu's `pcie_p2p` switch (from the module parameter).
+    pub(crate) fn set_pcie_p2p(&mut self, enabled: bool) {
+        self.pcie_p2p = enabled;
+    }
+
+    /// Adds a GPU and republishes.
+    pub(crate) fn add(&mut self, gpu: BoundGpu) -> Result {
+        self.gpus.push(gpu, GFP_KERNEL)?;
+        self.republish()
+    }
+
+    /// Removes the GPU `pdev`, if bound, and republishes.
+    pub(crate) fn remove(&mut self, pdev: &pci::Device) -> Result {
+        let before = self.gpus.len();
+        self.gpus
+            .retain(|gpu| raw_pci_dev(&gpu.pdev) != raw_pci_dev(pdev));
+        if self.gpus.len() == before {
+            return Ok(());
+        }
+        self.republish()
+    }
+
+    /// Removes the published tree (module exit).
+    pub(crate) fn unpublish(&mut self) {
+        self.published = None;
+    }
+
+    /// Rebuilds the topology from the bound GPUs and publishes it with a new generation.
+    pub(crate) fn republish(&mut self) -> Result {
+        let numa = numa_facts()?;
+        let mut facts = KVec::with_capacity(self.gpus.len(), GFP_KERNEL)?;
+        for gpu in self.gpus.iter() {
+            facts.push(gpu.facts, GFP_KERNEL)?;
+        }
+        let iommu = self
+            .gpus
+            .first()
+            .map_or(IommuMode::Off, |gpu| iommu_mode(&gpu.pdev));
+        let machine = MachineFacts {
+            cpus: &numa.cpus,
+            numa_distances: &numa.distances,
+            cpu_link_bandwidth_mbs: 0,
+            gpus: &facts,
+            platform: PlatformFacts {
+                iommu,
+                pcie_p2p: self.pcie_p2p,
+            },
+        };
+        let mut topology = KernelTopology::new();
+        let oracle = KernelP2pdma { gpus: &self.gpus };
+        build_topology(&machine, &oracle, &mut topology).map_err(|error| match error {
+            BuildError::Sink(_) => ENOMEM,
+            BuildError::NoCpu
+            | BuildError::DistanceTableSize
+            | BuildError::NumaNodeOutOfRange { .. }
+            | BuildError::TooManyGpus => EINVAL,
+        })?;
+        self.generation += 1;
+        // The directory name must be free before the new tree is created.
+        self.published = None;
+        self.published = Some(publish(&topology, self.generation)?);
+        pr_info!(
+            "topology generation {}: {} GPUs, {} p2p links\n",
+            self.generation,
+            self.gpus.len(),
+            topology.p2p_link_count()
+        );
+        Ok(())
+    }
+}

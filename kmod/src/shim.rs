@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Rust declarations of the C shims (`shim.h`), and the one cast that reaches a device's C
+//! struct. Everything unsafe about the shims is confined to their callers' `// SAFETY:` blocks.
+
+use kernel::ffi::{c_char, c_int, c_uint, c_void};
+use kernel::pci;
+
+/// The C side's `struct hsa_p2p_sysfs_dir`, only ever handled by pointer.
+#[repr(C)]
+pub(crate) struct RawSysfsDir {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    pub(crate) fn hsa_p2p_sysfs_dir_create(
+        parent: *mut RawSysfsDir,
+        name: *const c_char,
+    ) -> *mut RawSysfsDir;
+    pub(crate) fn hsa_p2p_sysfs_file_create(
+        dir: *mut RawSysfsDir,
+        name: *const c_char,
+        content: *const c_char,
+        len: usize,
+    ) -> c_int;
+    pub(crate) fn hsa_p2p_sysfs_dir_destroy(dir: *mut RawSysfsDir);
+
+    pub(crate) fn hsa_p2p_numa_node_count() -> c_uint;
+    pub(crate) fn hsa_p2p_numa_node_cpus(node: c_int) -> c_uint;
+    pub(crate) fn hsa_p2p_numa_node_memory(node: c_int) -> u64;
+    pub(crate) fn hsa_p2p_numa_distance(from: c_int, to: c_int) -> c_uint;
+    pub(crate) fn hsa_p2p_iommu_mode(pdev: *mut c_void) -> c_int;
+    pub(crate) fn hsa_p2p_pci_domain(pdev: *mut c_void) -> u32;
+    pub(crate) fn hsa_p2p_p2pdma_distance(provider: *mut c_void, client: *mut c_void) -> c_int;
+    pub(crate) fn hsa_p2p_p2pdma_add_bar(pdev: *mut c_void, bar: c_int) -> c_int;
+}
+
+/// The `struct pci_dev *` behind `pdev`, for the shims.
+pub(crate) fn raw_pci_dev(pdev: &pci::Device) -> *mut c_void {
+    // CAST: `pci::Device` is `#[repr(transparent)]` over `Opaque<bindings::pci_dev>`, itself
+    // transparent over the C struct, so the reference's address is the C device's.
+    core::ptr::from_ref(pdev).cast::<c_void>().cast_mut()
+}
