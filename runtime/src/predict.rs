@@ -1,6 +1,6 @@
 //! The topology the kernel rules produce for a spec: spec -> machine facts -> core builder.
 
-use hsa_p2p_core::builder::{build_topology, BuildError};
+use hsa_p2p_core::builder::{build_topology, BuildError, P2pdmaOracle};
 use hsa_p2p_core::facts::{CpuFacts, GpuFacts, IommuMode, MachineFacts, PlatformFacts, XgmiFacts};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
@@ -17,7 +17,7 @@ const BAR_ALIGNMENT: u64 = 1 << 30;
 pub struct Prediction {
     /// The KFD topology the kernel module would publish.
     pub topology: Topology,
-    /// The spec's GPU ids, by GPU index (GPU `i` is node `cpus + i`).
+    /// The spec's GPU ids in bind order (the `i`-th bound GPU is node `cpus + i`).
     pub gpu_labels: Vec<String>,
     /// The facts the rules were given, by GPU index.
     pub gpus: Vec<GpuFacts>,
@@ -100,8 +100,37 @@ pub fn gpu_facts(spec: &Spec) -> Vec<GpuFacts> {
         .collect()
 }
 
-/// Applies the kernel rules to `spec`.
+/// Applies the kernel rules to `spec`, GPUs bound in spec order.
 pub fn predict(spec: &Spec) -> Result<Prediction, PredictError> {
+    let all: Vec<usize> = (0..spec.gpus.len()).collect();
+    predict_in_bind_order(spec, &all)
+}
+
+/// The oracle for GPUs bound in another order (or a subset): builder index -> spec index.
+struct BindOrder<'a> {
+    paths: LayoutP2pdma,
+    order: &'a [usize],
+}
+
+impl P2pdmaOracle for BindOrder<'_> {
+    fn p2pdma_distance(&self, owner: usize, accessor: usize) -> Option<u32> {
+        self.paths
+            .p2pdma_distance(*self.order.get(owner)?, *self.order.get(accessor)?)
+    }
+}
+
+/// Applies the kernel rules to the GPUs of `spec` listed in `order` (spec indices), bound in
+/// that order: what the driver publishes after GPUs were unbound and bound again. Each GPU keeps
+/// its facts (PCI address, BAR, hive position); only node numbering and link order follow the
+/// bind order.
+pub fn predict_in_bind_order(spec: &Spec, order: &[usize]) -> Result<Prediction, PredictError> {
+    let error = |message: String| PredictError {
+        name: spec.name.clone(),
+        message,
+    };
+    if let Some(bad) = order.iter().find(|&&index| index >= spec.gpus.len()) {
+        return Err(error(format!("no GPU with index {bad}")));
+    }
     let cpus: Vec<CpuFacts> = spec
         .cpus
         .iter()
@@ -114,7 +143,8 @@ pub fn predict(spec: &Spec) -> Result<Prediction, PredictError> {
         .flat_map(|from| (0..cpus.len()).map(move |to| (from, to)))
         .map(|(from, to)| spec.numa_distance(from, to))
         .collect();
-    let gpus = gpu_facts(spec);
+    let all_facts = gpu_facts(spec);
+    let gpus: Vec<GpuFacts> = order.iter().map(|&index| all_facts[index]).collect();
     let machine = MachineFacts {
         cpus: &cpus,
         numa_distances: &distances,
@@ -133,15 +163,18 @@ pub fn predict(spec: &Spec) -> Result<Prediction, PredictError> {
         generation_id: 1,
         ..Topology::default()
     };
-    build_topology(&machine, &LayoutP2pdma::new(spec), &mut topology).map_err(
-        |error: BuildError<std::convert::Infallible>| PredictError {
-            name: spec.name.clone(),
-            message: error.to_string(),
-        },
-    )?;
+    let oracle = BindOrder {
+        paths: LayoutP2pdma::new(spec),
+        order,
+    };
+    build_topology(&machine, &oracle, &mut topology)
+        .map_err(|e: BuildError<std::convert::Infallible>| error(e.to_string()))?;
     Ok(Prediction {
         topology,
-        gpu_labels: spec.gpus.iter().map(|g| g.id.clone()).collect(),
+        gpu_labels: order
+            .iter()
+            .map(|&index| spec.gpus[index].id.clone())
+            .collect(),
         gpus,
     })
 }

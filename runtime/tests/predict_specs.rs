@@ -146,3 +146,27 @@ fn mixed_three_gpus_switch_pair_talks_third_is_refused() {
         [3 << 8, 4 << 8, 5 << 8]
     );
 }
+
+#[test]
+fn unbinding_a_gpu_equals_removing_its_node_for_every_shipped_spec() {
+    use hsa_p2p_runtime::predict::predict_in_bind_order;
+    for entry in std::fs::read_dir(topologies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let spec = Spec::load(&path).unwrap();
+        let full = predict(&spec).unwrap();
+        for removed in 0..spec.gpus.len() {
+            let rest: Vec<usize> = (0..spec.gpus.len()).filter(|&i| i != removed).collect();
+            let rebuilt = predict_in_bind_order(&spec, &rest).unwrap();
+            let mut removed_topology = full.topology.clone();
+            removed_topology.remove_node((spec.cpus.len() + removed) as u32);
+            removed_topology.generation_id = rebuilt.topology.generation_id;
+            assert_eq!(
+                removed_topology, rebuilt.topology,
+                "{path:?} without GPU {removed}"
+            );
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! hsa-p2p runtime
+pub mod predict;
+pub mod spec;

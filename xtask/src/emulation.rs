@@ -1,0 +1,277 @@
+//! Turning a topology spec into an emulated machine: a QEMU q35 command line whose PCIe tree is
+//! the spec's, one `ivshmem-plain` device per GPU (BAR2 = VRAM, backed by a file in /dev/shm),
+//! and a descriptor page per GPU carrying the facts QEMU cannot express.
+//!
+//! QEMU cannot express everything a spec can. The emulated machine adapts what does not change
+//! any peer-access verdict (sizes scaled down, the PCI ids of ivshmem, one vCPU per NUMA node)
+//! and refuses the rest with a reason: the predicted verdicts of the original and the emulated
+//! spec must agree pair by pair, or the spec is reported as not emulable.
+
+use anyhow::{bail, Result};
+use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
+use hsa_p2p_core::topology::Topology;
+use hsa_p2p_runtime::predict::{gpu_facts, predict};
+use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, PcieElementKind, Spec};
+
+/// Largest BAR the emulated GPUs get (each is a file in /dev/shm and a QEMU memory region).
+pub const MAX_EMULATED_BAR: u64 = 64 << 20;
+/// Smallest BAR (QEMU's ivshmem needs a power of two; tiny BARs would not hold buffers).
+const MIN_EMULATED_BAR: u64 = 1 << 20;
+/// Guest RAM per NUMA node.
+const MEMORY_PER_NODE_MIB: u64 = 256;
+/// Red Hat / Qumranet vendor id and the ivshmem device id, as the guest sees the GPUs.
+pub const IVSHMEM_VENDOR: u32 = 0x1af4;
+/// ivshmem device id.
+pub const IVSHMEM_DEVICE: u32 = 0x1110;
+
+/// One emulated GPU.
+#[derive(Clone, Debug)]
+pub struct EmulatedGpu {
+    /// The spec's GPU id.
+    pub label: String,
+    /// File under /dev/shm backing the GPU's VRAM BAR.
+    pub shm_path: String,
+    /// BAR (= backing file) size in bytes.
+    pub bar_size: u64,
+    /// Descriptor written at offset 0 of the backing file.
+    pub descriptor: [u8; DESCRIPTOR_LEN],
+}
+
+/// A spec made runnable in QEMU.
+#[derive(Clone, Debug)]
+pub struct EmulatedMachine {
+    /// The spec as the guest will see it: predictions for the guest are made from this one.
+    pub spec: Spec,
+    /// GPUs in spec order.
+    pub gpus: Vec<EmulatedGpu>,
+    /// QEMU arguments for CPUs, NUMA and the PCIe devices (machine, memory, kernel excluded).
+    pub qemu_args: Vec<String>,
+    /// Guest memory in MiB (all NUMA nodes together).
+    pub memory_mib: u32,
+    /// What was adapted, for the log.
+    pub adaptations: Vec<String>,
+}
+
+fn scale_factor(spec: &Spec) -> Result<u64> {
+    let largest = spec.gpus.iter().map(|g| g.bar_size().0).max().unwrap_or(0);
+    let mut factor = 1u64;
+    while largest / factor > MAX_EMULATED_BAR {
+        factor *= 2;
+    }
+    for gpu in &spec.gpus {
+        let bar = gpu.bar_size().0;
+        if bar % factor != 0 || !(bar / factor).is_power_of_two() || bar / factor < MIN_EMULATED_BAR
+        {
+            bail!(
+                "gpu {:?}: a BAR of {} cannot be emulated (scaled by 1/{factor} it must be a power of two of at least 1M)",
+                gpu.id,
+                gpu.bar_size()
+            );
+        }
+        if gpu.vram.0 % factor != 0 {
+            bail!(
+                "gpu {:?}: VRAM {} does not scale by 1/{factor}",
+                gpu.id,
+                gpu.vram
+            );
+        }
+    }
+    Ok(factor)
+}
+
+/// Peer-access verdict per ordered GPU pair: (p2p link, XGMI io_link, denial reason bits).
+fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bool, u32)> {
+    let node = |gpu: usize| (cpu_count + gpu) as u32;
+    let mut out = Vec::new();
+    for accessor in 0..gpus {
+        for owner in (0..gpus).filter(|&owner| owner != accessor) {
+            let (from, to) = (node(accessor), node(owner));
+            out.push((
+                topology.p2p_link(from, to).is_some(),
+                topology.io_link(from, to).is_some(),
+                topology.denial(from, to).map_or(0, |d| d.reasons.bits()),
+            ));
+        }
+    }
+    out
+}
+
+/// Builds the emulated machine for `spec`; `shm_prefix` names the backing files
+/// (`/dev/shm/<prefix>-<gpu>`).
+pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
+    let mut adaptations = Vec::new();
+    if spec.root_ports.iter().any(|p| p.acs_redirect)
+        || spec.switches.iter().any(|s| s.acs_redirect)
+    {
+        bail!("ACS redirect cannot be emulated: QEMU's ports do not enable it without a vIOMMU");
+    }
+    if spec.gpus.iter().any(|g| g.bar_address.is_some()) {
+        bail!("a fixed bar_address cannot be emulated: firmware in QEMU places the BARs");
+    }
+    if spec.gpus.is_empty() {
+        bail!("the spec has no GPU");
+    }
+    let factor = scale_factor(spec)?;
+    let mut emulated = spec.clone();
+    if factor > 1 {
+        adaptations.push(format!("VRAM and BAR sizes scaled by 1/{factor}"));
+    }
+    for gpu in &mut emulated.gpus {
+        let bar = gpu.bar_size().0 / factor;
+        gpu.vram = ByteSize(gpu.vram.0 / factor);
+        gpu.bar = Some(ByteSize(bar));
+        gpu.vendor_id = IVSHMEM_VENDOR;
+        gpu.device_id = IVSHMEM_DEVICE;
+    }
+    adaptations.push("GPUs appear with ivshmem's PCI ids 1af4:1110".into());
+    for cpu in &mut emulated.cpus {
+        cpu.cores = 1;
+    }
+    if spec.platform.iommu != IommuSetting::Off {
+        emulated.platform.iommu = IommuSetting::Off;
+        adaptations.push(format!(
+            "iommu {:?} not emulated (no vIOMMU): the guest runs without one",
+            spec.platform.iommu
+        ));
+    }
+
+    // The adaptations must not change who may access whom.
+    let original = predict(spec)?;
+    let adapted = predict(&emulated)?;
+    let gpus = spec.gpus.len();
+    let (before, after) = (
+        verdicts(&original.topology, spec.cpus.len(), gpus),
+        verdicts(&adapted.topology, spec.cpus.len(), gpus),
+    );
+    if before != after {
+        let changed = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+        bail!("the emulated machine would change {changed} peer-access verdicts of the spec");
+    }
+
+    let facts = gpu_facts(&emulated);
+    let emulated_gpus = emulated
+        .gpus
+        .iter()
+        .zip(&facts)
+        .map(|(gpu, facts)| EmulatedGpu {
+            label: gpu.id.clone(),
+            shm_path: format!("/dev/shm/{shm_prefix}-{}", gpu.id),
+            bar_size: facts.bar_size,
+            descriptor: Descriptor {
+                vram_size: facts.vram_size,
+                numa_node: facts.numa_node,
+                dma_mask_bits: facts.dma_mask_bits,
+                pcie: facts.pcie,
+                pcie_atomics: facts.pcie_atomics,
+                xgmi_connected_to_cpu: facts.xgmi_connected_to_cpu,
+                xgmi: facts.xgmi,
+                gfx_target_version: facts.gfx_target_version,
+                simd_count: facts.simd_count,
+                unique_id: facts.unique_id,
+            }
+            .encode(),
+        })
+        .collect::<Vec<_>>();
+
+    let qemu_args = qemu_args(&emulated, &emulated_gpus);
+    Ok(EmulatedMachine {
+        memory_mib: (MEMORY_PER_NODE_MIB * emulated.cpus.len() as u64) as u32,
+        spec: emulated,
+        gpus: emulated_gpus,
+        qemu_args,
+        adaptations,
+    })
+}
+
+fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu]) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |a: &str, b: String| {
+        args.push(a.to_string());
+        args.push(b);
+    };
+    let nodes = spec.cpus.len() as u64;
+    push("-smp", nodes.to_string());
+    if spec.platform.host_bridge_whitelisted {
+        // The kernel trusts P2P through the host bridge on AMD Zen (family >= 0x17) CPUs.
+        push("-cpu", "EPYC".into());
+    }
+    if nodes > 1 {
+        for node in 0..nodes {
+            push(
+                "-object",
+                format!("memory-backend-ram,id=ram{node},size={MEMORY_PER_NODE_MIB}M"),
+            );
+            push(
+                "-numa",
+                format!("node,nodeid={node},cpus={node},memdev=ram{node}"),
+            );
+        }
+        for from in 0..spec.cpus.len() {
+            for to in (0..spec.cpus.len()).filter(|&to| to != from) {
+                push(
+                    "-numa",
+                    format!(
+                        "dist,src={from},dst={to},val={}",
+                        spec.numa_distance(from, to)
+                    ),
+                );
+            }
+        }
+    }
+    let layout = spec.layout();
+    let mut chassis = 0;
+    for element in &layout.elements {
+        let parent = element
+            .parent
+            .map(|p| layout.elements[p].label.clone())
+            .unwrap_or_else(|| "pcie.0".into());
+        let address = format!("{:x}.0", element.address.device);
+        match &element.kind {
+            PcieElementKind::RootPort(_) => {
+                chassis += 1;
+                push(
+                    "-device",
+                    format!(
+                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis}",
+                        element.label
+                    ),
+                );
+            }
+            PcieElementKind::SwitchUpstream(_) => push(
+                "-device",
+                format!(
+                    "x3130-upstream,id={},bus={parent},addr={address}",
+                    element.label
+                ),
+            ),
+            PcieElementKind::SwitchDownstream { .. } => {
+                chassis += 1;
+                push(
+                    "-device",
+                    format!(
+                        "xio3130-downstream,id={},bus={parent},addr={address},chassis={chassis},slot={chassis}",
+                        element.label
+                    ),
+                );
+            }
+            PcieElementKind::Gpu(index) => {
+                let gpu = &gpus[*index];
+                push(
+                    "-object",
+                    format!(
+                        "memory-backend-file,id=vram-{},share=on,mem-path={},size={}",
+                        gpu.label, gpu.shm_path, gpu.bar_size
+                    ),
+                );
+                push(
+                    "-device",
+                    format!(
+                        "ivshmem-plain,id={},memdev=vram-{},bus={parent},addr={address}",
+                        gpu.label, gpu.label
+                    ),
+                );
+            }
+        }
+    }
+    args
+}

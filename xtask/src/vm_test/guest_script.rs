@@ -1,0 +1,107 @@
+//! The guest's `/init` for one vm-test run: load the module, print the topology, unbind and
+//! rebind a GPU, reload the module ten times, print the kernel log; every result goes to the
+//! serial console between markers that the host parses.
+
+use super::tree_dump::dump_command;
+
+/// Where the module publishes its topology.
+pub const TOPOLOGY_ROOT: &str = "/sys/kernel/hsa_p2p/topology";
+/// How often the module is unloaded and loaded again.
+pub const RELOADS: u32 = 10;
+
+/// Tags of the trees the script prints.
+pub const TREE_BOUND: &str = "bound";
+/// After unbinding the first GPU.
+pub const TREE_UNBOUND: &str = "unbound";
+/// After binding it again.
+pub const TREE_REBOUND: &str = "rebound";
+/// After the reload loop.
+pub const TREE_RELOADED: &str = "reloaded";
+
+/// The test script (`/test.sh`, run by the initramfs' `/init` after mounting /proc, /sys and
+/// /dev). `first_gpu` is the PCI address of the GPU to unbind and rebind. Exits with the
+/// number of failed steps.
+pub fn test_script(first_gpu: &str) -> String {
+    let topology = TOPOLOGY_ROOT;
+    let driver = "/sys/bus/pci/drivers/hsa_p2p";
+    [
+        "failures=0".to_string(),
+        "fail() { echo \"@@FAIL $*\"; failures=$((failures+1)); }".into(),
+        "insmod /hsa_p2p.ko || fail insmod".into(),
+        dump_command(topology, TREE_BOUND),
+        format!("echo {first_gpu} > {driver}/unbind || fail unbind"),
+        dump_command(topology, TREE_UNBOUND),
+        format!("echo {first_gpu} > {driver}/bind || fail bind"),
+        dump_command(topology, TREE_REBOUND),
+        // The kernel's one-time "loading out-of-tree module taints kernel" notice is a warning
+        // about every out-of-tree module, not about this one: the log is checked from here on.
+        "dmesg -c > /dev/null".into(),
+        format!(
+            "i=0; while [ $i -lt {RELOADS} ]; do i=$((i+1)); rmmod hsa_p2p || fail rmmod $i; [ -e /sys/kernel/hsa_p2p ] && fail leftover sysfs after rmmod $i; insmod /hsa_p2p.ko || fail insmod $i; done"
+        ),
+        dump_command(topology, TREE_RELOADED),
+        "rmmod hsa_p2p || fail final rmmod".into(),
+        "[ -e /sys/kernel/hsa_p2p ] && fail leftover sysfs after the final rmmod".into(),
+        "echo '@@DMESG'; dmesg -r; echo '@@DMESG_END'".into(),
+        "exit $failures".into(),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// Kernel log lines printed between `@@DMESG` and `@@DMESG_END` with a priority of warning or
+/// worse (`<0>`..`<4>` in `dmesg -r` format, facility bits included).
+pub fn warnings(console: &str) -> Vec<String> {
+    let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
+    if lines.by_ref().find(|l| *l == "@@DMESG").is_none() {
+        return vec!["the kernel log was not printed".into()];
+    }
+    lines
+        .take_while(|l| *l != "@@DMESG_END")
+        .filter(|line| {
+            line.strip_prefix('<')
+                .and_then(|rest| rest.split_once('>'))
+                .and_then(|(priority, _)| priority.parse::<u32>().ok())
+                .is_some_and(|priority| priority & 7 <= 4)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// `@@FAIL` lines the script printed.
+pub fn script_failures(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@FAIL "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_priority_4_or_worse() {
+        let console = "<6>[1.0] noise before\n@@DMESG\r\n<6>[1.1] hsa_p2p: fine\r\n<4>[1.2] WARNING: bad\r\n<12>[1.3] user warning\r\n<3>[1.4] error\r\n@@DMESG_END\r\n<3> after";
+        assert_eq!(
+            warnings(console),
+            vec![
+                "<4>[1.2] WARNING: bad",
+                "<12>[1.3] user warning",
+                "<3>[1.4] error"
+            ]
+        );
+        assert_eq!(warnings("no log"), vec!["the kernel log was not printed"]);
+    }
+
+    #[test]
+    fn script_names_every_step() {
+        let script = test_script("0000:03:00.0");
+        assert!(script.contains("echo 0000:03:00.0 > /sys/bus/pci/drivers/hsa_p2p/unbind"));
+        for tag in [TREE_BOUND, TREE_UNBOUND, TREE_REBOUND, TREE_RELOADED] {
+            assert!(script.contains(&format!("@@TREE {tag}")));
+        }
+        assert_eq!(script_failures("x\n@@FAIL rmmod 3\r\n"), vec!["rmmod 3"]);
+    }
+}
