@@ -153,8 +153,8 @@ mod tests {
         assert_eq!(
             differences(&expected, &actual),
             vec![
-                "nodes/1/mem_banks/0/properties: expected `size_in_bytes 64`, found `size_in_bytes 32`",
                 "missing file nodes/1/gpu_id",
+                "nodes/1/mem_banks/0/properties: expected `size_in_bytes 64`, found `size_in_bytes 32`",
                 "nodes/1/p2p_links/0/properties: expected `weight 40`, found `weight 41`",
                 "unexpected file nodes/1/p2p_links/1/properties",
             ]
