@@ -25,4 +25,13 @@ cargo test --doc --workspace --locked
 step "host tests (nextest, JUnit in target/nextest/ci/junit.xml)"
 cargo nextest run --workspace --profile ci --locked
 
+step "kernel toolchain and Rust-enabled 7.3 kernel (cached under target/kernel)"
+cargo xtask kernel
+
+step "hsa_p2p.ko with the kernel's clippy lints"
+cargo xtask build --clippy
+
+step "module in QEMU: every shipped spec QEMU can express (KTAP; JUnit in target/vm-test/junit.xml)"
+cargo xtask vm-test
+
 step "done in $((SECONDS - started)) s"
