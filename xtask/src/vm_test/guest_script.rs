@@ -49,6 +49,25 @@ pub fn test_script(first_gpu: &str) -> String {
         + "\n"
 }
 
+/// Tag of the tree printed by [`refusal_script`].
+pub const TREE_REFUSED: &str = "refused";
+
+/// The test script for a machine with a GPU whose descriptor is corrupt: load, print the
+/// topology and the kernel log, unload.
+pub fn refusal_script() -> String {
+    [
+        "failures=0".to_string(),
+        "fail() { echo \"@@FAIL $*\"; failures=$((failures+1)); }".into(),
+        "insmod /hsa_p2p.ko || fail insmod".into(),
+        dump_command(TOPOLOGY_ROOT, TREE_REFUSED),
+        "echo '@@DMESG'; dmesg -r; echo '@@DMESG_END'".into(),
+        "rmmod hsa_p2p || fail rmmod".into(),
+        "exit $failures".into(),
+    ]
+    .join("\n")
+        + "\n"
+}
+
 /// Kernel log lines printed between `@@DMESG` and `@@DMESG_END` with a priority of warning or
 /// worse (`<0>`..`<4>` in `dmesg -r` format, facility bits included).
 pub fn warnings(console: &str) -> Vec<String> {
@@ -64,6 +83,18 @@ pub fn warnings(console: &str) -> Vec<String> {
                 .and_then(|(priority, _)| priority.parse::<u32>().ok())
                 .is_some_and(|priority| priority & 7 <= 4)
         })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The kernel log printed between `@@DMESG` and `@@DMESG_END`.
+pub fn kernel_log(console: &str) -> Vec<String> {
+    let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
+    if lines.by_ref().find(|l| *l == "@@DMESG").is_none() {
+        return Vec::new();
+    }
+    lines
+        .take_while(|l| *l != "@@DMESG_END")
         .map(str::to_string)
         .collect()
 }

@@ -23,8 +23,8 @@ use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
 use crate::vm::{self, GuestFile, Initramfs, ShmFile, VmConfig};
 use guest_script::{
-    script_failures, test_script, warnings, RELOADS, TREE_BOUND, TREE_REBOUND, TREE_RELOADED,
-    TREE_UNBOUND,
+    kernel_log, refusal_script, script_failures, test_script, warnings, RELOADS, TREE_BOUND,
+    TREE_REBOUND, TREE_REFUSED, TREE_RELOADED, TREE_UNBOUND,
 };
 use report::{Case, Outcome};
 use tree_dump::{differences, parse_dump, tree_of, Tree};
@@ -96,6 +96,9 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
             }
         }
     }
+    if args.specs.is_empty() {
+        cases.extend(run_refusal(&env, &module, args)?);
+    }
     let ktap = report::ktap(&cases);
     println!("{ktap}");
     let junit = util::target_dir().join("vm-test").join("junit.xml");
@@ -108,6 +111,86 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
         bail!("vm-test failed: {summary}");
     }
     Ok(())
+}
+
+/// The spec the refusal check corrupts one GPU of.
+const REFUSAL_SPEC: &str = "mixed-three-gpus.toml";
+
+/// A GPU whose descriptor page is corrupt must be refused with a clear log line and left out of
+/// the topology; the others must bind as usual.
+fn run_refusal(env: &KernelEnv, module: &Path, args: &VmTestArgs) -> Result<Vec<Case>> {
+    let spec = Spec::load(&util::workspace_root().join("topologies").join(REFUSAL_SPEC))?;
+    let shm_prefix = format!("hsa-p2p-vmtest-{}-refusal", std::process::id());
+    let mut machine = emulate(&spec, &shm_prefix)?;
+    let corrupt = machine.gpus.len() - 1;
+    // One flipped bit in the VRAM size: only the checksum can tell.
+    machine.gpus[corrupt].descriptor[0x10] ^= 0x01;
+    phase(format!(
+        "{}: boot with a corrupt descriptor on {}",
+        spec.name, machine.gpus[corrupt].label
+    ));
+    let started = Instant::now();
+    let run = vm::run(&vm_config(
+        "refusal",
+        &machine,
+        env,
+        module,
+        refusal_script(),
+        args,
+    ))?;
+    let console = &run.console_log;
+    let mut problems = script_failures(console);
+    if !run.success() {
+        problems.push(format!("{:#}", run.check().unwrap_err()));
+    }
+    let bound: Vec<usize> = (0..corrupt).collect();
+    problems.extend(compare(
+        &predicted_tree(&machine.spec, &bound)?,
+        parse_dump(console, TREE_REFUSED).as_ref(),
+    ));
+    let expected_line = "not an hsa-p2p GPU: descriptor checksum mismatch";
+    if !kernel_log(console)
+        .iter()
+        .any(|line| line.contains(expected_line))
+    {
+        problems.push(format!("the kernel log lacks `{expected_line}`"));
+    }
+    Ok(vec![Case {
+        suite: "bad-descriptor".into(),
+        name: "corrupt_descriptor_is_refused_with_a_reason".into(),
+        outcome: outcome(problems),
+        seconds: started.elapsed().as_secs_f64(),
+    }])
+}
+
+fn vm_config(
+    name: &str,
+    machine: &EmulatedMachine,
+    env: &KernelEnv,
+    module: &Path,
+    script: String,
+    args: &VmTestArgs,
+) -> VmConfig {
+    let mut config = VmConfig::new(format!("vm-test-{name}"), &env.bzimage);
+    config.memory_mib = machine.memory_mib;
+    config.qemu_args = machine.qemu_args.clone();
+    config.shm_files = machine
+        .gpus
+        .iter()
+        .map(|gpu| ShmFile {
+            path: gpu.shm_path.clone().into(),
+            size: gpu.bar_size,
+            writes: vec![(0, gpu.descriptor.to_vec())],
+        })
+        .collect();
+    config.timeout = Duration::from_secs(args.timeout);
+    config.echo = args.verbose;
+    config.append.push("loglevel=4".into());
+    config.initramfs = Initramfs {
+        script,
+        files: vec![GuestFile::host("/hsa_p2p.ko", module)],
+    };
+    config
 }
 
 fn first_gpu_address(machine: &EmulatedMachine) -> String {
@@ -153,26 +236,8 @@ fn run_spec(
     args: &VmTestArgs,
 ) -> Result<Vec<Case>> {
     let started = Instant::now();
-    let mut config = VmConfig::new(format!("vm-test-{name}"), &env.bzimage);
-    config.memory_mib = machine.memory_mib;
-    config.qemu_args = machine.qemu_args.clone();
-    config.shm_files = machine
-        .gpus
-        .iter()
-        .map(|gpu| ShmFile {
-            path: gpu.shm_path.clone().into(),
-            size: gpu.bar_size,
-            writes: vec![(0, gpu.descriptor.to_vec())],
-        })
-        .collect();
-    config.timeout = Duration::from_secs(args.timeout);
-    config.echo = args.verbose;
-    config.append.push("loglevel=4".into());
-    config.initramfs = Initramfs {
-        script: test_script(&first_gpu_address(machine)),
-        files: vec![GuestFile::host("/hsa_p2p.ko", module)],
-    };
-    let run = vm::run(&config)?;
+    let script = test_script(&first_gpu_address(machine));
+    let run = vm::run(&vm_config(name, machine, env, module, script, args))?;
     let console = &run.console_log;
     let seconds = started.elapsed().as_secs_f64();
     let case = |test: &str, outcome: Outcome, seconds: f64| Case {
