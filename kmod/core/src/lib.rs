@@ -29,6 +29,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod abi;
 pub mod builder;
 pub mod compose;
 pub mod descriptor;
