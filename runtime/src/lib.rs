@@ -1,3 +1,8 @@
-//! hsa-p2p runtime
+//! hsa-p2p user space: the KFD topology reader, the predictor, peer-access reports and the
+//! explanations behind `p2pctl`.
+pub mod explain;
+pub mod peers;
 pub mod predict;
+pub mod report;
 pub mod spec;
+pub mod sysfs;

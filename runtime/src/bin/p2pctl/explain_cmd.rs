@@ -1,0 +1,155 @@
+//! `p2pctl why A B`.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+
+use hsa_p2p_runtime::explain::{explain, Explanation, Reason, Verdict};
+use hsa_p2p_runtime::report::Labels;
+
+use crate::source::SourceArgs;
+
+#[derive(Args, Debug)]
+pub struct WhyArgs {
+    /// The accessing GPU: node id, `nodeN`, or a spec GPU id with --spec.
+    pub accessor: String,
+    /// The GPU whose VRAM is accessed (same forms).
+    pub owner: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print the verdict as JSON (hsa-p2p/why/v1).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct WhyDocument<'a> {
+    schema: &'static str,
+    from: u32,
+    to: u32,
+    from_label: String,
+    to_label: String,
+    access: bool,
+    via: Option<&'static str>,
+    link_type: Option<&'static str>,
+    weight: Option<u32>,
+    max_bandwidth: Option<u32>,
+    reasons: &'a [Reason],
+    p2pdma_distance: Option<u32>,
+    hints: &'a [String],
+    reverse_access: bool,
+}
+
+pub fn run(args: &WhyArgs) -> Result<()> {
+    let loaded = args.source.load()?;
+    let from = resolve(&args.accessor, &loaded.labels)?;
+    let to = resolve(&args.owner, &loaded.labels)?;
+    let explanation = explain(&loaded.topology, from, to)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document(&explanation, &loaded.labels))?
+        );
+    } else {
+        print!("{}", render(&explanation, &loaded.labels));
+    }
+    Ok(())
+}
+
+/// A node argument: `3`, `node3`, or a label.
+fn resolve(argument: &str, labels: &Labels) -> Result<u32> {
+    if let Ok(id) = argument.parse::<u32>() {
+        return Ok(id);
+    }
+    if let Some(id) = argument
+        .strip_prefix("node")
+        .and_then(|rest| rest.parse::<u32>().ok())
+    {
+        return Ok(id);
+    }
+    match labels.node_of(argument) {
+        Some(id) => Ok(id),
+        None => bail!("no node named {argument:?} (use a node id, nodeN, or a GPU id of the spec)"),
+    }
+}
+
+fn name(labels: &Labels, id: u32) -> String {
+    let label = labels.name(id);
+    if label == format!("node{id}") {
+        label
+    } else {
+        format!("{label} (node {id})")
+    }
+}
+
+fn render(explanation: &Explanation, labels: &Labels) -> String {
+    let (from, to) = (name(labels, explanation.from), name(labels, explanation.to));
+    let mut out = String::new();
+    match &explanation.verdict {
+        Verdict::Allowed { via, link } => {
+            out += &format!(
+                "{from} -> {to}: P2P allowed over {} ({}), weight {}, max bandwidth {} MB/s\n",
+                link.link_type.name(),
+                via.name(),
+                link.weight,
+                link.max_bandwidth
+            );
+        }
+        Verdict::Denied {
+            reasons,
+            p2pdma_distance,
+            hints,
+        } => {
+            out += &format!("{from} -> {to}: no P2P ({from} cannot access {to}'s VRAM)\n");
+            for reason in reasons {
+                let inferred = if reason.recorded { "" } else { " (inferred)" };
+                out += &format!(
+                    "  reason{inferred}: {}: {}\n",
+                    reason.name, reason.explanation
+                );
+                out += &format!("  fix: {}\n", reason.remedy);
+            }
+            if let Some(distance) = p2pdma_distance {
+                out += &format!("  (the PCI core allows the path, p2pdma distance {distance})\n");
+            }
+            for hint in hints {
+                out += &format!("  note: {hint}\n");
+            }
+        }
+    }
+    let reverse = if explanation.reverse_allowed {
+        "allowed"
+    } else {
+        "not allowed"
+    };
+    out += &format!("The reverse direction ({to} -> {from}) is {reverse}.\n");
+    out
+}
+
+fn document<'a>(explanation: &'a Explanation, labels: &Labels) -> WhyDocument<'a> {
+    let (link, reasons, distance, hints): (_, &[Reason], _, &[String]) = match &explanation.verdict
+    {
+        Verdict::Allowed { via, link } => (Some((*via, *link)), &[], None, &[]),
+        Verdict::Denied {
+            reasons,
+            p2pdma_distance,
+            hints,
+        } => (None, reasons, *p2pdma_distance, hints),
+    };
+    WhyDocument {
+        schema: "hsa-p2p/why/v1",
+        from: explanation.from,
+        to: explanation.to,
+        from_label: labels.name(explanation.from),
+        to_label: labels.name(explanation.to),
+        access: link.is_some(),
+        via: link.map(|(via, _)| via.name()),
+        link_type: link.map(|(_, link)| link.link_type.name()),
+        weight: link.map(|(_, link)| link.weight),
+        max_bandwidth: link.map(|(_, link)| link.max_bandwidth),
+        reasons,
+        p2pdma_distance: distance,
+        hints,
+        reverse_access: explanation.reverse_allowed,
+    }
+}

@@ -1,0 +1,117 @@
+//! `p2pctl predict SPEC.toml`: the topology the kernel rules produce for a machine description.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use hsa_p2p_core::topology::Topology;
+use hsa_p2p_runtime::peers::peer_pairs;
+use hsa_p2p_runtime::report::{self, Labels};
+
+use crate::source::load_spec;
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The machine description (see docs/topology-spec.md).
+    pub spec: PathBuf,
+    /// Print the hsa-p2p/topology/v1 JSON document instead of matrices.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the predicted topology as a sysfs tree into DIR (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub emit_sysfs: Option<PathBuf>,
+    /// With --emit-sysfs: replace DIR if it exists.
+    #[arg(long, requires = "emit_sysfs")]
+    pub force: bool,
+}
+
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let loaded = load_spec(&args.spec)?;
+    if let Some(dir) = &args.emit_sysfs {
+        emit_sysfs(&loaded.topology, dir, args.force)?;
+    }
+    if args.json {
+        let document =
+            report::json::topology_document(&loaded.topology, &loaded.labels, loaded.source);
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    if let report::json::Source::Spec { name, .. } = &loaded.source {
+        println!(
+            "Predicted KFD topology for spec {name:?} ({})\n",
+            args.spec.display()
+        );
+    }
+    print!("{}", verdicts(&loaded.topology, &loaded.labels, &args.spec));
+    println!();
+    print!(
+        "{}",
+        report::matrix::render_matrices(&loaded.topology, &loaded.labels)
+    );
+    if let Some(dir) = &args.emit_sysfs {
+        println!("sysfs tree written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// One line per ordered GPU pair.
+fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
+    let pairs = peer_pairs(topology);
+    if pairs.is_empty() {
+        return "Fewer than two GPUs: no peer pairs.\n".to_string();
+    }
+    let mut out = String::from("Peer access (accessor -> owner of the VRAM)\n");
+    for pair in pairs {
+        let (from, to) = (labels.name(pair.from), labels.name(pair.to));
+        match (pair.link, pair.denial) {
+            (Some((via, link)), _) if pair.has_access() => {
+                out += &format!(
+                    "  {from} -> {to}: P2P, {} via {}, weight {}, {} MB/s\n",
+                    link.link_type.name(),
+                    via.name(),
+                    link.weight,
+                    link.max_bandwidth
+                );
+            }
+            (_, Some(denial)) => {
+                let reasons: Vec<_> = denial.reasons.iter().map(|r| r.name()).collect();
+                out += &format!(
+                    "  {from} -> {to}: no P2P: {} (details: p2pctl why {from} {to} --spec {})\n",
+                    reasons.join(", "),
+                    spec.display()
+                );
+            }
+            _ => out += &format!("  {from} -> {to}: no P2P\n"),
+        }
+    }
+    out
+}
+
+/// Writes `topology` as files under `dir`.
+fn emit_sysfs(topology: &Topology, dir: &Path, force: bool) -> Result<()> {
+    if dir.exists() {
+        let empty = fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none();
+        if !empty && !force {
+            bail!(
+                "{} exists and is not empty; pass --force to replace it",
+                dir.display()
+            );
+        }
+        if !empty {
+            fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    for (relative, content) in topology.render_sysfs() {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

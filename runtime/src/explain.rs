@@ -1,0 +1,185 @@
+//! `p2pctl why`: for one ordered GPU pair, whether the accessor may reach the owner's VRAM and,
+//! when not, which condition failed and what a user can do about it.
+//!
+//! Trees published by hsa-p2p (and predictions) record the failed conditions next to the p2p
+//! links (`p2p_denials/`). amdkfd's own tree does not; there the reasons are inferred from what
+//! the tree does say (heap type, the presence of `p2p_links_count`), and what cannot be inferred
+//! is said to be unknown, with where to look.
+
+use hsa_p2p_core::gate::DenialReason;
+use hsa_p2p_core::link::LinkProperties;
+use hsa_p2p_core::node::HeapType;
+use hsa_p2p_core::topology::{Node, Topology};
+
+use crate::peers::{peer_pair, Via};
+
+/// A failed condition in words.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Reason {
+    /// Short stable name (`chipset`, `small BAR`, …).
+    pub name: String,
+    /// What failed.
+    pub explanation: String,
+    /// What the user can change.
+    pub remedy: String,
+    /// Whether the topology recorded it (true) or it was inferred from the tree (false).
+    pub recorded: bool,
+}
+
+impl Reason {
+    fn recorded(reason: DenialReason) -> Self {
+        Reason {
+            name: reason.name().to_string(),
+            explanation: reason.explanation().to_string(),
+            remedy: reason.remedy().to_string(),
+            recorded: true,
+        }
+    }
+
+    fn inferred(reason: DenialReason) -> Self {
+        Reason {
+            recorded: false,
+            ..Reason::recorded(reason)
+        }
+    }
+}
+
+/// The verdict for a pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The accessor may reach the owner's VRAM over `link`.
+    Allowed {
+        /// Where the link is published.
+        via: Via,
+        /// The link.
+        link: LinkProperties,
+    },
+    /// There is no usable link; `reasons` says why (empty when the tree does not tell).
+    Denied {
+        /// The failed conditions, most fundamental first.
+        reasons: Vec<Reason>,
+        /// `pci_p2pdma_distance` when the PCI core allowed the pair.
+        p2pdma_distance: Option<u32>,
+        /// Where to look when the reasons are not (all) known.
+        hints: Vec<String>,
+    },
+}
+
+/// The explanation for accessor `from` and owner `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// Accessor node id.
+    pub from: u32,
+    /// Owner node id.
+    pub to: u32,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Whether the reverse direction (owner reaching the accessor) is allowed.
+    pub reverse_allowed: bool,
+}
+
+/// A pair that cannot be explained.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExplainError {
+    /// No node with that id.
+    #[error("node {node} does not exist (the topology has nodes {first}..={last})")]
+    NoSuchNode {
+        /// The id asked for.
+        node: u32,
+        /// Lowest id.
+        first: u32,
+        /// Highest id.
+        last: u32,
+    },
+    /// The node is a CPU: peer access is between GPUs.
+    #[error("node {0} is a CPU node; peer access is asked between two GPU nodes")]
+    NotAGpu(u32),
+    /// Both ends are the same GPU.
+    #[error("node {0} is the same GPU on both ends")]
+    SameNode(u32),
+}
+
+/// Explains whether GPU node `from` may access GPU node `to`'s VRAM.
+pub fn explain(topology: &Topology, from: u32, to: u32) -> Result<Explanation, ExplainError> {
+    let accessor = gpu(topology, from)?;
+    let owner = gpu(topology, to)?;
+    if from == to {
+        return Err(ExplainError::SameNode(from));
+    }
+    let pair = peer_pair(topology, from, to);
+    let reverse_allowed = peer_pair(topology, to, from).has_access();
+    let verdict = match pair.link {
+        Some((via, link)) if pair.has_access() => Verdict::Allowed { via, link: *link },
+        Some((via, _)) => Verdict::Denied {
+            reasons: Vec::new(),
+            p2pdma_distance: None,
+            hints: vec![format!(
+                "the {} entry exists but its flags disable peer DMA (ENABLED unset or \
+                 NO_PEER_TO_PEER_DMA set), so ROCr does not use it",
+                via.name()
+            )],
+        },
+        None => match pair.denial {
+            Some(denial) => Verdict::Denied {
+                reasons: denial.reasons.iter().map(Reason::recorded).collect(),
+                p2pdma_distance: denial.p2pdma_distance,
+                hints: Vec::new(),
+            },
+            None => infer_denial(accessor, owner),
+        },
+    };
+    Ok(Explanation {
+        from,
+        to,
+        verdict,
+        reverse_allowed,
+    })
+}
+
+/// What an amdkfd tree without denial records still reveals about a missing peer link.
+fn infer_denial(accessor: &Node, owner: &Node) -> Verdict {
+    let mut reasons = Vec::new();
+    let mut hints = Vec::new();
+    if !accessor.reports_p2p_links {
+        hints.push(
+            "this kernel publishes no p2p links at all (no `p2p_links_count` in the node's \
+             properties): it predates HSA_AMD_P2P or was built without CONFIG_HSA_AMD_P2P / \
+             CONFIG_PCI_P2PDMA; use a kernel with both enabled"
+                .to_string(),
+        );
+    }
+    let small_bar = owner
+        .mem_banks
+        .iter()
+        .any(|bank| bank.heap_type == HeapType::FrameBufferPrivate);
+    if small_bar {
+        reasons.push(Reason::inferred(DenialReason::SmallBar));
+    }
+    if accessor.reports_p2p_links && !small_bar {
+        hints.push(format!(
+            "the tree does not record why; the remaining conditions are the chipset \
+             (`dmesg | grep 'not supported by the chipset'`), the accessor's DMA mask vs. the \
+             owner's BAR address without IOMMU remapping, and amdgpu's pcie_p2p parameter; \
+             `p2pctl predict` on a spec of this machine names the one that fails (node {} -> {})",
+            accessor.id, owner.id
+        ));
+    }
+    Verdict::Denied {
+        reasons,
+        p2pdma_distance: None,
+        hints,
+    }
+}
+
+fn gpu(topology: &Topology, id: u32) -> Result<&Node, ExplainError> {
+    let node = topology.node(id).ok_or_else(|| ExplainError::NoSuchNode {
+        node: id,
+        first: topology.nodes.first().map_or(0, |n| n.id),
+        last: topology.nodes.last().map_or(0, |n| n.id),
+    })?;
+    if node.is_gpu() {
+        Ok(node)
+    } else {
+        Err(ExplainError::NotAGpu(id))
+    }
+}

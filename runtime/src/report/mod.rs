@@ -1,0 +1,9 @@
+//! Renderings of a topology for people and programs: tables, matrices, JSON, Graphviz.
+
+pub mod dot;
+pub mod json;
+pub mod labels;
+pub mod matrix;
+pub mod table;
+
+pub use labels::Labels;
