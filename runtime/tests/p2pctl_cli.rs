@@ -1,0 +1,275 @@
+//! `p2pctl` as a user runs it: exit codes, the verdicts it prints, the JSON documents it emits
+//! and the sysfs tree it writes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn spec(name: &str) -> String {
+    repo()
+        .join(format!("topologies/{name}.toml"))
+        .display()
+        .to_string()
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn p2pctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_p2pctl"))
+        .args(args)
+        .output()
+        .expect("p2pctl runs")
+}
+
+fn success(args: &[&str]) -> String {
+    let output = p2pctl(args);
+    assert!(
+        output.status.success(),
+        "p2pctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn failure(args: &[&str]) -> String {
+    let output = p2pctl(args);
+    assert!(!output.status.success(), "p2pctl {args:?} succeeded");
+    assert!(output.stdout.is_empty());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&success(args)).expect("valid JSON")
+}
+
+#[test]
+fn predict_prints_each_pair_verdict() {
+    let out = success(&["predict", &spec("same-switch")]);
+    assert!(
+        out.contains("gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 32000 MB/s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gpu1 -> gpu0: P2P, PCIE via p2p_links, weight 40"),
+        "{out}"
+    );
+    let out = success(&["predict", &spec("separate-root-ports")]);
+    assert!(out.contains("gpu0 -> gpu1: no P2P: chipset"), "{out}");
+    let out = success(&["predict", &spec("small-bar")]);
+    assert!(out.contains("large -> small: no P2P: small BAR"), "{out}");
+    assert!(out.contains("small -> large: P2P"), "{out}");
+}
+
+#[test]
+fn predict_json_is_the_topology_document_with_peer_verdicts() {
+    let doc = json(&["predict", &spec("xgmi-hive-4"), "--json"]);
+    assert_eq!(doc["schema"], "hsa-p2p/topology/v1");
+    assert_eq!(doc["source"]["kind"], "spec");
+    assert_eq!(doc["source"]["name"], "xgmi-hive-4");
+    let peers = doc["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 12, "4 GPUs: 12 ordered pairs");
+    for peer in peers {
+        assert_eq!(peer["access"], true);
+        assert_eq!(peer["link_type"], "XGMI");
+        assert_eq!(peer["via"], "io_links");
+        let weight = peer["weight"].as_u64().unwrap();
+        assert!(
+            weight == 15 || weight == 30,
+            "ring of 4: 1 or 2 hops, got {weight}"
+        );
+    }
+    let gpu = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["kind"] == "gpu")
+        .unwrap();
+    assert!(gpu["io_links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["type"] == 11));
+    assert!(gpu["pci_address"].as_str().unwrap().starts_with("0000:"));
+}
+
+#[test]
+fn matrix_json_has_a_null_diagonal_and_row_major_access() {
+    let doc = json(&["matrix", "--spec", &spec("small-bar"), "--json"]);
+    assert_eq!(doc["schema"], "hsa-p2p/matrix/v1");
+    let labels: Vec<_> = doc["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|gpu| gpu["label"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(labels, ["large", "small"]);
+    assert_eq!(
+        doc["access"],
+        serde_json::json!([[null, false], [true, null]])
+    );
+    assert_eq!(doc["weight"], serde_json::json!([[null, null], [40, null]]));
+}
+
+#[test]
+fn why_names_the_chipset_and_the_fix() {
+    let out = success(&[
+        "why",
+        "gpu0",
+        "gpu1",
+        "--spec",
+        &spec("separate-root-ports"),
+    ]);
+    assert!(out.contains("no P2P"), "{out}");
+    assert!(out.contains("reason: chipset"), "{out}");
+    assert!(
+        out.contains("fix: place both GPUs behind one PCIe switch"),
+        "{out}"
+    );
+    // The same verdict from the emitted sysfs tree, by node id.
+    let out = success(&[
+        "why",
+        "1",
+        "2",
+        "--root",
+        &fixture("predicted/separate-root-ports"),
+    ]);
+    assert!(out.contains("reason: chipset"), "{out}");
+}
+
+#[test]
+fn why_json_for_small_bar_pair_in_both_directions() {
+    let denied = json(&[
+        "why",
+        "large",
+        "small",
+        "--spec",
+        &spec("small-bar"),
+        "--json",
+    ]);
+    assert_eq!(denied["schema"], "hsa-p2p/why/v1");
+    assert_eq!(denied["access"], false);
+    assert_eq!(denied["reasons"][0]["name"], "small BAR");
+    assert_eq!(denied["reasons"][0]["recorded"], true);
+    assert!(denied["reasons"][0]["remedy"]
+        .as_str()
+        .unwrap()
+        .contains("Resizable BAR"));
+    assert_eq!(denied["reverse_access"], true);
+    let allowed = json(&[
+        "why",
+        "small",
+        "large",
+        "--spec",
+        &spec("small-bar"),
+        "--json",
+    ]);
+    assert_eq!(allowed["access"], true);
+    assert_eq!(allowed["weight"], 40);
+}
+
+#[test]
+fn why_on_an_old_kernel_tree_infers_small_bar_and_says_what_it_cannot_know() {
+    let out = success(&["why", "1", "2", "--root", &fixture("old-kernel")]);
+    assert!(out.contains("reason (inferred): small BAR"), "{out}");
+    assert!(out.contains("publishes no p2p links at all"), "{out}");
+}
+
+#[test]
+fn why_rejects_cpu_nodes_and_unknown_names() {
+    let err = failure(&["why", "0", "1", "--spec", &spec("same-switch")]);
+    assert!(err.contains("node 0 is a CPU node"), "{err}");
+    let err = failure(&["why", "gpu0", "gpu9", "--spec", &spec("same-switch")]);
+    assert!(err.contains("no node named \"gpu9\""), "{err}");
+}
+
+#[test]
+fn emitted_sysfs_tree_reads_back_to_the_same_json() {
+    let scratch = tempfile::tempdir().unwrap();
+    let tree = scratch.path().join("topology");
+    let tree_arg = tree.display().to_string();
+    success(&["predict", &spec("two-socket"), "--emit-sysfs", &tree_arg]);
+    let predicted = json(&["topo", "--spec", &spec("two-socket"), "--json"]);
+    let read = json(&["topo", "--root", &tree_arg, "--json"]);
+    // Everything but the source and the labels (spec ids vs node ids) must agree.
+    for key in ["generation_id", "system", "peers"] {
+        assert_eq!(predicted[key], read[key], "{key}");
+    }
+    let strip = |doc: &Value| -> Vec<Value> {
+        doc["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|node| {
+                let mut node = node.clone();
+                node.as_object_mut().unwrap().remove("label");
+                node
+            })
+            .collect()
+    };
+    assert_eq!(strip(&predicted), strip(&read));
+    // A second emit into the non-empty directory is refused without --force.
+    let err = failure(&["predict", &spec("two-socket"), "--emit-sysfs", &tree_arg]);
+    assert!(err.contains("is not empty; pass --force"), "{err}");
+}
+
+#[test]
+fn malformed_tree_fails_with_the_file_and_line() {
+    let err = failure(&["topo", "--root", &fixture("malformed/non-numeric-value")]);
+    assert!(err.contains("nodes/2/io_links/0/properties:6:"), "{err}");
+    let err = failure(&["matrix", "--root", &fixture("malformed/dangling-node-to")]);
+    assert!(err.contains("node_to 7 names no node"), "{err}");
+}
+
+#[test]
+fn missing_spec_file_and_bad_spec_are_reported() {
+    let err = failure(&["predict", "/nonexistent/spec.toml"]);
+    assert!(err.contains("/nonexistent/spec.toml"), "{err}");
+    let scratch = tempfile::tempdir().unwrap();
+    let bad = scratch.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[[cpu]]\ncores = 4\nmemory = \"8G\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let err = failure(&["predict", &bad.display().to_string()]);
+    assert!(err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn dot_draws_p2p_links_dashed_and_denials_red() {
+    let out = success(&["dot", "--spec", &spec("mixed-three-gpus")]);
+    assert!(out.starts_with("digraph kfd_topology {"));
+    assert!(
+        out.contains("n1 -> n2 [style=dashed, label=\"PCIE w40 32000MB/s\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("n1 -> n3 [style=dotted, color=red, label=\"no P2P: chipset\"]"),
+        "{out}"
+    );
+    assert!(Path::new(&fixture("predicted/mixed-three-gpus")).is_dir());
+}
+
+#[test]
+fn topo_table_lists_nodes_links_and_denials() {
+    let out = success(&["topo", "--root", &fixture("predicted/small-bar")]);
+    assert!(
+        out.starts_with("generation_id 1: 3 nodes (1 CPU, 2 GPU)"),
+        "{out}"
+    );
+    assert!(out.contains("node2  gpu"), "{out}");
+    assert!(out.contains("small"), "{out}");
+    assert!(out.contains("node2  node1  p2p  PCIE  40"), "{out}");
+    assert!(out.contains("node1  node2  small BAR"), "{out}");
+}
