@@ -50,7 +50,7 @@ pub fn gpu(cpus: u32) -> impl Strategy<Value = GpuFacts> {
     let identity = (
         pci_address(),
         any::<u16>(),
-        select(vec![90006u32, 90008, 90010, 94200, 110000]),
+        select(vec![90006u32, 90008, 90010, 90402, 110000]),
         1u32..512,
     );
     let memory = (
