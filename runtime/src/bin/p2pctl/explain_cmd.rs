@@ -7,6 +7,7 @@ use serde::Serialize;
 use hsa_p2p_runtime::explain::{explain, Explanation, Reason, Verdict};
 use hsa_p2p_runtime::report::Labels;
 
+use crate::output::emit;
 use crate::source::SourceArgs;
 
 #[derive(Args, Debug)]
@@ -46,12 +47,9 @@ pub fn run(args: &WhyArgs) -> Result<()> {
     let to = resolve(&args.owner, &loaded.labels)?;
     let explanation = explain(&loaded.topology, from, to)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document(&explanation, &loaded.labels))?
-        );
+        emit(serde_json::to_string_pretty(&document(&explanation, &loaded.labels))? + "\n")?;
     } else {
-        print!("{}", render(&explanation, &loaded.labels));
+        emit(render(&explanation, &loaded.labels))?;
     }
     Ok(())
 }

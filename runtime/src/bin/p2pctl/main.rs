@@ -2,6 +2,7 @@
 //! description, and explain why a GPU pair has no P2P.
 
 mod explain_cmd;
+mod output;
 mod predict_cmd;
 mod source;
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 use hsa_p2p_runtime::report;
 
+use output::emit;
 use source::SourceArgs;
 
 #[derive(Parser)]
@@ -64,12 +66,12 @@ fn run(command: Command) -> Result<()> {
                     &loaded.labels,
                     loaded.source,
                 );
-                println!("{}", serde_json::to_string_pretty(&document)?);
+                emit(serde_json::to_string_pretty(&document)? + "\n")?;
             } else {
-                print!(
-                    "{}",
-                    report::table::render_topology(&loaded.topology, &loaded.labels)
-                );
+                emit(report::table::render_topology(
+                    &loaded.topology,
+                    &loaded.labels,
+                ))?;
             }
         }
         Command::Matrix { source, json } => {
@@ -77,22 +79,19 @@ fn run(command: Command) -> Result<()> {
             if json {
                 let document =
                     report::json::matrix_document(&loaded.topology, &loaded.labels, loaded.source);
-                println!("{}", serde_json::to_string_pretty(&document)?);
+                emit(serde_json::to_string_pretty(&document)? + "\n")?;
             } else {
-                print!(
-                    "{}",
-                    report::matrix::render_matrices(&loaded.topology, &loaded.labels)
-                );
+                emit(report::matrix::render_matrices(
+                    &loaded.topology,
+                    &loaded.labels,
+                ))?;
             }
         }
         Command::Why(args) => explain_cmd::run(&args)?,
         Command::Predict(args) => predict_cmd::run(&args)?,
         Command::Dot { source } => {
             let loaded = source.load()?;
-            print!(
-                "{}",
-                report::dot::render_dot(&loaded.topology, &loaded.labels)
-            );
+            emit(report::dot::render_dot(&loaded.topology, &loaded.labels))?;
         }
     }
     Ok(())

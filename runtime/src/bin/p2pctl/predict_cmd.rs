@@ -10,6 +10,7 @@ use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::peers::peer_pairs;
 use hsa_p2p_runtime::report::{self, Labels};
 
+use crate::output::emit;
 use crate::source::load_spec;
 
 #[derive(Args, Debug)]
@@ -35,23 +36,25 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     if args.json {
         let document =
             report::json::topology_document(&loaded.topology, &loaded.labels, loaded.source);
-        println!("{}", serde_json::to_string_pretty(&document)?);
+        emit(serde_json::to_string_pretty(&document)? + "\n")?;
         return Ok(());
     }
     if let report::json::Source::Spec { name, .. } = &loaded.source {
-        println!(
-            "Predicted KFD topology for spec {name:?} ({})\n",
-            args.spec.display()
-        );
+        emit(
+            format!(
+                "Predicted KFD topology for spec {name:?} ({})\n",
+                args.spec.display()
+            ) + "\n",
+        )?;
     }
-    print!("{}", verdicts(&loaded.topology, &loaded.labels, &args.spec));
-    println!();
-    print!(
-        "{}",
-        report::matrix::render_matrices(&loaded.topology, &loaded.labels)
-    );
+    emit(verdicts(&loaded.topology, &loaded.labels, &args.spec))?;
+    emit("\n")?;
+    emit(report::matrix::render_matrices(
+        &loaded.topology,
+        &loaded.labels,
+    ))?;
     if let Some(dir) = &args.emit_sysfs {
-        println!("sysfs tree written to {}", dir.display());
+        emit(format!("sysfs tree written to {}", dir.display()) + "\n")?;
     }
     Ok(())
 }
@@ -68,11 +71,11 @@ fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
         match (pair.link, pair.denial) {
             (Some((via, link)), _) if pair.has_access() => {
                 out += &format!(
-                    "  {from} -> {to}: P2P, {} via {}, weight {}, {} MB/s\n",
+                    "  {from} -> {to}: P2P, {} via {}, weight {}, {}\n",
                     link.link_type.name(),
                     via.name(),
                     link.weight,
-                    link.max_bandwidth
+                    bandwidth(link.max_bandwidth)
                 );
             }
             (_, Some(denial)) => {
@@ -87,6 +90,14 @@ fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
         }
     }
     out
+}
+
+/// amdkfd reports no bandwidth for XGMI peers reached over more than one hop.
+fn bandwidth(max_bandwidth: u32) -> String {
+    match max_bandwidth {
+        0 => "bandwidth not reported (multi-hop XGMI)".to_string(),
+        mbs => format!("{mbs} MB/s"),
+    }
 }
 
 /// Writes `topology` as files under `dir`.
