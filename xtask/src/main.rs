@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask kernel`: toolchain + Rust-enabled 7.3 kernel, cached under `target/kernel`;
 //! - `cargo xtask build [--kdir DIR]`: `hsa_p2p.ko` into `target/kmod/`;
-//! - `cargo xtask vm --demo`: boots a 3-GPU machine in QEMU and loads the module.
+//! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
+//!   and checks its topology (`--demo`: the built-in smoke machine).
 
 mod apt;
 mod emulation;
@@ -33,8 +34,9 @@ enum Command {
     Kernel(kernel::KernelArgs),
     /// Build hsa_p2p.ko (into target/kmod/hsa_p2p.ko).
     Build(kmod::BuildArgs),
-    /// Boot the kernel in QEMU with emulated GPUs and load the module.
-    Vm(vm::demo::VmArgs),
+    /// Boot a spec's machine (default: the 3-GPU mixed machine) in QEMU, load the module and
+    /// compare its topology with the prediction; `-- CMD` runs CMD in the guest.
+    Vm(vm::spec_boot::VmArgs),
     /// Boot every shipped spec QEMU can express and check the module's topology against the prediction.
     VmTest(vm_test::VmTestArgs),
 }
@@ -43,7 +45,14 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Kernel(args) => kernel::kernel(&args).map(drop),
         Command::Build(args) => kmod::build(&args).map(drop),
-        Command::Vm(args) => vm::demo::demo(&args).map(drop),
+        Command::Vm(args) if args.demo => vm::demo::demo(&vm::demo::VmArgs {
+            demo: true,
+            timeout: args.timeout,
+            keep_shm: args.keep_shm,
+            module: args.module,
+        })
+        .map(drop),
+        Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod demo;
 pub mod initramfs;
+pub mod spec_boot;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};

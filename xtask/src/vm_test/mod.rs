@@ -9,7 +9,7 @@
 
 mod guest_script;
 mod report;
-mod tree_dump;
+pub mod tree_dump;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

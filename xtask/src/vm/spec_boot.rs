@@ -1,0 +1,214 @@
+//! `cargo xtask vm [SPEC.toml] [-- CMD…]`: boot the machine a topology spec describes, load the
+//! module, and show the topology it publishes next to what the shared rules predict.
+//!
+//! Without a spec the default machine is `topologies/mixed-three-gpus.toml` (two GPUs behind one
+//! switch, one on its own root port). The kernel and the module are built first when needed, so
+//! this is the one command that runs the whole main job on a fresh machine. With `-- CMD…` the
+//! command runs in the guest (busybox sh) after the module is loaded, and its exit status is the
+//! run's.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hsa_p2p_runtime::predict::predict;
+use hsa_p2p_runtime::report::{self, Labels};
+use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::sysfs::read_topology;
+
+use super::{GuestFile, Initramfs, ShmFile, VmConfig};
+use crate::emulation::emulate;
+use crate::util::{self, note, phase};
+use crate::vm_test::tree_dump::{differences, dump_command, parse_dump, tree_of, Tree};
+
+/// The machine booted when no spec is given.
+pub const DEFAULT_SPEC: &str = "topologies/mixed-three-gpus.toml";
+const TOPOLOGY_ROOT: &str = "/sys/kernel/hsa_p2p/topology";
+const TREE_TAG: &str = "published";
+
+/// Options of `cargo xtask vm`.
+#[derive(clap::Args, Debug)]
+pub struct VmArgs {
+    /// Machine description to boot [default: topologies/mixed-three-gpus.toml].
+    #[arg(value_name = "SPEC.toml", conflicts_with = "demo")]
+    pub spec: Option<PathBuf>,
+    /// Boot the built-in 3-GPU smoke machine instead (no spec; checks binding only).
+    #[arg(long)]
+    pub demo: bool,
+    /// Whole-run timeout in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+    /// Keep the /dev/shm VRAM files after the run.
+    #[arg(long)]
+    pub keep_shm: bool,
+    /// Module to load (default: build it with `cargo xtask build`).
+    #[arg(long, value_name = "KO")]
+    pub module: Option<PathBuf>,
+    /// Echo the guest console.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Command to run in the guest after loading the module (busybox sh -c).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Boots the spec; fails when the guest failed or the published topology differs from the
+/// prediction.
+pub fn boot(args: &VmArgs) -> Result<()> {
+    let spec_path = args
+        .spec
+        .clone()
+        .unwrap_or_else(|| util::workspace_root().join(DEFAULT_SPEC));
+    let spec = Spec::load(&spec_path)?;
+    let env = crate::kernel::kernel(&crate::kernel::KernelArgs {
+        verbose: false,
+        refresh: false,
+        force: false,
+        no_install: false,
+    })?;
+    let module = match &args.module {
+        Some(module) => module.clone(),
+        None => crate::kmod::build(&crate::kmod::BuildArgs {
+            kdir: None,
+            verbose: false,
+            clippy: false,
+        })?,
+    };
+    let shm_prefix = format!("hsa-p2p-vm-{}-{}", std::process::id(), spec.name);
+    let machine = emulate(&spec, &shm_prefix)
+        .with_context(|| format!("QEMU cannot express {}", spec_path.display()))?;
+    for adaptation in &machine.adaptations {
+        note(adaptation);
+    }
+
+    let mut config = VmConfig::new(format!("vm-{}", spec.name), &env.bzimage);
+    config.memory_mib = machine.memory_mib;
+    config.qemu_args = machine.qemu_args.clone();
+    config.shm_files = machine
+        .gpus
+        .iter()
+        .map(|gpu| ShmFile {
+            path: gpu.shm_path.clone().into(),
+            size: gpu.bar_size,
+            writes: vec![(0, gpu.descriptor.to_vec())],
+        })
+        .collect();
+    config.keep_shm_files = args.keep_shm;
+    config.timeout = Duration::from_secs(args.timeout);
+    config.echo = args.verbose;
+    config.append.push("loglevel=4".into());
+    config.initramfs = Initramfs {
+        script: guest_script(&args.command),
+        files: vec![GuestFile::host("/hsa_p2p.ko", &module)],
+    };
+    phase(format!(
+        "boot {} ({} GPUs, QEMU TCG)",
+        spec.name,
+        machine.gpus.len()
+    ));
+    let outcome = super::run(&config)?;
+    note(format!(
+        "guest exit code {:?} in {:.1} s; console log {}",
+        outcome.exit_code,
+        outcome.duration.as_secs_f64(),
+        outcome.log_path.display()
+    ));
+    let published = parse_dump(&outcome.console_log, TREE_TAG);
+    if !args.command.is_empty() && !args.verbose {
+        print!("{}", command_output(&outcome.console_log));
+    }
+    outcome.check()?;
+    let Some(published) = published else {
+        bail!("the guest did not print the module's topology (see the console log)");
+    };
+    show_and_compare(&machine.spec, &published)
+}
+
+/// Load, print the tree, run the user's command (if any), unload; exit with the first failure.
+fn guest_script(command: &[String]) -> String {
+    let mut lines = vec![
+        "insmod /hsa_p2p.ko || exit 10".to_string(),
+        dump_command(TOPOLOGY_ROOT, TREE_TAG),
+        "status=0".into(),
+    ];
+    if !command.is_empty() {
+        let quoted = shell_quote(&command.join(" "));
+        lines.push(format!(
+            "echo '--- guest: {}'",
+            command.join(" ").replace('\'', "")
+        ));
+        lines.push(format!("sh -c {quoted}; status=$?"));
+        lines.push("echo \"--- guest command exit status $status\"".into());
+    }
+    lines.push("rmmod hsa_p2p || exit 11".into());
+    lines.push("exit $status".into());
+    lines.join("\n") + "\n"
+}
+
+/// The console lines from the guest command's banner to its exit status line.
+fn command_output(console: &str) -> String {
+    console
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .skip_while(|line| !line.starts_with("--- guest: "))
+        .take_while(|line| !line.starts_with("--- guest command exit status"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Prints the published topology as `p2pctl topo`/`matrix` would and fails on any difference
+/// from the prediction for the emulated spec.
+fn show_and_compare(spec: &Spec, published: &Tree) -> Result<()> {
+    let scratch = util::target_dir()
+        .join("vm")
+        .join(&spec.name)
+        .join("topology");
+    write_tree(published, &scratch)?;
+    let topology = read_topology(&scratch)
+        .with_context(|| format!("the module's topology (copied to {})", scratch.display()))?;
+    let prediction = predict(spec)?;
+    // GPUs bind in spec order, so node ids coincide with the prediction's and so can its labels.
+    let labels = Labels::from_prediction(&prediction);
+    println!(
+        "\n--- topology published by hsa_p2p in the guest (copy: {})",
+        scratch.display()
+    );
+    print!("{}", report::table::render_topology(&topology, &labels));
+    println!();
+    print!("{}", report::matrix::render_matrices(&topology, &labels));
+    let problems = differences(&tree_of(prediction.topology.render_sysfs()), published);
+    if problems.is_empty() {
+        note(format!(
+            "the published topology equals `p2pctl predict` of the emulated spec {}",
+            spec.name
+        ));
+        Ok(())
+    } else {
+        for problem in &problems {
+            eprintln!("  {problem}");
+        }
+        bail!(
+            "the published topology differs from the prediction in {} places",
+            problems.len()
+        )
+    }
+}
+
+fn write_tree(tree: &Tree, dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    for (relative, content) in tree {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
