@@ -7,6 +7,7 @@
 
 mod apt;
 mod emulation;
+mod guest_tools;
 mod kernel;
 mod kmod;
 mod util;

@@ -99,7 +99,10 @@ pub fn boot(args: &VmArgs) -> Result<()> {
     config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script: guest_script(&args.command),
-        files: vec![GuestFile::host("/hsa_p2p.ko", &module)],
+        files: vec![
+            GuestFile::host("/hsa_p2p.ko", &module),
+            GuestFile::host("/bin/p2pctl", crate::guest_tools::static_p2pctl()?),
+        ],
     };
     phase(format!(
         "boot {} ({} GPUs, QEMU TCG)",

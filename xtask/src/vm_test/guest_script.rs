@@ -3,6 +3,7 @@
 //! serial console between markers that the host parses.
 
 use super::tree_dump::dump_command;
+use super::why_check::why_command;
 
 /// Where the module publishes its topology.
 pub const TOPOLOGY_ROOT: &str = "/sys/kernel/hsa_p2p/topology";
@@ -29,6 +30,7 @@ pub fn test_script(first_gpu: &str) -> String {
         "fail() { echo \"@@FAIL $*\"; failures=$((failures+1)); }".into(),
         "insmod /hsa_p2p.ko || fail insmod".into(),
         dump_command(topology, TREE_BOUND),
+        why_command(topology),
         format!("echo {first_gpu} > {driver}/unbind || fail unbind"),
         dump_command(topology, TREE_UNBOUND),
         format!("echo {first_gpu} > {driver}/bind || fail bind"),

@@ -10,8 +10,9 @@
 mod guest_script;
 mod report;
 pub mod tree_dump;
+mod why_check;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -46,6 +47,12 @@ pub struct VmTestArgs {
     pub verbose: bool,
 }
 
+/// What every guest gets: the module under test and the static `p2pctl`.
+struct GuestPayload {
+    module: PathBuf,
+    p2pctl: PathBuf,
+}
+
 fn shipped_specs() -> Result<Vec<PathBuf>> {
     let dir = util::workspace_root().join("topologies");
     let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -73,6 +80,10 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
             clippy: false,
         })?,
     };
+    let payload = GuestPayload {
+        module,
+        p2pctl: crate::guest_tools::static_p2pctl()?,
+    };
     let mut cases = Vec::new();
     for path in &specs {
         let spec = Spec::load(path)?;
@@ -92,12 +103,12 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
                 for adaptation in &machine.adaptations {
                     note(format!("{}: {adaptation}", spec.name));
                 }
-                cases.extend(run_spec(&spec.name, &machine, &env, &module, args)?);
+                cases.extend(run_spec(&spec.name, &machine, &env, &payload, args)?);
             }
         }
     }
     if args.specs.is_empty() {
-        cases.extend(run_refusal(&env, &module, args)?);
+        cases.extend(run_refusal(&env, &payload, args)?);
     }
     let ktap = report::ktap(&cases);
     println!("{ktap}");
@@ -118,7 +129,7 @@ const REFUSAL_SPEC: &str = "mixed-three-gpus.toml";
 
 /// A GPU whose descriptor page is corrupt must be refused with a clear log line and left out of
 /// the topology; the others must bind as usual.
-fn run_refusal(env: &KernelEnv, module: &Path, args: &VmTestArgs) -> Result<Vec<Case>> {
+fn run_refusal(env: &KernelEnv, payload: &GuestPayload, args: &VmTestArgs) -> Result<Vec<Case>> {
     let spec = Spec::load(&util::workspace_root().join("topologies").join(REFUSAL_SPEC))?;
     let shm_prefix = format!("hsa-p2p-vmtest-{}-refusal", std::process::id());
     let mut machine = emulate(&spec, &shm_prefix)?;
@@ -134,7 +145,7 @@ fn run_refusal(env: &KernelEnv, module: &Path, args: &VmTestArgs) -> Result<Vec<
         "refusal",
         &machine,
         env,
-        module,
+        payload,
         refusal_script(),
         args,
     ))?;
@@ -167,7 +178,7 @@ fn vm_config(
     name: &str,
     machine: &EmulatedMachine,
     env: &KernelEnv,
-    module: &Path,
+    payload: &GuestPayload,
     script: String,
     args: &VmTestArgs,
 ) -> VmConfig {
@@ -188,7 +199,10 @@ fn vm_config(
     config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script,
-        files: vec![GuestFile::host("/hsa_p2p.ko", module)],
+        files: vec![
+            GuestFile::host("/hsa_p2p.ko", &payload.module),
+            GuestFile::host("/bin/p2pctl", &payload.p2pctl),
+        ],
     };
     config
 }
@@ -232,12 +246,12 @@ fn run_spec(
     name: &str,
     machine: &EmulatedMachine,
     env: &KernelEnv,
-    module: &Path,
+    payload: &GuestPayload,
     args: &VmTestArgs,
 ) -> Result<Vec<Case>> {
     let started = Instant::now();
     let script = test_script(&first_gpu_address(machine));
-    let run = vm::run(&vm_config(name, machine, env, module, script, args))?;
+    let run = vm::run(&vm_config(name, machine, env, payload, script, args))?;
     let console = &run.console_log;
     let seconds = started.elapsed().as_secs_f64();
     let case = |test: &str, outcome: Outcome, seconds: f64| Case {
@@ -262,6 +276,13 @@ fn run_spec(
 
     let expected = predicted_tree(&machine.spec, &all)?;
     let matches = compare(&expected, bound.as_ref());
+    let (why, denied_pairs) = why_check::check_why(
+        console,
+        &predict_in_bind_order(&machine.spec, &all)?.topology,
+    );
+    for line in &denied_pairs {
+        note(format!("{name}: p2pctl why in the guest: {line}"));
+    }
 
     let mut unbind = compare(
         &predicted_tree(&machine.spec, &without_first)?,
@@ -293,6 +314,7 @@ fn run_spec(
     Ok(vec![
         case("boot_and_load", outcome(boot_problems), seconds),
         case("topology_matches_prediction", outcome(matches), 0.0),
+        case("p2pctl_why_in_guest_matches_prediction", outcome(why), 0.0),
         case("unbind_removes_and_renumbers", outcome(unbind), 0.0),
         case("rebind_restores", outcome(rebind), 0.0),
         case(
