@@ -146,7 +146,9 @@ impl Topology {
     }
 
     /// Renders the topology as the files of a sysfs tree: `(relative path, content)`, in a stable
-    /// order (the order of `ls -R`, with numeric directory names in numeric order).
+    /// order: `generation_id`, `system_properties`, then node by node in id order its `gpu_id`,
+    /// `name`, `properties`, `mem_banks/*`, `io_links/*`, `p2p_links/*` and `p2p_denials/*`, each
+    /// numbered directory in numeric order.
     pub fn render_sysfs(&self) -> Vec<(String, String)> {
         let mut files = Vec::new();
         let mut text = String::new();
