@@ -4,12 +4,14 @@
 //! - `cargo xtask build [--kdir DIR]`: `hsa_p2p.ko` into `target/kmod/`;
 //! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
 //!   and checks its topology (`--demo`: the built-in smoke machine).
+//! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`.
 
 mod apt;
 mod emulation;
 mod guest_tools;
 mod kernel;
 mod kmod;
+mod package;
 mod util;
 mod vm;
 mod vm_test;
@@ -40,6 +42,8 @@ enum Command {
     Vm(vm::spec_boot::VmArgs),
     /// Boot every shipped spec QEMU can express and check the module's topology against the prediction.
     VmTest(vm_test::VmTestArgs),
+    /// Debian packages into target/dist: hsa-p2p-dkms (DKMS source) and hsa-p2p-tools (p2pctl).
+    Package(package::PackageArgs),
 }
 
 fn run(command: Command) -> Result<()> {
@@ -55,6 +59,7 @@ fn run(command: Command) -> Result<()> {
         .map(drop),
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
+        Command::Package(args) => package::package(&args).map(drop),
     }
 }
 

@@ -1,0 +1,199 @@
+//! The DKMS source package `hsa-p2p-dkms`: `/usr/src/hsa-p2p-<version>/` holds `dkms.conf`,
+//! the module's kbuild file and sources, the shared core's sources, and the kbuild wrapper
+//! whose `check` is the PRE_BUILD explanation of why a kernel cannot build the module.
+//!
+//! The layout is the repository's (`src/`, `core/src/`): the crate root mounts the core's files
+//! with `#[path = "../core/src/…"]`, and [`check_path_attributes`] proves every such path
+//! resolves inside the packaged tree.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::deb::{DebPackage, MODE_EXECUTABLE, MODE_FILE};
+use crate::util;
+
+/// DKMS module name (`dkms status` shows it; `/usr/src/<name>-<version>`).
+pub const DKMS_NAME: &str = "hsa-p2p";
+/// The kbuild wrapper, relative to the source tree (dkms.conf names it).
+pub const KBUILD_WRAPPER: &str = "dkms/hsa-p2p-kbuild";
+
+/// Top-level kbuild files of `kmod/` shipped when present.
+const KBUILD_FILES: &[&str] = &["Kbuild", "Makefile"];
+/// Source directories of `kmod/` shipped whole (only source files, see [`is_source`]).
+const SOURCE_DIRS: &[&str] = &["src", "core/src"];
+const SOURCE_EXTENSIONS: &[&str] = &["rs", "c", "h", "S", "lds"];
+
+fn is_source(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    !name.starts_with('.')
+        && path
+            .extension()
+            .is_some_and(|e| SOURCE_EXTENSIONS.contains(&e.to_string_lossy().as_ref()))
+}
+
+/// The module's source files below `kmod`, relative to it, sorted.
+pub fn module_sources(kmod: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else if is_source(&path) {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for file in KBUILD_FILES {
+        if kmod.join(file).is_file() {
+            files.push(kmod.join(file));
+        }
+    }
+    if !kmod.join("Kbuild").is_file() {
+        bail!("{} missing", kmod.join("Kbuild").display());
+    }
+    for dir in SOURCE_DIRS {
+        walk(&kmod.join(dir), &mut files)?;
+    }
+    let mut relative = files
+        .iter()
+        .map(|f| Ok(f.strip_prefix(kmod)?.to_path_buf()))
+        .collect::<Result<Vec<_>>>()?;
+    relative.sort();
+    Ok(relative)
+}
+
+/// Every `#[path = "…"]` of the Rust files in `tree/src`, as (file, attribute value).
+pub fn path_attributes(tree: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let mut found = Vec::new();
+    let src = tree.join("src");
+    for entry in fs::read_dir(&src).with_context(|| format!("cannot read {}", src.display()))? {
+        let file = entry?.path();
+        if file.extension().is_some_and(|e| e == "rs") {
+            let text = fs::read_to_string(&file)?;
+            for value in text.lines().filter_map(path_attribute) {
+                found.push((file.clone(), value.to_owned()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The value of a `#[path = "value"]` line.
+pub fn path_attribute(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix("#[path")?.trim_start();
+    let rest = rest.strip_prefix('=')?.trim_start().strip_prefix('"')?;
+    rest.split_once('"').map(|(value, _)| value)
+}
+
+/// Fails unless every `#[path]` of the crate in `tree` names a file inside `tree`.
+pub fn check_path_attributes(tree: &Path) -> Result<usize> {
+    let attributes = path_attributes(tree)?;
+    if attributes.is_empty() {
+        bail!(
+            "no #[path] attribute found in {}: the shared core is no longer mounted that way, \
+             update xtask/src/package/dkms.rs",
+            tree.join("src").display()
+        );
+    }
+    let root = fs::canonicalize(tree)?;
+    for (file, value) in &attributes {
+        let target = file.parent().expect("a file in src/").join(value);
+        let resolved = fs::canonicalize(&target).with_context(|| {
+            format!(
+                "{}: #[path = \"{value}\"] does not resolve in the packaged tree ({} missing)",
+                file.display(),
+                target.display()
+            )
+        })?;
+        if !resolved.starts_with(&root) {
+            bail!(
+                "{}: #[path = \"{value}\"] leaves the packaged tree",
+                file.display()
+            );
+        }
+    }
+    Ok(attributes.len())
+}
+
+/// `dkms.conf` for `version` (upstream version, as DKMS and /usr/src use it).
+pub fn dkms_conf(template: &str, version: &str) -> String {
+    template.replace("@VERSION@", version)
+}
+
+/// Fills the staging root of `hsa-p2p-dkms` for the upstream `version`; returns the
+/// `/usr/src` directory inside the package.
+pub fn stage(deb: &DebPackage, version: &str) -> Result<String> {
+    let root = util::workspace_root();
+    let kmod = root.join("kmod");
+    let packaging = root.join("packaging");
+    let usr_src = format!("/usr/src/{DKMS_NAME}-{version}");
+
+    let template = read(&packaging.join("dkms/dkms.conf.in"))?;
+    deb.add_bytes(
+        &format!("{usr_src}/dkms.conf"),
+        dkms_conf(&template, version).as_bytes(),
+        MODE_FILE,
+    )?;
+    deb.add_file(
+        &format!("{usr_src}/{KBUILD_WRAPPER}"),
+        &packaging.join("dkms/hsa-p2p-kbuild"),
+        MODE_EXECUTABLE,
+    )?;
+    for file in module_sources(&kmod)? {
+        deb.add_file(
+            &format!("{usr_src}/{}", file.display()),
+            &kmod.join(&file),
+            MODE_FILE,
+        )?;
+    }
+    for script in ["postinst", "prerm"] {
+        let text = read(&packaging.join(format!("debian/hsa-p2p-dkms.{script}")))?;
+        deb.add_maintainer_script(script, &text.replace("@VERSION@", version))?;
+    }
+    Ok(usr_src)
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_path_attributes() {
+        assert_eq!(
+            path_attribute(r#"#[path = "../core/src/gate.rs"]"#),
+            Some("../core/src/gate.rs")
+        );
+        assert_eq!(path_attribute(r#"  #[path="x.rs"] // why"#), Some("x.rs"));
+        assert_eq!(path_attribute("pub mod gate;"), None);
+        assert_eq!(path_attribute("#[pathological]"), None);
+    }
+
+    #[test]
+    fn the_module_sources_keep_core_paths_valid() {
+        let kmod = util::workspace_root().join("kmod");
+        let sources = module_sources(&kmod).unwrap();
+        assert!(sources.contains(&PathBuf::from("Kbuild")));
+        assert!(sources.contains(&PathBuf::from("src/hsa_p2p_main.rs")));
+        assert!(sources.iter().any(|s| s.starts_with("core/src")));
+        assert!(check_path_attributes(&kmod).unwrap() > 0);
+    }
+
+    #[test]
+    fn dkms_conf_names_the_version_and_the_wrapper() {
+        let template =
+            fs::read_to_string(util::workspace_root().join("packaging/dkms/dkms.conf.in")).unwrap();
+        let conf = dkms_conf(&template, "1.2.3");
+        assert!(conf.contains("PACKAGE_VERSION=\"1.2.3\""));
+        assert!(conf.contains(&format!("PRE_BUILD=\"{KBUILD_WRAPPER} check")));
+        assert!(conf.contains(&format!("PACKAGE_NAME=\"{DKMS_NAME}\"")));
+        assert!(!conf.contains('@'));
+    }
+}
