@@ -13,6 +13,8 @@ use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
 use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, PcieElementKind, Spec};
 
+use crate::vm::{ShmFile, VmConfig};
+
 /// Largest BAR the emulated GPUs get (each is a file in /dev/shm and a QEMU memory region).
 pub const MAX_EMULATED_BAR: u64 = 64 << 20;
 /// Smallest BAR (QEMU's ivshmem needs a power of two; tiny BARs would not hold buffers).
@@ -94,6 +96,27 @@ fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bo
         }
     }
     out
+}
+
+impl EmulatedMachine {
+    /// A VM configuration booting `kernel` on this machine: its memory, its QEMU devices and
+    /// one /dev/shm VRAM file per GPU with the descriptor page written at offset 0.
+    pub fn vm_config(&self, name: impl Into<String>, kernel: &std::path::Path) -> VmConfig {
+        let mut config = VmConfig::new(name, kernel);
+        config.memory_mib = self.memory_mib;
+        config.qemu_args = self.qemu_args.clone();
+        config.shm_files = self
+            .gpus
+            .iter()
+            .map(|gpu| ShmFile {
+                path: gpu.shm_path.clone().into(),
+                size: gpu.bar_size,
+                writes: vec![(0, gpu.descriptor.to_vec())],
+            })
+            .collect();
+        config.append.push("loglevel=4".into());
+        config
+    }
 }
 
 /// Builds the emulated machine for `spec`; `shm_prefix` names the backing files

@@ -16,7 +16,7 @@ use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::spec::Spec;
 use hsa_p2p_runtime::sysfs::read_topology;
 
-use super::{GuestFile, Initramfs, ShmFile, VmConfig};
+use super::{GuestFile, Initramfs};
 use crate::emulation::emulate;
 use crate::util::{self, note, phase};
 use crate::vm_test::tree_dump::{differences, dump_command, parse_dump, tree_of, Tree};
@@ -81,22 +81,10 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         note(adaptation);
     }
 
-    let mut config = VmConfig::new(format!("vm-{}", spec.name), &env.bzimage);
-    config.memory_mib = machine.memory_mib;
-    config.qemu_args = machine.qemu_args.clone();
-    config.shm_files = machine
-        .gpus
-        .iter()
-        .map(|gpu| ShmFile {
-            path: gpu.shm_path.clone().into(),
-            size: gpu.bar_size,
-            writes: vec![(0, gpu.descriptor.to_vec())],
-        })
-        .collect();
+    let mut config = machine.vm_config(format!("vm-{}", spec.name), &env.bzimage);
     config.keep_shm_files = args.keep_shm;
     config.timeout = Duration::from_secs(args.timeout);
     config.echo = args.verbose;
-    config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script: guest_script(&args.command),
         files: vec![

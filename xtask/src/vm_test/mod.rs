@@ -22,7 +22,7 @@ use hsa_p2p_runtime::spec::{PcieElementKind, Spec};
 use crate::emulation::{emulate, EmulatedMachine};
 use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
-use crate::vm::{self, GuestFile, Initramfs, ShmFile, VmConfig};
+use crate::vm::{self, GuestFile, Initramfs, VmConfig};
 use guest_script::{
     kernel_log, refusal_script, script_failures, test_script, warnings, RELOADS, TREE_BOUND,
     TREE_REBOUND, TREE_REFUSED, TREE_RELOADED, TREE_UNBOUND,
@@ -182,21 +182,9 @@ fn vm_config(
     script: String,
     args: &VmTestArgs,
 ) -> VmConfig {
-    let mut config = VmConfig::new(format!("vm-test-{name}"), &env.bzimage);
-    config.memory_mib = machine.memory_mib;
-    config.qemu_args = machine.qemu_args.clone();
-    config.shm_files = machine
-        .gpus
-        .iter()
-        .map(|gpu| ShmFile {
-            path: gpu.shm_path.clone().into(),
-            size: gpu.bar_size,
-            writes: vec![(0, gpu.descriptor.to_vec())],
-        })
-        .collect();
+    let mut config = machine.vm_config(format!("vm-test-{name}"), &env.bzimage);
     config.timeout = Duration::from_secs(args.timeout);
     config.echo = args.verbose;
-    config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script,
         files: vec![
