@@ -1,0 +1,23 @@
+//! Hardware-in-the-loop tests of hsa-p2p.
+//!
+//! Named test cases ([`cases`]) validate a machine's topologies — amdkfd's own and the
+//! `hsa_p2p` module's — against the shared rules applied to the machine's PCI facts
+//! ([`machine_facts`], [`kfd_validation`]), and peer transfers through the module. The
+//! [`runner`] runs them (with an `--only` filter) into a [`report::Run`] that renders as KTAP,
+//! JUnit XML and JSON. `cargo xtask test-hw` drives it on a real machine; the `hwtests` binary
+//! runs it anywhere, including against a fixture directory standing in for `/`.
+
+pub mod cases;
+pub mod context;
+pub mod kfd_validation;
+pub mod machine_facts;
+pub mod report;
+pub mod runner;
+
+pub use context::{Context, ModuleState};
+pub use runner::Filter;
+
+/// Runs every test `filter` selects against `context`.
+pub fn run(name: &str, context: &Context, filter: &Filter) -> report::Run {
+    runner::run(name, &cases::all(), filter, context)
+}

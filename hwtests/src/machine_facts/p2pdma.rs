@@ -1,0 +1,174 @@
+//! `pci_p2pdma_distance` approximated from sysfs.
+//!
+//! The PCI core does not publish its P2PDMA verdict, so it is recomputed the way
+//! `calc_map_type_and_dist` (drivers/pci/p2pdma.c) does, from what sysfs shows:
+//!
+//! - the PCI hierarchy is the device's resolved directory (`/sys/devices/pci0000:00/<root
+//!   port>/<switch ports>/<device>`): a common upstream bridge with no ACS redirect on the way
+//!   means P2P through the switch (distance = hops up from both ends);
+//! - otherwise the traffic crosses the host bridge, which the kernel allows when the CPU is an
+//!   AMD Zen or newer (`cpu_supports_p2pdma`, from `/proc/cpuinfo`; without it, an AMD (1022)
+//!   host bridge stands in for it) or the host bridge device (device 00.0 of the root bus) is on
+//!   `pci_p2pdma_whitelist` (with its "same host bridge" restriction for the older Xeons).
+//!
+//! Approximations: ACS redirect is known only where the bridge's extended config space was
+//! readable (root); a bridge whose state is unknown counts as not redirecting. The host bridge
+//! device is looked up at device 00.0 of the root bus, whereas the kernel takes the root bus's
+//! first device when it is 00.0 or a root port; the two agree on every x86 server layout.
+
+use hsa_p2p_core::builder::P2pdmaOracle;
+use hsa_p2p_core::facts::PciAddress;
+
+use super::{Inventory, PciDevice};
+
+/// `pci_p2pdma_whitelist`: (vendor, device, requires both devices under the same host bridge).
+pub const HOST_BRIDGE_WHITELIST: &[(u16, u16, bool)] = &[
+    // Intel Xeon E5 / Core i7.
+    (0x8086, 0x3c00, true),
+    (0x8086, 0x3c01, true),
+    // Intel Xeon E7 v3 / Xeon E5 v3 / Core i7.
+    (0x8086, 0x2f00, true),
+    (0x8086, 0x2f01, true),
+    // Intel Skylake-E.
+    (0x8086, 0x2030, false),
+    (0x8086, 0x2031, false),
+    (0x8086, 0x2032, false),
+    (0x8086, 0x2033, false),
+    (0x8086, 0x2020, false),
+    // Intel Ice Lake-SP.
+    (0x8086, 0x09a2, false),
+];
+
+/// AMD's PCI vendor id: its host bridges stand in for "AMD CPU" when `/proc/cpuinfo` is absent.
+pub const AMD_VENDOR: u16 = 0x1022;
+
+/// How P2P DMA between two devices travels, as `calc_map_type_and_dist` decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum P2pdmaVerdict {
+    /// Through a common upstream bridge without ACS redirect.
+    Switch {
+        /// The kernel's distance.
+        distance: u32,
+    },
+    /// Through an allowed host bridge.
+    HostBridge {
+        /// The kernel's distance.
+        distance: u32,
+    },
+    /// Refused ("do not share an upstream bridge or whitelisted host bridge").
+    NotSupported,
+}
+
+impl P2pdmaVerdict {
+    /// `pci_p2pdma_distance`, None for -1.
+    pub fn distance(self) -> Option<u32> {
+        match self {
+            P2pdmaVerdict::Switch { distance } | P2pdmaVerdict::HostBridge { distance } => {
+                Some(distance)
+            }
+            P2pdmaVerdict::NotSupported => None,
+        }
+    }
+}
+
+impl Inventory {
+    /// The device itself followed by its upstream bridges (the kernel's walk).
+    fn chain(device: &PciDevice) -> Vec<PciAddress> {
+        std::iter::once(device.address)
+            .chain(device.upstream.iter().copied())
+            .collect()
+    }
+
+    fn acs_redirects(&self, address: PciAddress) -> bool {
+        self.device(address)
+            .and_then(|device| device.acs_redirect)
+            .unwrap_or(false)
+    }
+
+    /// The host bridge device of a root bus named `pciDDDD:BB`.
+    fn host_bridge_device(&self, host_bridge: &str) -> Option<&PciDevice> {
+        let (domain, bus) = host_bridge.strip_prefix("pci")?.split_once(':')?;
+        self.device(PciAddress {
+            domain: u32::from_str_radix(domain, 16).ok()?,
+            bus: u8::from_str_radix(bus, 16).ok()?,
+            device: 0,
+            function: 0,
+        })
+    }
+
+    fn host_bridge_allows(&self, host_bridge: &str, same_host_bridge: bool) -> bool {
+        let Some(root) = self.host_bridge_device(host_bridge) else {
+            return false;
+        };
+        if self.platform.cpu_supports_p2pdma().is_none() && root.vendor == AMD_VENDOR {
+            return true;
+        }
+        HOST_BRIDGE_WHITELIST
+            .iter()
+            .find(|(vendor, device, _)| *vendor == root.vendor && *device == root.device)
+            .is_some_and(|(_, _, requires_same)| same_host_bridge || !requires_same)
+    }
+
+    fn host_bridges_allow(&self, a: &PciDevice, b: &PciDevice) -> bool {
+        if self.platform.cpu_supports_p2pdma() == Some(true) {
+            return true;
+        }
+        if a.host_bridge == b.host_bridge {
+            self.host_bridge_allows(&a.host_bridge, true)
+        } else {
+            self.host_bridge_allows(&a.host_bridge, false)
+                && self.host_bridge_allows(&b.host_bridge, false)
+        }
+    }
+
+    /// The verdict for `client` reaching `provider`'s memory.
+    pub fn p2pdma(&self, provider: &PciDevice, client: &PciDevice) -> P2pdmaVerdict {
+        let (chain_a, chain_b) = (Self::chain(provider), Self::chain(client));
+        let mut acs_count = 0;
+        let mut common = None;
+        for (dist_a, a) in chain_a.iter().enumerate() {
+            if self.acs_redirects(*a) {
+                acs_count += 1;
+            }
+            if let Some(dist_b) = chain_b.iter().position(|b| b == a) {
+                common = Some((dist_a, dist_b));
+                break;
+            }
+        }
+        let distance = match common {
+            Some((dist_a, dist_b)) => {
+                acs_count += chain_b[..dist_b]
+                    .iter()
+                    .filter(|b| self.acs_redirects(**b))
+                    .count();
+                let distance = (dist_a + dist_b) as u32;
+                if acs_count == 0 {
+                    return P2pdmaVerdict::Switch { distance };
+                }
+                distance
+            }
+            // No common bridge: the kernel's loops leave both counters at the chain lengths.
+            None => (chain_a.len() + chain_b.len()) as u32,
+        };
+        if self.host_bridges_allow(provider, client) {
+            P2pdmaVerdict::HostBridge { distance }
+        } else {
+            P2pdmaVerdict::NotSupported
+        }
+    }
+}
+
+/// The oracle for a list of GPUs (builder index -> PCI device).
+pub struct SysfsP2pdma<'a> {
+    /// The inventory the devices belong to.
+    pub inventory: &'a Inventory,
+    /// The GPUs in builder order.
+    pub gpus: Vec<&'a PciDevice>,
+}
+
+impl P2pdmaOracle for SysfsP2pdma<'_> {
+    fn p2pdma_distance(&self, owner: usize, accessor: usize) -> Option<u32> {
+        let (owner, accessor) = (self.gpus.get(owner)?, self.gpus.get(accessor)?);
+        self.inventory.p2pdma(owner, accessor).distance()
+    }
+}

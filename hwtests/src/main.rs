@@ -1,0 +1,84 @@
+//! `hwtests`: runs the hardware-in-the-loop tests against `/` (or a fixture directory), prints
+//! KTAP, optionally writes KTAP, JUnit XML and JSON, and exits non-zero when a test failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hsa_p2p_hwtests::report::write_reports;
+use hsa_p2p_hwtests::{cases, Context, Filter, ModuleState};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hwtests",
+    about = "hsa-p2p hardware-in-the-loop tests (KTAP, JUnit, JSON)"
+)]
+struct Args {
+    /// Root holding `sys/` and `proc/`: `/` on the machine under test, or a fixture directory.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    root: PathBuf,
+    /// Run only tests whose `suite.name` matches (substring, or glob with `*`); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    only: Vec<String>,
+    /// Write results.ktap, junit.xml and report.json into this directory.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// The caller loaded the hsa_p2p module: its topology must exist.
+    #[arg(long, conflicts_with = "module_unavailable")]
+    module_loaded: bool,
+    /// The hsa_p2p module could not be loaded: skip its tests with this reason.
+    #[arg(long, value_name = "REASON")]
+    module_unavailable: Option<String>,
+    /// List the tests and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = Filter::new(args.only.clone());
+    if args.list {
+        for test in cases::all() {
+            let selected = if filter.selects(&test.full_name()) {
+                ' '
+            } else {
+                '-'
+            };
+            println!("{selected} {:<45} {}", test.full_name(), test.description);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let module = match (args.module_loaded, args.module_unavailable) {
+        (true, _) => ModuleState::Loaded,
+        (false, Some(reason)) => ModuleState::Unavailable(reason),
+        (false, None) => ModuleState::Unknown,
+    };
+    let context = Context::new(&args.root, module);
+    let mut run = hsa_p2p_hwtests::run("hwtests", &context, &filter);
+    run.environment
+        .push(("root".into(), args.root.display().to_string()));
+    if let Ok(inventory) = context.inventory() {
+        run.environment.extend(inventory.describe());
+    }
+    print!("{}", hsa_p2p_hwtests::report::ktap(&run.cases));
+    if let Some(dir) = &args.report {
+        match write_reports(&run, dir) {
+            Ok(files) => eprintln!(
+                "reports: {}, {}, {}",
+                files.ktap.display(),
+                files.junit.display(),
+                files.json.display()
+            ),
+            Err(error) => {
+                eprintln!("error: cannot write reports to {}: {error}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("hwtests: {}", run.summary());
+    if run.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
