@@ -7,26 +7,22 @@ use kernel::device::Core;
 use kernel::pci;
 use kernel::prelude::*;
 
-use crate::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
+use crate::descriptor::Descriptor;
 use crate::gpu::{gpu_facts, read_descriptor_bytes, VRAM_BAR};
 use crate::platform::numa_node_count;
 use crate::registry::{BoundGpu, REGISTRY};
-use crate::shim::{hsa_p2p_p2pdma_add_bar, raw_pci_dev};
-
+use crate::shim::{hsa_p2p_p2pdma_add_bar, hsa_p2p_set_dma_mask, raw_pci_dev};
+use crate::vram::Vram;
 
 /// The ivshmem-plain device id (vendor Red Hat / Qumranet 0x1af4).
 const IVSHMEM_PLAIN: u32 = 0x1110;
 
-/// Size of the VRAM BAR mapping the driver keeps: the descriptor page.
-const DESCRIPTOR_MAP: usize = DESCRIPTOR_PAGE_SIZE as usize;
-
 pub(crate) struct HsaP2pDriver;
 
-/// A bound GPU's driver data.
+/// A bound GPU's driver data. The VRAM BAR mapping lives in the registry's [`Vram`] (shared
+/// with the misc device's buffers) and is revoked by devres when the GPU unbinds.
 pub(crate) struct BoundDevice<'bound> {
     pdev: &'bound pci::Device,
-    /// Keeps the VRAM BAR requested and mapped while bound.
-    _vram: pci::Bar<'bound, DESCRIPTOR_MAP>,
 }
 
 kernel::pci_device_table!(
@@ -55,7 +51,7 @@ impl pci::Driver for HsaP2pDriver {
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         pdev.enable_device_mem()?;
         pdev.set_master();
-        let vram = pdev.iomap_region_sized::<DESCRIPTOR_MAP>(VRAM_BAR, c"hsa_p2p")?;
+        let vram = pdev.iomap_region(VRAM_BAR, c"hsa_p2p")?;
         let descriptor = Descriptor::decode(&read_descriptor_bytes(&vram)?).map_err(|error| {
             // The core's errors implement `core::fmt::Display`; `Arguments` bridges to the kernel's.
             dev_err!(
@@ -76,6 +72,15 @@ impl pci::Driver for HsaP2pDriver {
             return Err(EINVAL);
         }
         let facts = gpu_facts(pdev, &descriptor)?;
+        // SAFETY: `pdev` is bound for the duration of the call.
+        let ret = unsafe { hsa_p2p_set_dma_mask(raw_pci_dev(pdev), descriptor.dma_mask_bits) };
+        kernel::error::to_result(ret).inspect_err(|_| {
+            dev_err!(
+                pdev,
+                "cannot set a {}-bit DMA mask\n",
+                descriptor.dma_mask_bits
+            );
+        })?;
         if facts.is_large_bar() {
             register_p2pdma(pdev).inspect_err(|error| {
                 dev_err!(pdev, "cannot register BAR2 as P2PDMA memory: {:?}\n", error);
@@ -87,15 +92,21 @@ impl pci::Driver for HsaP2pDriver {
             facts.vram_size >> 20,
             facts.bar_size >> 20,
             facts.bar_base,
-            if facts.is_large_bar() { "large" } else { "small" },
+            if facts.is_large_bar() {
+                "large"
+            } else {
+                "small"
+            },
             facts.numa_node,
             facts.dma_mask_bits
         );
+        let vram = Vram::new(pdev, vram.into_devres()?, VRAM_BAR)?;
         REGISTRY.lock().add(BoundGpu {
             pdev: pdev.into(),
             facts,
+            vram,
         })?;
-        Ok(BoundDevice { pdev, _vram: vram })
+        Ok(BoundDevice { pdev })
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, _this: Pin<&Self::Data<'bound>>) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! hsa_p2p: PCIe peer-to-peer between GPUs through large BARs, published as a KFD-format
-//! topology with `p2p_links` under `/sys/kernel/hsa_p2p/topology`.
+//! topology with `p2p_links` under `/sys/kernel/hsa_p2p/topology`, and peer memory (VRAM
+//! buffers, peer mappings, copies) through the misc device `/dev/hsa_p2p`.
 //!
 //! The rules (which pairs may talk, how links are composed) live in the shared `no_std` core
 //! crate in `kmod/core`; its files are compiled into this module unchanged, mounted at the crate
@@ -9,6 +10,8 @@
 
 use kernel::{driver::Registration, pci, prelude::*, InPlaceModule};
 
+#[path = "../core/src/abi.rs"]
+pub mod abi;
 #[path = "../core/src/builder.rs"]
 pub mod builder;
 #[path = "../core/src/compose.rs"]
@@ -32,11 +35,13 @@ pub mod properties;
 
 mod driver;
 mod gpu;
+mod peer;
 mod platform;
 mod publish;
 mod registry;
 mod shim;
 mod sysfs;
+mod vram;
 
 const MODULE_NAME: &CStr = <LocalModule as kernel::ModuleMetadata>::NAME;
 
@@ -61,7 +66,10 @@ impl Drop for PublishedTopology {
 
 #[pin_data]
 struct HsaP2pModule {
-    // Dropped first: unbinding every GPU before the topology goes.
+    // Dropped first: no file can be open at module exit (each holds a module reference).
+    #[pin]
+    _device: peer::PeerDevice,
+    // Then unbinding every GPU before the topology goes.
     #[pin]
     _driver: Registration<pci::Adapter<driver::HsaP2pDriver>>,
     _topology: PublishedTopology,
@@ -75,6 +83,7 @@ impl InPlaceModule for HsaP2pModule {
         try_pin_init!(Self {
             _topology: PublishedTopology::publish(module_parameters::pcie_p2p.value())?,
             _driver <- Registration::new(MODULE_NAME, module),
+            _device <- peer::PeerDevice::register(),
         })
     }
 }

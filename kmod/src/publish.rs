@@ -29,6 +29,26 @@ struct PublishedNode {
     denials: KVec<PeerDenial>,
 }
 
+/// The peer-access verdicts of a built topology, by `gpu_id`.
+pub(crate) struct PeerTable {
+    /// (GPU index in bind order, `gpu_id`).
+    pub(crate) gpu_ids: KVec<(usize, u32)>,
+    /// (accessor, owner) pairs with a p2p link.
+    pub(crate) links: KVec<(u32, u32)>,
+    /// (accessor, owner, reason bits) of the published denials.
+    pub(crate) denials: KVec<(u32, u32, u32)>,
+}
+
+impl PeerTable {
+    pub(crate) const fn new() -> Self {
+        Self {
+            gpu_ids: KVec::new(),
+            links: KVec::new(),
+            denials: KVec::new(),
+        }
+    }
+}
+
 /// A built topology, held until it is rendered.
 pub(crate) struct KernelTopology {
     nodes: KVec<PublishedNode>,
@@ -41,6 +61,46 @@ impl KernelTopology {
 
     fn node_mut(&mut self, id: u32) -> Option<&mut PublishedNode> {
         self.nodes.iter_mut().find(|node| node.record.id == id)
+    }
+
+    /// Who may reach whom, by `gpu_id`, for the misc device.
+    pub(crate) fn peer_table(&self) -> Result<PeerTable, AllocError> {
+        let gpu_id_of = |node_id: u32| {
+            self.nodes
+                .iter()
+                .find(|node| node.record.id == node_id)
+                .map_or(0, |node| node.record.gpu_id)
+        };
+        let mut table = PeerTable {
+            gpu_ids: KVec::new(),
+            links: KVec::new(),
+            denials: KVec::new(),
+        };
+        for node in self.nodes.iter() {
+            if let NodeKind::Gpu(index) = node.record.kind {
+                table
+                    .gpu_ids
+                    .push((index, node.record.gpu_id), GFP_KERNEL)?;
+            }
+            for link in node.p2p_links.iter() {
+                let (from, to) = (gpu_id_of(link.node_from), gpu_id_of(link.node_to));
+                // Indirect GPU -> CPU links have no owner GPU.
+                if from != 0 && to != 0 {
+                    table.links.push((from, to), GFP_KERNEL)?;
+                }
+            }
+            for denial in node.denials.iter() {
+                table.denials.push(
+                    (
+                        gpu_id_of(denial.node_from),
+                        gpu_id_of(denial.node_to),
+                        denial.reasons.bits(),
+                    ),
+                    GFP_KERNEL,
+                )?;
+            }
+        }
+        Ok(table)
     }
 
     /// Number of p2p links in the whole topology.

@@ -10,22 +10,33 @@
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::pci;
 use kernel::prelude::*;
-use kernel::sync::aref::ARef;
+use kernel::sync::{aref::ARef, Arc};
 
 use crate::builder::{build_topology, BuildError, P2pdmaOracle};
 use crate::facts::{GpuFacts, IommuMode, MachineFacts, PlatformFacts};
 use crate::platform::{iommu_mode, numa_facts};
-use crate::publish::{publish, KernelTopology};
+use crate::publish::{publish, KernelTopology, PeerTable};
 use crate::shim::{hsa_p2p_p2pdma_distance, raw_pci_dev};
 use crate::sysfs::SysfsDir;
-
+use crate::vram::Vram;
 
 /// A GPU bound to the driver.
 pub(crate) struct BoundGpu {
     pub(crate) pdev: ARef<pci::Device>,
     pub(crate) facts: GpuFacts,
+    /// Its VRAM BAR, for the misc device's buffers.
+    pub(crate) vram: Arc<Vram>,
 }
 
+/// Whether an accessor may reach an owner's VRAM, as published.
+pub(crate) enum PeerAccess {
+    /// Both are the same GPU.
+    Local,
+    /// A p2p link from the accessor to the owner is published.
+    Linked,
+    /// No p2p link; the published denial's reason bits (0 when none is published).
+    Denied(u32),
+}
 
 /// The bound GPUs, in bind order (= KFD node order), and what is published for them.
 pub(crate) struct Registry {
@@ -33,6 +44,7 @@ pub(crate) struct Registry {
     generation: u64,
     published: Option<SysfsDir>,
     pcie_p2p: bool,
+    peers: PeerTable,
 }
 
 kernel::sync::global_lock! {
@@ -50,8 +62,9 @@ impl P2pdmaOracle for KernelP2pdma<'_> {
         let (owner, accessor) = (self.gpus.get(owner)?, self.gpus.get(accessor)?);
         // SAFETY: both devices are kept alive by the `ARef`s in the registry, which is locked
         // by our caller for the whole build.
-        let distance =
-            unsafe { hsa_p2p_p2pdma_distance(raw_pci_dev(&owner.pdev), raw_pci_dev(&accessor.pdev)) };
+        let distance = unsafe {
+            hsa_p2p_p2pdma_distance(raw_pci_dev(&owner.pdev), raw_pci_dev(&accessor.pdev))
+        };
         u32::try_from(distance).ok()
     }
 }
@@ -63,6 +76,7 @@ impl Registry {
             generation: 0,
             published: None,
             pcie_p2p: true,
+            peers: PeerTable::new(),
         }
     }
 
@@ -86,6 +100,42 @@ impl Registry {
             return Ok(());
         }
         self.republish()
+    }
+
+    /// The VRAM of the bound GPU `gpu_id`.
+    pub(crate) fn vram(&self, gpu_id: u32) -> Option<Arc<Vram>> {
+        let (index, _) = self.peers.gpu_ids.iter().find(|(_, id)| *id == gpu_id)?;
+        self.gpus.get(*index).map(|gpu| gpu.vram.clone())
+    }
+
+    /// The `gpu_id` of the bound GPU whose VRAM is `vram` (`None` once it is unbound).
+    pub(crate) fn gpu_id(&self, vram: &Vram) -> Option<u32> {
+        let index = self
+            .gpus
+            .iter()
+            .position(|gpu| core::ptr::eq(&*gpu.vram, vram))?;
+        self.peers
+            .gpu_ids
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, id)| *id)
+    }
+
+    /// Whether GPU `accessor` may reach the VRAM of GPU `owner` (both `gpu_id`s).
+    pub(crate) fn peer_access(&self, accessor: u32, owner: u32) -> PeerAccess {
+        if accessor == owner {
+            return PeerAccess::Local;
+        }
+        if self.peers.links.contains(&(accessor, owner)) {
+            return PeerAccess::Linked;
+        }
+        PeerAccess::Denied(
+            self.peers
+                .denials
+                .iter()
+                .find(|(from, to, _)| (*from, *to) == (accessor, owner))
+                .map_or(0, |(_, _, reasons)| *reasons),
+        )
     }
 
     /// Removes the published tree (module exit).
@@ -123,6 +173,7 @@ impl Registry {
             | BuildError::NumaNodeOutOfRange { .. }
             | BuildError::TooManyGpus => EINVAL,
         })?;
+        self.peers = topology.peer_table()?;
         self.generation += 1;
         // The directory name must be free before the new tree is created.
         self.published = None;

@@ -33,6 +33,25 @@ extern "C" {
     pub(crate) fn hsa_p2p_pci_domain(pdev: *mut c_void) -> u32;
     pub(crate) fn hsa_p2p_p2pdma_distance(provider: *mut c_void, client: *mut c_void) -> c_int;
     pub(crate) fn hsa_p2p_p2pdma_add_bar(pdev: *mut c_void, bar: c_int) -> c_int;
+
+    pub(crate) fn hsa_p2p_set_dma_mask(pdev: *mut c_void, bits: c_uint) -> c_int;
+    pub(crate) fn hsa_p2p_map_peer(
+        owner: *mut c_void,
+        accessor: *mut c_void,
+        bar: c_int,
+        offset: u64,
+        size: u64,
+        address: *mut u64,
+    ) -> c_int;
+    pub(crate) fn hsa_p2p_unmap_peer(
+        accessor: *mut c_void,
+        map_type: c_int,
+        address: u64,
+        size: u64,
+    );
+    pub(crate) fn hsa_p2p_mmap_phys(vma: *mut c_void, phys: u64) -> c_int;
+    pub(crate) fn hsa_p2p_zap_file_range(file: *mut c_void, offset: u64, len: u64);
+    pub(crate) fn hsa_p2p_copy_io(dst: *mut c_void, src: *const c_void, len: usize);
 }
 
 /// The `struct pci_dev *` behind `pdev`, for the shims.

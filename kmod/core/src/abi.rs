@@ -356,10 +356,7 @@ pub fn buffer_size(size: u64) -> Result<u64, AbiError> {
     if size == 0 {
         return Err(AbiError::InvalidArgument);
     }
-    let rounded = size
-        .checked_add(VRAM_PAGE - 1)
-        .ok_or(AbiError::Overflow)?
-        & !(VRAM_PAGE - 1);
+    let rounded = size.checked_add(VRAM_PAGE - 1).ok_or(AbiError::Overflow)? & !(VRAM_PAGE - 1);
     if rounded > MAX_BUFFER_SIZE {
         return Err(AbiError::NoVram);
     }
