@@ -1,6 +1,8 @@
 //! `p2pctl`: inspect a KFD topology's peer-to-peer links, predict them for a machine
 //! description, and explain why a GPU pair has no P2P.
 
+mod bench;
+mod copy;
 mod explain_cmd;
 mod output;
 mod predict_cmd;
@@ -54,6 +56,10 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Copy between two GPUs' VRAM through /dev/hsa_p2p (direct when allowed), verified.
+    Copy(copy::CopyArgs),
+    /// Direct and staged copy bandwidth matrix, 4 KiB latency and a memcpy baseline.
+    Bench(bench::BenchArgs),
 }
 
 fn run(command: Command) -> Result<()> {
@@ -88,6 +94,8 @@ fn run(command: Command) -> Result<()> {
             }
         }
         Command::Why(args) => explain_cmd::run(&args)?,
+        Command::Copy(args) => copy::run(&args)?,
+        Command::Bench(args) => bench::run(&args)?,
         Command::Predict(args) => predict_cmd::run(&args)?,
         Command::Dot { source } => {
             let loaded = source.load()?;
