@@ -7,6 +7,7 @@
 //! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`.
 
 mod apt;
+mod bench;
 mod emulation;
 mod guest_tools;
 mod kernel;
@@ -44,6 +45,12 @@ enum Command {
     VmTest(vm_test::VmTestArgs),
     /// Debian packages into target/dist: hsa-p2p-dkms (DKMS source) and hsa-p2p-tools (p2pctl).
     Package(package::PackageArgs),
+    /// Direct vs staged peer-copy bandwidth, memcpy baseline and 4 KiB latency on the
+    /// two-GPU same-switch machine (JSON into target/bench/).
+    Bench(bench::BenchArgs),
+    /// In-guest half of vm-test (run inside the VM by a static build of this binary).
+    #[command(hide = true)]
+    Guest(vm_test::guest_checks::GuestArgs),
 }
 
 fn run(command: Command) -> Result<()> {
@@ -60,6 +67,8 @@ fn run(command: Command) -> Result<()> {
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
         Command::Package(args) => package::package(&args).map(drop),
+        Command::Bench(args) => bench::bench(&args),
+        Command::Guest(args) => vm_test::guest_checks::run(&args),
     }
 }
 

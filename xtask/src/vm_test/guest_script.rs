@@ -70,6 +70,37 @@ pub fn refusal_script() -> String {
         + "\n"
 }
 
+/// Where the static guest checker is installed (see `crate::vm::initramfs::guest_tools`).
+pub const GUEST_CHECKER: &str = "/bin/hsa-p2p-guest";
+
+/// Bytes per transfer in the transfer test.
+pub const TRANSFER_SIZE: u64 = 16 << 20;
+
+/// The test script of the transfer machine: load the module, show the device node's mode, run
+/// the bad-input checks and two CLI copies, then (last, so that nothing overwrites what the host
+/// verifies in the backing files) the transfers between every ordered GPU pair; unload and
+/// print the kernel log.
+pub fn transfer_script() -> String {
+    [
+        "failures=0".to_string(),
+        "fail() { echo \"@@FAIL $*\"; failures=$((failures+1)); }".into(),
+        "insmod /hsa_p2p.ko || fail insmod".into(),
+        // The out-of-tree taint notice is about every such module; the log is checked from here.
+        "dmesg -c > /dev/null".into(),
+        "echo \"@@DEVNODE $(stat -c '%F %a %u:%g' /dev/hsa_p2p)\"".into(),
+        format!("{GUEST_CHECKER} guest bad-input || fail bad-input"),
+        "p2pctl copy --from gpu0 --to gpu1 --size 4M || fail p2pctl copy gpu0 gpu1".into(),
+        "p2pctl copy --from gpu0 --to gpu2 --size 4M || fail p2pctl copy gpu0 gpu2".into(),
+        "p2pctl copy --from gpu0 --to gpu2 --size 4M --direct && fail p2pctl direct copy without a link succeeded".into(),
+        format!("{GUEST_CHECKER} guest transfers --size {TRANSFER_SIZE} || fail transfers"),
+        "rmmod hsa_p2p || fail rmmod".into(),
+        "echo '@@DMESG'; dmesg -r; echo '@@DMESG_END'".into(),
+        "exit $failures".into(),
+    ]
+    .join("\n")
+        + "\n"
+}
+
 /// Kernel log lines printed between `@@DMESG` and `@@DMESG_END` with a priority of warning or
 /// worse (`<0>`..`<4>` in `dmesg -r` format, facility bits included).
 pub fn warnings(console: &str) -> Vec<String> {

@@ -7,8 +7,10 @@
 //! the same topology, no sysfs leftovers and no kernel warning. Specs QEMU cannot express are
 //! reported as skipped with the reason.
 
+pub mod guest_checks;
 mod guest_script;
 mod report;
+mod transfers;
 pub mod tree_dump;
 mod why_check;
 
@@ -45,6 +47,9 @@ pub struct VmTestArgs {
     /// Echo the guest console.
     #[arg(long)]
     pub verbose: bool,
+    /// Run only the peer-transfer and bad-input machine.
+    #[arg(long)]
+    pub transfers_only: bool,
 }
 
 /// What every guest gets: the module under test and the static `p2pctl`.
@@ -85,6 +90,10 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
         p2pctl: crate::guest_tools::static_p2pctl()?,
     };
     let mut cases = Vec::new();
+    if args.transfers_only {
+        cases.extend(transfers::run_transfers(&env, &payload, args)?);
+        return finish(cases);
+    }
     for path in &specs {
         let spec = Spec::load(path)?;
         let shm_prefix = format!("hsa-p2p-vmtest-{}-{}", std::process::id(), spec.name);
@@ -109,7 +118,13 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     }
     if args.specs.is_empty() {
         cases.extend(run_refusal(&env, &payload, args)?);
+        cases.extend(transfers::run_transfers(&env, &payload, args)?);
     }
+    finish(cases)
+}
+
+/// Prints KTAP, writes JUnit; fails if a case failed.
+fn finish(cases: Vec<Case>) -> Result<()> {
     let ktap = report::ktap(&cases);
     println!("{ktap}");
     let junit = util::target_dir().join("vm-test").join("junit.xml");
