@@ -4,7 +4,8 @@
 //! - `cargo xtask build [--kdir DIR]`: `hsa_p2p.ko` into `target/kmod/`;
 //! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
 //!   and checks its topology (`--demo`: the built-in smoke machine).
-//! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`.
+//! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`;
+//! - `cargo xtask patches`: the module as a checked kernel patch series in `target/patches/`.
 
 mod apt;
 mod bench;
@@ -13,6 +14,7 @@ mod guest_tools;
 mod kernel;
 mod kmod;
 mod package;
+mod patches;
 mod util;
 mod vm;
 mod vm_test;
@@ -45,6 +47,8 @@ enum Command {
     VmTest(vm_test::VmTestArgs),
     /// Debian packages into target/dist: hsa-p2p-dkms (DKMS source) and hsa-p2p-tools (p2pctl).
     Package(package::PackageArgs),
+    /// The module as a kernel patch series (samples/rust/hsa_p2p) into target/patches, checked patch by patch.
+    Patches(patches::PatchesArgs),
     /// Direct vs staged peer-copy bandwidth, memcpy baseline and 4 KiB latency on the
     /// two-GPU same-switch machine (JSON into target/bench/).
     Bench(bench::BenchArgs),
@@ -67,6 +71,7 @@ fn run(command: Command) -> Result<()> {
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
         Command::Package(args) => package::package(&args).map(drop),
+        Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Guest(args) => vm_test::guest_checks::run(&args),
     }
