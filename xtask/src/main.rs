@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask kernel`: toolchain + Rust-enabled 7.3 kernel, cached under `target/kernel`;
 //! - `cargo xtask build [--kdir DIR]`: `hsa_p2p.ko` into `target/kmod/`;
+//! - `cargo xtask test-hw`: hardware-in-the-loop tests on this machine (`hwtests/`);
 //! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
 //!   and checks its topology (`--demo`: the built-in smoke machine).
 //! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`;
@@ -15,6 +16,7 @@ mod kernel;
 mod kmod;
 mod package;
 mod patches;
+mod test_hw;
 mod util;
 mod vm;
 mod vm_test;
@@ -45,6 +47,9 @@ enum Command {
     Vm(vm::spec_boot::VmArgs),
     /// Boot every shipped spec QEMU can express and check the module's topology against the prediction.
     VmTest(vm_test::VmTestArgs),
+    /// Hardware-in-the-loop tests on this machine: preflight, load the module, validate amdkfd's
+    /// and the module's topologies and transfers; KTAP, JUnit and JSON into target/test-hw.
+    TestHw(test_hw::TestHwArgs),
     /// Debian packages into target/dist: hsa-p2p-dkms (DKMS source) and hsa-p2p-tools (p2pctl).
     Package(package::PackageArgs),
     /// The module as a kernel patch series (samples/rust/hsa_p2p) into target/patches, checked patch by patch.
@@ -70,6 +75,7 @@ fn run(command: Command) -> Result<()> {
         .map(drop),
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
+        Command::TestHw(args) => test_hw::test_hw(&args),
         Command::Package(args) => package::package(&args).map(drop),
         Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
