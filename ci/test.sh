@@ -31,6 +31,12 @@ cargo xtask kernel
 step "hsa_p2p.ko with the kernel's clippy lints"
 cargo xtask build --clippy
 
+step "Debian packages (hsa-p2p-dkms, hsa-p2p-tools): scratch-root install check, lintian, dkms build against the kernel"
+cargo xtask package --dkms-build
+
+step "kernel patch series (samples/rust/hsa_p2p): every patch applies, builds with CLIPPY=1, checkpatch --strict has no error"
+cargo xtask patches --check
+
 step "module in QEMU: every shipped spec QEMU can express (KTAP; JUnit in target/vm-test/junit.xml)"
 cargo xtask vm-test
 

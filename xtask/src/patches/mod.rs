@@ -68,13 +68,13 @@ fn cover_blurb(env_version: &str, author_is_placeholder: bool) -> String {
          queries, pci_p2pdma_*), without claiming a user-space ABI.\n\
          \n\
          Patch 1 adds the shared rules (host-tested as a no_std crate and\n\
-         mounted with path attributes), patch 2 the driver, its C shims, Kconfig and\n\
-         Makefile, patch 3 a MAINTAINERS entry. Every step builds.\n\
+         mounted with path attributes), patch 2 the driver, its C shims,\n\
+         Kconfig and Makefile, patch 3 a MAINTAINERS entry. Every step builds.\n\
          \n\
-         Tested on Linux {env_version} with rustc 1.96: every patch applies in\n\
-         order and builds with `make CLIPPY=1 samples/rust/`; the same code,\n\
-         built out of tree, binds three emulated GPUs under QEMU and publishes\n\
-         the expected p2p_links.\n"
+         Tested on Linux {env_version}: every patch applies in order and builds\n\
+         with `make CLIPPY=1 samples/rust/`. The same code, built out of tree,\n\
+         is tested under QEMU with emulated GPUs behind PCIe switches and root\n\
+         ports, against the topology its rules predict.\n"
     );
     if author_is_placeholder {
         blurb.push_str(
