@@ -194,7 +194,7 @@ fn reports_of_a_fixture_run_parse_back_and_leave_deselected_tests_out() {
     let run = hsa_p2p_hwtests::run(
         "hwtests",
         &context,
-        &Filter::new(["kfd.*", "transfer.push*"]),
+        &Filter::new(["kfd.*", "transfer.direct*"]),
     );
     assert_eq!(run.cases.len(), 5);
     assert_eq!(run.deselected.len(), 7);
