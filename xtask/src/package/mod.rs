@@ -358,7 +358,8 @@ fn build_dkms_package(common: &Common, staging: &Path) -> Result<PathBuf> {
 
 fn build_tools_package(common: &Common, staging: &Path, verbose: bool) -> Result<PathBuf> {
     let binary = tools::build_release(verbose)?;
-    let stripped = staging.join("p2pctl.stripped");
+    // Named p2pctl: clap prints argv[0] in the help texts the man page is made from.
+    let stripped = staging.join("bin").join(tools::BINARY);
     tools::strip(&binary, &stripped)?;
     let mut control = common.control(TOOLS_PACKAGE, "amd64", "utils");
     control.depends =
