@@ -130,7 +130,7 @@ fn gpu_facts(
     node: &Node,
     device: &PciDevice,
     kind: TreeKind,
-    assumptions: &mut Vec<String>,
+    assumed_dma_masks: &mut Vec<String>,
 ) -> Result<GpuFacts, String> {
     let own_link = node
         .io_links
@@ -165,11 +165,14 @@ fn gpu_facts(
             (node.properties.local_mem_size, numa, link)
         }
     };
-    let dma_mask_bits = device.dma_mask_bits.unwrap_or_else(|| {
-        assumptions.push(format!(
-            "{}: DMA mask not shown in sysfs, assumed {DEFAULT_DMA_MASK_BITS} bits",
-            device.address
-        ));
+    // An emulated GPU's DMA mask is a descriptor fact: sysfs shows the PCI device's (whatever
+    // the module set), not the one the module's rules use.
+    let shown = match kind {
+        TreeKind::Kfd => device.dma_mask_bits,
+        TreeKind::HsaP2p => None,
+    };
+    let dma_mask_bits = shown.unwrap_or_else(|| {
+        assumed_dma_masks.push(device.address.to_string());
         DEFAULT_DMA_MASK_BITS
     });
     let hive_id = node.properties.hive_id;
@@ -254,14 +257,21 @@ pub fn observe<'a>(
 
     let mut problems = Vec::new();
     let mut facts = Vec::new();
+    let mut assumed_dma_masks = Vec::new();
     for (node_id, device) in gpus {
         let Some(node) = tree.node(*node_id) else {
             continue;
         };
-        match gpu_facts(inventory, tree, node, device, kind, &mut assumptions) {
+        match gpu_facts(inventory, tree, node, device, kind, &mut assumed_dma_masks) {
             Ok(gpu) => facts.push(gpu),
             Err(problem) => problems.push(problem),
         }
+    }
+    if !assumed_dma_masks.is_empty() {
+        assumptions.push(format!(
+            "DMA mask {DEFAULT_DMA_MASK_BITS} bits for {} (not shown in sysfs)",
+            assumed_dma_masks.join(", ")
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
