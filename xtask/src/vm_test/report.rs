@@ -1,20 +1,16 @@
 //! Results of vm-test cases: KTAP on the console, JUnit XML under `target/vm-test/`.
+//!
+//! The rendering is the hwtests report code (`hsa_p2p_hwtests::report`), the same KTAP and JUnit
+//! writers `cargo xtask test-hw` and the `hwtests` binary use, so every runner's output reads
+//! alike; this module keeps vm-test's case type (seconds as `f64`) and converts.
 
-use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use hsa_p2p_hwtests::report::{self as hw, Summary};
 
-/// How a test case ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// It passed.
-    Pass,
-    /// It failed; one line per problem.
-    Fail(Vec<String>),
-    /// It could not run here; the reason.
-    Skip(String),
-}
+pub use hsa_p2p_hwtests::report::Outcome;
 
 /// A named test case in a suite (one suite per spec).
 #[derive(Clone, Debug)]
@@ -29,122 +25,33 @@ pub struct Case {
     pub seconds: f64,
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn to_report(cases: &[Case]) -> Vec<hw::Case> {
+    cases
+        .iter()
+        .map(|case| {
+            hw::Case::new(
+                case.suite.clone(),
+                case.name.clone(),
+                case.outcome.clone(),
+                Duration::try_from_secs_f64(case.seconds).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// KTAP v1: one subtest block per suite.
 pub fn ktap(cases: &[Case]) -> String {
-    let mut suites: Vec<&str> = Vec::new();
-    for case in cases {
-        if !suites.contains(&case.suite.as_str()) {
-            suites.push(&case.suite);
-        }
-    }
-    let mut out = format!("KTAP version 1\n1..{}\n", suites.len());
-    for (suite_number, suite) in suites.iter().enumerate() {
-        let members: Vec<&Case> = cases.iter().filter(|c| c.suite == *suite).collect();
-        let _ = writeln!(
-            out,
-            "    KTAP version 1\n    # Subtest: {suite}\n    1..{}",
-            members.len()
-        );
-        for (number, case) in members.iter().enumerate() {
-            let number = number + 1;
-            match &case.outcome {
-                Outcome::Pass => {
-                    let _ = writeln!(out, "    ok {number} {}", case.name);
-                }
-                Outcome::Fail(problems) => {
-                    for problem in problems {
-                        let _ = writeln!(out, "    # {problem}");
-                    }
-                    let _ = writeln!(out, "    not ok {number} {}", case.name);
-                }
-                Outcome::Skip(reason) => {
-                    let _ = writeln!(out, "    ok {number} {} # SKIP {reason}", case.name);
-                }
-            }
-        }
-        let failed = members
-            .iter()
-            .any(|c| matches!(c.outcome, Outcome::Fail(_)));
-        let _ = writeln!(
-            out,
-            "{} {} {suite}",
-            if failed { "not ok" } else { "ok" },
-            suite_number + 1
-        );
-    }
-    out
+    hw::ktap(&to_report(cases))
 }
 
 /// JUnit XML (the dialect GitHub Actions, GitLab and Jenkins read).
 pub fn junit(cases: &[Case]) -> String {
-    let mut suites: Vec<&str> = Vec::new();
-    for case in cases {
-        if !suites.contains(&case.suite.as_str()) {
-            suites.push(&case.suite);
-        }
-    }
-    let mut out =
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vm-test\">\n");
-    for suite in suites {
-        let members: Vec<&Case> = cases.iter().filter(|c| c.suite == suite).collect();
-        let count = |f: fn(&Outcome) -> bool| members.iter().filter(|c| f(&c.outcome)).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            escape(suite),
-            members.len(),
-            count(|o| matches!(o, Outcome::Fail(_))),
-            count(|o| matches!(o, Outcome::Skip(_)))
-        );
-        for case in members {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                escape(suite),
-                escape(&case.name),
-                case.seconds
-            );
-            match &case.outcome {
-                Outcome::Pass => out.push_str("/>\n"),
-                Outcome::Fail(problems) => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        escape(problems.first().map_or("failed", String::as_str)),
-                        escape(&problems.join("\n"))
-                    );
-                }
-                Outcome::Skip(reason) => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        escape(reason)
-                    );
-                }
-            }
-        }
-        out.push_str("  </testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
+    hw::junit("vm-test", &to_report(cases))
 }
 
 /// `N passed, N failed, N skipped`.
 pub fn summary(cases: &[Case]) -> String {
-    let count = |f: fn(&Outcome) -> bool| cases.iter().filter(|c| f(&c.outcome)).count();
-    format!(
-        "{} passed, {} failed, {} skipped",
-        count(|o| *o == Outcome::Pass),
-        count(|o| matches!(o, Outcome::Fail(_))),
-        count(|o| matches!(o, Outcome::Skip(_)))
-    )
+    Summary::of(&to_report(cases)).to_string()
 }
 
 /// Writes the JUnit file.
@@ -182,8 +89,10 @@ mod tests {
         assert!(ktap.contains("    ok 3 why # SKIP no p2pctl\n"));
         assert!(ktap.ends_with("not ok 1 same-switch\n"));
         let junit = junit(&cases);
-        assert!(junit.contains("tests=\"3\" failures=\"1\" skipped=\"1\""));
-        assert!(junit.contains("<failure message=\"nodes/1/x: &lt;bad&gt;\">"));
+        assert!(junit.contains("<testsuites name=\"vm-test\" tests=\"3\" failures=\"1\""));
+        assert!(junit.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""));
+        assert!(junit.contains("<failure message=\"nodes/1/x: &lt;bad&gt;\""));
+        assert!(junit.contains("time=\"1.500\""));
         assert_eq!(summary(&cases), "1 passed, 1 failed, 1 skipped");
     }
 }
