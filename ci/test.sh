@@ -25,6 +25,9 @@ cargo test --doc --workspace --locked
 step "host tests (nextest, JUnit in target/nextest/ci/junit.xml)"
 cargo nextest run --workspace --profile ci --locked
 
+step "hardware-in-the-loop tests on this machine (without GPUs or a Rust kernel: every test skipped with its reason; KTAP, JUnit, JSON in target/test-hw)"
+cargo xtask test-hw
+
 step "kernel toolchain and Rust-enabled 7.3 kernel (cached under target/kernel)"
 cargo xtask kernel
 
