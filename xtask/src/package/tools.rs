@@ -20,7 +20,7 @@ fn cargo() -> Command {
 /// `cargo build --release --locked -p hsa-p2p-runtime --bin p2pctl`; returns the binary.
 pub fn build_release(verbose: bool) -> Result<PathBuf> {
     run_logged(
-        cargo().args([
+        cargo().current_dir(util::workspace_root()).args([
             "build",
             "--release",
             "--locked",

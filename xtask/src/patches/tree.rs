@@ -64,8 +64,16 @@ impl ScratchTree {
                 }
             }
             fs::create_dir_all(dir)?;
-            run(Command::new("cp").arg("-al").arg(&base).arg(&tree))
-                .context("cannot make the hard-linked copy of the base tree")?;
+            if let Err(error) = run(Command::new("cp").arg("-al").arg(&base).arg(&tree)) {
+                // Hard links cannot cross file systems (a --base elsewhere): a real copy works,
+                // slowly (about a minute for 1.6 GB).
+                note(format!(
+                    "cp -al failed ({error:#}); copying instead (cp -a)"
+                ));
+                let _ = fs::remove_dir_all(&tree);
+                run(Command::new("cp").arg("-a").arg(&base).arg(&tree))
+                    .context("cannot copy the base tree")?;
+            }
             write_stamp(&stamp, &identity)?;
         }
         let scratch = Self {
