@@ -8,6 +8,8 @@
 //! user space is checked with [`crate::abi::check_range`] (overflow first, then bounds) before
 //! any I/O pointer is formed.
 
+use core::ptr::NonNull;
+
 use kernel::alloc::{flags::GFP_KERNEL, KVVec, KVec};
 use kernel::bindings;
 use kernel::error::to_result;
@@ -37,6 +39,9 @@ use crate::vram::Vram;
 
 /// The largest piece copied while the BAR mappings are held (an RCU read-side section).
 const COPY_CHUNK: u64 = 1 << 20;
+
+// `mmap` offsets and buffer sizes are counted in ABI pages, the kernel maps CPU pages.
+const _: () = assert!(abi::VRAM_PAGE == kernel::page::PAGE_SIZE as u64);
 
 macro_rules! plain_old_data {
     ($($ty:ty),* $(,)?) => {$(
@@ -484,7 +489,7 @@ impl MiscDevice for OpenFile {
         }
     }
 
-    fn mmap(me: Pin<&OpenFile>, _file: &File, vma: &VmaNew) -> Result {
+    fn mmap(me: Pin<&OpenFile>, file: &File, vma: &VmaNew) -> Result {
         // Private (copy-on-write) mappings of I/O memory make no sense.
         if vma.flags() & vm_flags::SHARED == 0 {
             return Err(abi_error(AbiError::InvalidArgument));
@@ -499,18 +504,18 @@ impl MiscDevice for OpenFile {
         let buffers = me.buffers.lock();
         let buffer = &buffers[find(&buffers, handle)?];
         abi::check_range(start, len, buffer.size).map_err(abi_error)?;
-        // Fails with ENODEV once the GPU is unbound.
-        buffer.vram.with_mapping(|_, _| ())?;
         vma.set_dontcopy();
-        // SAFETY: `vma` is being set up by this mmap call; the physical range
-        // `[phys, phys + len)` lies inside the buffer (checked above), which lies in the BAR.
-        let ret = unsafe {
-            hsa_p2p_mmap_phys(
-                vma.as_ptr().cast::<c_void>(),
-                buffer.vram.phys(buffer.offset + start),
-            )
-        };
-        to_result(ret)
+        let file = NonNull::new(file.as_ptr().cast::<c_void>()).ok_or(EINVAL)?;
+        let phys = buffer.vram.phys(buffer.offset + start);
+        // Fails with ENODEV once the GPU is unbound.
+        buffer
+            .vram
+            .map_to_user(buffer.offset, file, abi::mmap_offset(buffer.handle), || {
+                // SAFETY: `vma` is being set up by this mmap call; the physical range
+                // `[phys, phys + len)` lies inside the buffer (checked above), which lies in
+                // the BAR.
+                to_result(unsafe { hsa_p2p_mmap_phys(vma.as_ptr().cast::<c_void>(), phys) })
+            })
     }
 }
 

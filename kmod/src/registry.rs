@@ -94,8 +94,14 @@ impl Registry {
     /// Removes the GPU `pdev`, if bound, and republishes.
     pub(crate) fn remove(&mut self, pdev: &pci::Device) -> Result {
         let before = self.gpus.len();
-        self.gpus
-            .retain(|gpu| raw_pci_dev(&gpu.pdev) != raw_pci_dev(pdev));
+        self.gpus.retain(|gpu| {
+            let going = raw_pci_dev(&gpu.pdev) == raw_pci_dev(pdev);
+            if going {
+                // Buffers may outlive the GPU; user space must lose its view of the BAR now.
+                gpu.vram.revoke_user_mappings();
+            }
+            !going
+        });
         if self.gpus.len() == before {
             return Ok(());
         }

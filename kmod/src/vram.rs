@@ -3,7 +3,10 @@
 //! One GPU's VRAM as the misc device sees it: the BAR mapping (revoked when the GPU unbinds)
 //! and a first-fit range allocator over the BAR that never hands out the descriptor page.
 
+use core::ptr::NonNull;
+
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::ffi::c_void;
 use kernel::io::{Io, IoBackend, IoBase, MmioBackend};
 use kernel::pci;
 use kernel::prelude::*;
@@ -11,18 +14,35 @@ use kernel::sync::{aref::ARef, Arc, Mutex};
 
 use crate::abi::VRAM_PAGE;
 use crate::descriptor::DESCRIPTOR_PAGE_SIZE;
+use crate::shim::hsa_p2p_zap_file_range;
+
+/// The open file whose user mappings show a range, and where (its `mmap` offset).
+///
+/// # Invariants
+///
+/// `file` is a live `struct file`: the range is released (and this record dropped) when the
+/// buffer goes, at the latest when the file is released.
+struct UserMapping {
+    file: NonNull<c_void>,
+    mmap_offset: u64,
+}
+
+// SAFETY: a `struct file` pointer may be used from any thread; it is only passed to
+// `unmap_mapping_range`, which takes its own locks.
+unsafe impl Send for UserMapping {}
 
 /// An allocated range of a BAR.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Range {
-    pub(crate) offset: u64,
-    pub(crate) size: u64,
+struct Range {
+    offset: u64,
+    size: u64,
+    user: Option<UserMapping>,
 }
 
 /// The allocated ranges of one BAR, sorted by offset, disjoint, all inside
-/// `[DESCRIPTOR_PAGE_SIZE, bar_size)`.
+/// `[DESCRIPTOR_PAGE_SIZE, bar_size)`; `gone` once the GPU is unbound (no new user mapping).
 struct Ranges {
     used: KVec<Range>,
+    gone: bool,
 }
 
 /// A GPU's VRAM BAR.
@@ -56,7 +76,10 @@ impl Vram {
                 bar,
                 phys,
                 size,
-                ranges <- kernel::new_mutex!(Ranges { used: KVec::new() }),
+                ranges <- kernel::new_mutex!(Ranges {
+                    used: KVec::new(),
+                    gone: false,
+                }),
             }),
             GFP_KERNEL,
         )
@@ -100,6 +123,7 @@ impl Vram {
                 Range {
                     offset: start,
                     size,
+                    user: None,
                 },
             )
             .map_err(|_| ENOMEM)?;
@@ -110,6 +134,45 @@ impl Vram {
     pub(crate) fn release(&self, offset: u64) {
         let mut ranges = self.ranges.lock();
         ranges.used.retain(|range| range.offset != offset);
+    }
+
+    /// Runs `map` (which maps the range at `offset` into user space through `file` at
+    /// `mmap_offset`) unless the GPU is gone, and records the mapping so that
+    /// [`Vram::revoke_user_mappings`] can remove it. `file` must stay open while the range is
+    /// allocated (it owns the buffer).
+    pub(crate) fn map_to_user(
+        &self,
+        offset: u64,
+        file: NonNull<c_void>,
+        mmap_offset: u64,
+        map: impl FnOnce() -> Result,
+    ) -> Result {
+        let mut ranges = self.ranges.lock();
+        if ranges.gone {
+            return Err(ENODEV);
+        }
+        let range = ranges
+            .used
+            .iter_mut()
+            .find(|range| range.offset == offset)
+            .ok_or(ENOENT)?;
+        map()?;
+        // INVARIANT: the caller's file owns the buffer, so it outlives the range.
+        range.user = Some(UserMapping { file, mmap_offset });
+        Ok(())
+    }
+
+    /// The GPU is going: removes every user mapping of its buffers (later accesses fault with
+    /// SIGBUS) and refuses new ones.
+    pub(crate) fn revoke_user_mappings(&self) {
+        let mut ranges = self.ranges.lock();
+        ranges.gone = true;
+        for range in ranges.used.iter() {
+            if let Some(user) = &range.user {
+                // SAFETY: `user.file` is live by the `UserMapping` invariant.
+                unsafe { hsa_p2p_zap_file_range(user.file.as_ptr(), user.mmap_offset, range.size) };
+            }
+        }
     }
 
     /// Runs `f` on the BAR's kernel mapping as a raw I/O pointer and its length, or fails with

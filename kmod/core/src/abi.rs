@@ -383,8 +383,14 @@ mod tests {
     #[test]
     fn ioc_matches_the_kernel_encoding() {
         // Values from include/uapi/asm-generic/ioctl.h: _IOR('H', 0x40, 8 bytes) etc.
+        // The documented numbers (docs/peer-transfers.md): changing one breaks user space.
         assert_eq!(cmd::VERSION, 0x8008_4840);
+        assert_eq!(cmd::ALLOC, 0xc030_4841);
         assert_eq!(cmd::FREE, 0x4008_4842);
+        assert_eq!(cmd::MAP_PEER, 0xc018_4843);
+        assert_eq!(cmd::UNMAP_PEER, 0x4008_4844);
+        assert_eq!(cmd::COPY, 0xc030_4845);
+        assert_eq!(cmd::INFO, 0xc090_4846);
         assert_eq!(ioc_size(cmd::ALLOC), size_of::<AllocArgs>());
         assert_eq!(ioc_size(cmd::INFO), size_of::<InfoArgs>());
         assert_eq!(ioc(IOC_NONE, 1, 2, 1 << 14), 0);
