@@ -3,7 +3,7 @@
 //! the device's answers to bad input. Results go to the console as lines the host parses:
 //!
 //! ```text
-//! @@XFER from=<node> to=<node> dst_offset=<bytes> src_offset=<bytes> size=<bytes> seed=<n> path=<direct|staged> direct=<ok|EXDEV> verified=<ok|FAIL>
+//! @@XFER from=<node> to=<node> dst_offset=<bytes> src_offset=<bytes> size=<bytes> seed=<n> path=<direct|staged> direct=<ok|EXDEV> map=<type> bus=<addr> phys=<addr> verified=<ok|FAIL>
 //! @@CHECK <name> ok
 //! @@CHECK <name> FAIL <what happened>
 //! ```
@@ -48,6 +48,14 @@ enum GuestCheck {
         /// The other process's handle.
         handle: u32,
     },
+    /// Map a buffer, free it, touch the mapping: must die of SIGBUS (run by `bad-input`).
+    TouchAfterFree,
+    /// Map a buffer, unbind its GPU, copy (ENODEV) and touch the mapping: must die of SIGBUS
+    /// (run by `bad-input`, which binds the GPU again).
+    TouchAfterUnbind {
+        /// The GPU's PCI address.
+        address: String,
+    },
 }
 
 /// Runs a guest check.
@@ -56,6 +64,8 @@ pub fn run(args: &GuestArgs) -> Result<()> {
         GuestCheck::Transfers { size } => transfers(*size),
         GuestCheck::BadInput => bad_input(),
         GuestCheck::ForeignHandle { handle } => foreign_handle(*handle),
+        GuestCheck::TouchAfterFree => touch_after_free(),
+        GuestCheck::TouchAfterUnbind { address } => touch_after_unbind(address),
     }
 }
 
@@ -90,8 +100,9 @@ fn transfers(size: u64) -> Result<()> {
             let linked = has_direct_path(&topology, from, to);
             let mut direct = "ok";
             let mut problems = Vec::new();
+            let mut mapping = None;
             match (linked, device.map_peer(dst.handle, from.gpu_id)) {
-                (true, Ok(_)) => {}
+                (true, Ok(peer)) => mapping = Some(peer),
                 (false, Err(DeviceError::NoPeerLink { reasons, .. })) if reasons != 0 => {}
                 (linked, result) => {
                     problems.push(format!("map for peer (link {linked}) gave {result:?}"))
@@ -125,14 +136,17 @@ fn transfers(size: u64) -> Result<()> {
             if got != expected {
                 problems.push(format!("checksum {got:016x}, expected {expected:016x}"));
             }
+            let phys = device.info(dst.handle)?.phys_address;
             println!(
-                "@@XFER from={} to={} src_offset={} dst_offset={} size={size} seed={} path={} direct={direct} verified={}",
+                "@@XFER from={} to={} src_offset={} dst_offset={} size={size} seed={} path={} direct={direct} map={} bus={:#x} phys={phys:#x} verified={}",
                 from.node,
                 to.node,
                 src.vram_offset,
                 dst.vram_offset,
                 source_seed(from.node),
                 outcome.path.name(),
+                mapping.map_or(0, |m| m.map_type),
+                mapping.map_or(0, |m| m.bus_address),
                 if problems.is_empty() { "ok" } else { "FAIL" }
             );
             for problem in &problems {
@@ -356,6 +370,38 @@ fn bad_input() -> Result<()> {
         device.info(a.handle).map(drop).map_err(anyhow::Error::from),
     );
 
+    // A freed buffer's user mapping is gone: touching it kills the process with SIGBUS.
+    let status = Command::new(std::env::current_exe()?)
+        .args(["guest", "touch-after-free"])
+        .status()
+        .context("cannot run the touch-after-free child")?;
+    checks.ok(
+        "freed_buffer_mapping_faults",
+        if std::os::unix::process::ExitStatusExt::signal(&status) == Some(7) {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("expected death by SIGBUS, got {status}"))
+        },
+    );
+
+    // Unbinding a GPU revokes the user mappings of its buffers and fails their copies.
+    let last = all[all.len() - 1];
+    let address = pci_address(&topology, last)?;
+    let status = Command::new(std::env::current_exe()?)
+        .args(["guest", "touch-after-unbind", &address])
+        .status()
+        .context("cannot run the touch-after-unbind child")?;
+    let rebound = std::fs::write(format!("{DRIVER}/bind"), &address);
+    checks.ok(
+        "unbound_gpu_buffer_mapping_faults",
+        match (std::os::unix::process::ExitStatusExt::signal(&status), rebound) {
+            (Some(7), Ok(())) => Ok(()),
+            (signal, rebound) => Err(anyhow::anyhow!(
+                "expected death by SIGBUS and a rebind, got {status} (signal {signal:?}), rebind {rebound:?}"
+            )),
+        },
+    );
+
     // Direct copies into a buffer that a linked peer has not mapped are refused.
     let linked = all
         .iter()
@@ -447,6 +493,69 @@ fn close_frees(gpu: GpuRef) -> Result<()> {
         bail!("{first} buffers fit before closing, {second} after");
     }
     Ok(())
+}
+
+/// The driver's sysfs directory.
+const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
+
+/// The PCI address (`DDDD:BB:DD.F`) of a GPU node, from its `domain` and `location_id`.
+fn pci_address(topology: &hsa_p2p_core::topology::Topology, gpu: GpuRef) -> Result<String> {
+    let node = topology.node(gpu.node).context("GPU node vanished")?;
+    let location = node.properties.location_id;
+    Ok(format!(
+        "{:04x}:{:02x}:{:02x}.{}",
+        node.properties.domain,
+        location >> 8,
+        (location >> 3) & 0x1f,
+        location & 7
+    ))
+}
+
+fn touch_after_unbind(address: &str) -> Result<()> {
+    let (topology, all) = topology_gpus()?;
+    let gpu = all
+        .iter()
+        .copied()
+        .find(|&gpu| pci_address(&topology, gpu).is_ok_and(|a| a == address))
+        .with_context(|| format!("no GPU node at {address}"))?;
+    let device = Device::open()?;
+    let buffer = device.alloc(gpu.gpu_id, 8192)?;
+    let mut mapping = device.mmap(&buffer)?;
+    mapping.as_mut_slice()[0] = 0x5a;
+    std::fs::write(format!("{DRIVER}/unbind"), address)
+        .with_context(|| format!("cannot unbind {address}"))?;
+    match device.copy(
+        buffer.handle,
+        0,
+        buffer.handle,
+        4096,
+        4096,
+        PathChoice::Auto,
+    ) {
+        Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {
+            println!("@@CHECK unbound_gpu_buffer_copy_fails ok")
+        }
+        other => {
+            println!("@@CHECK unbound_gpu_buffer_copy_fails FAIL expected ENODEV, got {other:?}")
+        }
+    }
+    // SAFETY: the pointer is the start of the live mapping, whose pages must be gone.
+    let byte = unsafe { std::ptr::read_volatile(mapping.as_slice().as_ptr()) };
+    bail!("read {byte:#x} through the mapping of an unbound GPU's buffer")
+}
+
+fn touch_after_free() -> Result<()> {
+    let (_, all) = topology_gpus()?;
+    let device = Device::open()?;
+    let buffer = device.alloc(all[0].gpu_id, 4096)?;
+    let mut mapping = device.mmap(&buffer)?;
+    mapping.as_mut_slice()[0] = 0x5a;
+    device.free(buffer.handle)?;
+    // SAFETY: the pointer is the start of the live mapping (the mapping itself is still there;
+    // only its pages must be gone, which turns this read into SIGBUS).
+    let byte = unsafe { std::ptr::read_volatile(mapping.as_slice().as_ptr()) };
+    // Only reached if the mapping survived the free.
+    bail!("read {byte:#x} through the mapping of a freed buffer")
 }
 
 fn foreign_handle(handle: u32) -> Result<()> {

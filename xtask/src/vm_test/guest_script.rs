@@ -73,14 +73,30 @@ pub fn refusal_script() -> String {
 /// Where the static guest checker is installed (see `crate::vm::initramfs::guest_tools`).
 pub const GUEST_CHECKER: &str = "/bin/hsa-p2p-guest";
 
-/// Bytes per transfer in the transfer test.
-pub const TRANSFER_SIZE: u64 = 16 << 20;
-
 /// The test script of the transfer machine: load the module, show the device node's mode, run
 /// the bad-input checks and two CLI copies, then (last, so that nothing overwrites what the host
-/// verifies in the backing files) the transfers between every ordered GPU pair; unload and
-/// print the kernel log.
-pub fn transfer_script() -> String {
+/// verifies in the backing files) the transfers of `size` bytes between every ordered GPU pair;
+/// unload and print the kernel log. `linked` and `unlinked` are GPU pairs (`gpuN` names) with
+/// and without a p2p link, for the CLI checks.
+pub fn transfer_script(
+    size: u64,
+    linked: Option<(usize, usize)>,
+    unlinked: Option<(usize, usize)>,
+) -> String {
+    let mut cli = Vec::new();
+    if let Some((a, b)) = linked {
+        cli.push(format!(
+            "p2pctl copy --from gpu{a} --to gpu{b} --size 4M --direct || fail p2pctl direct copy gpu{a} gpu{b}"
+        ));
+    }
+    if let Some((a, b)) = unlinked {
+        cli.push(format!(
+            "p2pctl copy --from gpu{a} --to gpu{b} --size 4M || fail p2pctl staged copy gpu{a} gpu{b}"
+        ));
+        cli.push(format!(
+            "p2pctl copy --from gpu{a} --to gpu{b} --size 4M --direct && fail p2pctl direct copy without a link succeeded"
+        ));
+    }
     [
         "failures=0".to_string(),
         "fail() { echo \"@@FAIL $*\"; failures=$((failures+1)); }".into(),
@@ -89,10 +105,8 @@ pub fn transfer_script() -> String {
         "dmesg -c > /dev/null".into(),
         "echo \"@@DEVNODE $(stat -c '%F %a %u:%g' /dev/hsa_p2p)\"".into(),
         format!("{GUEST_CHECKER} guest bad-input || fail bad-input"),
-        "p2pctl copy --from gpu0 --to gpu1 --size 4M || fail p2pctl copy gpu0 gpu1".into(),
-        "p2pctl copy --from gpu0 --to gpu2 --size 4M || fail p2pctl copy gpu0 gpu2".into(),
-        "p2pctl copy --from gpu0 --to gpu2 --size 4M --direct && fail p2pctl direct copy without a link succeeded".into(),
-        format!("{GUEST_CHECKER} guest transfers --size {TRANSFER_SIZE} || fail transfers"),
+        cli.join("\n"),
+        format!("{GUEST_CHECKER} guest transfers --size {size} || fail transfers"),
         "rmmod hsa_p2p || fail rmmod".into(),
         "echo '@@DMESG'; dmesg -r; echo '@@DMESG_END'".into(),
         "exit $failures".into(),
