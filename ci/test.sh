@@ -13,8 +13,9 @@ if ! command -v cargo-nextest >/dev/null; then
     cargo install cargo-nextest --locked
 fi
 
-step "format check"
+step "format check (workspace, and the module's files that cargo does not see)"
 cargo fmt --all --check
+rustfmt --edition 2021 --check kmod/src/*.rs
 
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings

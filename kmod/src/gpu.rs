@@ -10,7 +10,6 @@ use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use crate::facts::{GpuFacts, PciAddress};
 use crate::shim::{hsa_p2p_pci_domain, raw_pci_dev};
 
-
 /// The BAR holding the emulated GPU's VRAM (ivshmem-plain's shared-memory BAR).
 pub(crate) const VRAM_BAR: u32 = 2;
 

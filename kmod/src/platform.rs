@@ -12,7 +12,6 @@ use crate::shim::{
 };
 use kernel::pci;
 
-
 /// The CPU nodes and their SLIT distances (row-major).
 pub(crate) struct NumaFacts {
     pub(crate) cpus: KVec<CpuFacts>,
