@@ -48,23 +48,40 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The module's source files below `kmod` (kbuild files and the sources of `src/` and
+/// `core/src/`), relative to it, sorted: what is built, staged and packaged.
+pub fn module_sources(kmod: &Path) -> Result<Vec<PathBuf>> {
+    if !kmod.join("Kbuild").is_file() {
+        bail!("{} missing", kmod.join("Kbuild").display());
+    }
+    let mut files: Vec<PathBuf> = STAGED_FILES
+        .iter()
+        .map(|file| kmod.join(file))
+        .filter(|path| path.is_file())
+        .collect();
+    for dir in STAGED_DIRS {
+        walk(&kmod.join(dir), &mut files)?;
+    }
+    let mut relative = files
+        .iter()
+        .map(|file| Ok(file.strip_prefix(kmod)?.to_path_buf()))
+        .collect::<Result<Vec<_>>>()?;
+    relative.sort();
+    Ok(relative)
+}
+
 /// Mirrors the module's sources from `source` into `tree`: copies changed files, removes
 /// sources that no longer exist (build products stay, for incremental builds).
 fn stage(source: &Path, tree: &Path) -> Result<()> {
-    let mut wanted = Vec::new();
     for file in STAGED_FILES {
-        if source.join(file).exists() {
-            wanted.push(source.join(file));
-        } else {
+        if !source.join(file).exists() {
             let _ = fs::remove_file(tree.join(file));
         }
     }
-    for dir in STAGED_DIRS {
-        walk(&source.join(dir), &mut wanted)?;
-    }
-    if !source.join("Kbuild").exists() {
-        bail!("{} missing", source.join("Kbuild").display());
-    }
+    let wanted: Vec<PathBuf> = module_sources(source)?
+        .into_iter()
+        .map(|relative| source.join(relative))
+        .collect();
     let mut staged = Vec::new();
     for file in &wanted {
         let relative = file.strip_prefix(source)?;
@@ -99,6 +116,19 @@ pub struct BuildArgs {
     /// Also run clippy on the Rust code (kbuild's `CLIPPY=1`).
     #[arg(long)]
     pub clippy: bool,
+}
+
+/// The module a command was given, or else the one `cargo xtask build` builds against the xtask
+/// kernel (built now, incrementally).
+pub fn given_or_built(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(module) => Ok(module.to_path_buf()),
+        None => build(&BuildArgs {
+            kdir: None,
+            verbose: false,
+            clippy: false,
+        }),
+    }
 }
 
 /// Path of the built module.

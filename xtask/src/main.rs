@@ -66,13 +66,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Kernel(args) => kernel::kernel(&args).map(drop),
         Command::Build(args) => kmod::build(&args).map(drop),
-        Command::Vm(args) if args.demo => vm::demo::demo(&vm::demo::VmArgs {
-            demo: true,
-            timeout: args.timeout,
-            keep_shm: args.keep_shm,
-            module: args.module,
-        })
-        .map(drop),
+        Command::Vm(args) if args.demo => vm::demo::demo(&args).map(drop),
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
         Command::TestHw(args) => test_hw::test_hw(&args),

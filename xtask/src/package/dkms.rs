@@ -19,52 +19,7 @@ pub const DKMS_NAME: &str = "hsa-p2p";
 /// The kbuild wrapper, relative to the source tree (dkms.conf names it).
 pub const KBUILD_WRAPPER: &str = "dkms/hsa-p2p-kbuild";
 
-/// Top-level kbuild files of `kmod/` shipped when present.
-const KBUILD_FILES: &[&str] = &["Kbuild", "Makefile"];
-/// Source directories of `kmod/` shipped whole (only source files, see [`is_source`]).
-const SOURCE_DIRS: &[&str] = &["src", "core/src"];
-const SOURCE_EXTENSIONS: &[&str] = &["rs", "c", "h", "S", "lds"];
-
-fn is_source(path: &Path) -> bool {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    !name.starts_with('.')
-        && path
-            .extension()
-            .is_some_and(|e| SOURCE_EXTENSIONS.contains(&e.to_string_lossy().as_ref()))
-}
-
-/// The module's source files below `kmod`, relative to it, sorted.
-pub fn module_sources(kmod: &Path) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(&path, files)?;
-            } else if is_source(&path) {
-                files.push(path);
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    for file in KBUILD_FILES {
-        if kmod.join(file).is_file() {
-            files.push(kmod.join(file));
-        }
-    }
-    if !kmod.join("Kbuild").is_file() {
-        bail!("{} missing", kmod.join("Kbuild").display());
-    }
-    for dir in SOURCE_DIRS {
-        walk(&kmod.join(dir), &mut files)?;
-    }
-    let mut relative = files
-        .iter()
-        .map(|f| Ok(f.strip_prefix(kmod)?.to_path_buf()))
-        .collect::<Result<Vec<_>>>()?;
-    relative.sort();
-    Ok(relative)
-}
+pub use crate::kmod::module_sources;
 
 /// Every `#[path = "…"]` of the Rust files in `tree/src`, as (file, attribute value).
 pub fn path_attributes(tree: &Path) -> Result<Vec<(PathBuf, String)>> {

@@ -11,13 +11,13 @@
 //! Expected: three devices bound; `pci_p2pdma_distance` 4 for gpu0/gpu1 (same switch) and -1
 //! for pairs across the root ports (q35's host bridge is not whitelisted).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 
+use super::spec_boot::VmArgs;
 use super::{GuestFile, Initramfs, ShmFile, VmConfig, VmOutcome};
 use crate::kernel::KernelEnv;
 use crate::util::{note, phase};
@@ -110,37 +110,10 @@ fn qemu_args(shm: &[ShmFile]) -> Vec<String> {
     args
 }
 
-/// Options of `cargo xtask vm`.
-#[derive(clap::Args, Debug)]
-pub struct VmArgs {
-    /// Boot the built-in 3-GPU demo topology (the only mode for now).
-    #[arg(long)]
-    pub demo: bool,
-    /// Whole-run timeout in seconds.
-    #[arg(long, default_value_t = 180)]
-    pub timeout: u64,
-    /// Keep the /dev/shm files after the run.
-    #[arg(long)]
-    pub keep_shm: bool,
-    /// Module to load (default: build it with `cargo xtask build`).
-    #[arg(long, value_name = "KO")]
-    pub module: Option<PathBuf>,
-}
-
 /// Boots the demo machine; fails unless the guest script succeeded.
 pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
-    if !args.demo {
-        bail!("only `cargo xtask vm --demo` exists for now");
-    }
     let env = KernelEnv::load()?;
-    let module = match &args.module {
-        Some(module) => module.clone(),
-        None => crate::kmod::build(&crate::kmod::BuildArgs {
-            kdir: None,
-            verbose: false,
-            clippy: false,
-        })?,
-    };
+    let module = crate::kmod::given_or_built(args.module.as_deref())?;
     let shm_files: Vec<ShmFile> = (0..3)
         .map(|index| ShmFile {
             path: format!("/dev/shm/hsa-p2p-demo-{}-gpu{index}", std::process::id()).into(),

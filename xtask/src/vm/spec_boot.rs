@@ -66,14 +66,7 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         force: false,
         no_install: false,
     })?;
-    let module = match &args.module {
-        Some(module) => module.clone(),
-        None => crate::kmod::build(&crate::kmod::BuildArgs {
-            kdir: None,
-            verbose: false,
-            clippy: false,
-        })?,
-    };
+    let module = crate::kmod::given_or_built(args.module.as_deref())?;
     let shm_prefix = format!("hsa-p2p-vm-{}-{}", std::process::id(), spec.name);
     let machine = emulate(&spec, &shm_prefix)
         .with_context(|| format!("QEMU cannot express {}", spec_path.display()))?;

@@ -77,14 +77,7 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
         args.specs.clone()
     };
     let env = KernelEnv::load()?;
-    let module = match &args.module {
-        Some(module) => module.clone(),
-        None => crate::kmod::build(&crate::kmod::BuildArgs {
-            kdir: None,
-            verbose: false,
-            clippy: false,
-        })?,
-    };
+    let module = crate::kmod::given_or_built(args.module.as_deref())?;
     let payload = GuestPayload {
         module,
         p2pctl: crate::guest_tools::static_p2pctl()?,
