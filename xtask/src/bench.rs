@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use hsa_p2p_runtime::spec::{ByteSize, Spec};
+use hsa_p2p_runtime::device::bench::BenchOptions;
+use hsa_p2p_runtime::spec::Spec;
 use serde_json::{json, Value};
 
 use crate::emulation::emulate;
@@ -25,15 +26,8 @@ const JSON_END: &str = "@@BENCH_JSON_END";
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Bytes per bandwidth copy.
-    #[arg(long, default_value = "16M")]
-    pub size: ByteSize,
-    /// Bandwidth copies per path (the best is reported).
-    #[arg(long, default_value_t = 5)]
-    pub iterations: u32,
-    /// 4 KiB copies per path (the median is reported).
-    #[arg(long, default_value_t = 200)]
-    pub latency_iterations: u32,
+    #[command(flatten)]
+    pub options: BenchOptions,
     /// Module to load (default: build it with `cargo xtask build`).
     #[arg(long, value_name = "KO")]
     pub module: Option<PathBuf>,
@@ -48,12 +42,10 @@ pub struct BenchArgs {
 fn script(args: &BenchArgs) -> String {
     format!(
         "insmod /hsa_p2p.ko || exit 10\n\
-         p2pctl bench --json --size {size} --iterations {iterations} --latency-iterations {latency} > /tmp/bench.json || exit 11\n\
+         p2pctl bench --json {options} > /tmp/bench.json || exit 11\n\
          echo {JSON_BEGIN}; cat /tmp/bench.json; echo {JSON_END}\n\
          rmmod hsa_p2p || exit 12\n",
-        size = args.size.0,
-        iterations = args.iterations,
-        latency = args.latency_iterations,
+        options = args.options.to_args(),
     )
 }
 
@@ -120,7 +112,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     phase(format!(
         "{}: benchmark {} copies between {} GPUs (QEMU TCG)",
         spec.name,
-        args.size,
+        args.options.size,
         machine.gpus.len()
     ));
     let run = vm::run(&config)?;

@@ -18,6 +18,40 @@ pub const LATENCY_BYTES: u64 = 4096;
 /// reports the aliased case separately.
 pub const STAGGER: u64 = 5 * 4096;
 
+/// The benchmark settings as command-line options, shared by `p2pctl bench` and
+/// `cargo xtask bench` (which passes them on to the guest's p2pctl).
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchOptions {
+    /// Bytes per bandwidth copy.
+    #[arg(long, default_value = "16M")]
+    pub size: crate::spec::ByteSize,
+    /// Bandwidth copies per path (the best is reported).
+    #[arg(long, default_value_t = 5)]
+    pub iterations: u32,
+    /// 4 KiB copies per path (the median is reported).
+    #[arg(long, default_value_t = 200)]
+    pub latency_iterations: u32,
+}
+
+impl BenchOptions {
+    /// The settings these options ask for.
+    pub fn config(&self) -> BenchConfig {
+        BenchConfig {
+            size: self.size.0,
+            iterations: self.iterations,
+            latency_iterations: self.latency_iterations,
+        }
+    }
+
+    /// The same options as p2pctl arguments.
+    pub fn to_args(&self) -> String {
+        format!(
+            "--size {} --iterations {} --latency-iterations {}",
+            self.size.0, self.iterations, self.latency_iterations
+        )
+    }
+}
+
 /// Benchmark settings.
 #[derive(Clone, Copy, Debug)]
 pub struct BenchConfig {

@@ -1,15 +1,14 @@
 //! `p2pctl copy --from A --to B --size 64M [--staged]`: one verified copy between two GPUs'
 //! VRAM through `/dev/hsa_p2p`, direct when the published topology allows it.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Result};
 use clap::Args;
 
 use hsa_p2p_runtime::device::transfer::{copy_verified, read_published, resolve_gpu};
-use hsa_p2p_runtime::device::{Device, PathChoice, DEVICE_PATH};
+use hsa_p2p_runtime::device::{Device, PathChoice};
+
+use crate::device_args::DeviceArgs;
 use hsa_p2p_runtime::spec::ByteSize;
-use hsa_p2p_runtime::sysfs::HSA_P2P_TOPOLOGY;
 
 #[derive(Args, Debug)]
 pub struct CopyArgs {
@@ -31,22 +30,18 @@ pub struct CopyArgs {
     /// Seed of the random source data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The module's topology directory.
-    #[arg(long, default_value = HSA_P2P_TOPOLOGY)]
-    pub root: PathBuf,
-    /// The device node.
-    #[arg(long, default_value = DEVICE_PATH)]
-    pub device: PathBuf,
+    #[command(flatten)]
+    pub target: DeviceArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: &CopyArgs) -> Result<()> {
-    let topology = read_published(&args.root)?;
+    let topology = read_published(&args.target.root)?;
     let from = resolve_gpu(&topology, &args.from)?;
     let to = resolve_gpu(&topology, &args.to)?;
-    let device = Device::open_at(&args.device)?;
+    let device = Device::open_at(&args.target.device)?;
     let choice = if args.staged {
         PathChoice::Staged
     } else if args.direct {

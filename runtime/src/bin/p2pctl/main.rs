@@ -3,6 +3,7 @@
 
 mod bench;
 mod copy;
+mod device_args;
 mod explain_cmd;
 mod output;
 mod predict_cmd;
