@@ -2,6 +2,7 @@
 //! rebind a GPU, reload the module ten times, print the kernel log; every result goes to the
 //! serial console between markers that the host parses.
 
+use super::hwtests_in_guest::hwtests_command;
 use super::tree_dump::dump_command;
 use super::why_check::why_command;
 
@@ -31,6 +32,7 @@ pub fn test_script(first_gpu: &str) -> String {
         "insmod /hsa_p2p.ko || fail insmod".into(),
         dump_command(topology, TREE_BOUND),
         why_command(topology),
+        hwtests_command(),
         format!("echo {first_gpu} > {driver}/unbind || fail unbind"),
         dump_command(topology, TREE_UNBOUND),
         format!("echo {first_gpu} > {driver}/bind || fail bind"),

@@ -9,6 +9,7 @@
 
 pub mod guest_checks;
 mod guest_script;
+mod hwtests_in_guest;
 mod report;
 mod transfers;
 pub mod tree_dump;
@@ -56,6 +57,7 @@ pub struct VmTestArgs {
 struct GuestPayload {
     module: PathBuf,
     p2pctl: PathBuf,
+    hwtests: PathBuf,
 }
 
 fn shipped_specs() -> Result<Vec<PathBuf>> {
@@ -81,6 +83,7 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     let payload = GuestPayload {
         module,
         p2pctl: crate::guest_tools::static_p2pctl()?,
+        hwtests: crate::guest_tools::static_binary("hsa-p2p-hwtests", "hwtests")?,
     };
     let mut cases = Vec::new();
     if args.transfers_only {
@@ -198,6 +201,7 @@ fn vm_config(
         files: vec![
             GuestFile::host("/hsa_p2p.ko", &payload.module),
             GuestFile::host("/bin/p2pctl", &payload.p2pctl),
+            GuestFile::host("/bin/hwtests", &payload.hwtests),
         ],
     };
     config
@@ -307,10 +311,13 @@ fn run_spec(
             .map(|line| format!("kernel warning: {line}")),
     );
 
-    Ok(vec![
+    let mut cases = vec![
         case("boot_and_load", outcome(boot_problems), seconds),
         case("topology_matches_prediction", outcome(matches), 0.0),
         case("p2pctl_why_in_guest_matches_prediction", outcome(why), 0.0),
+    ];
+    cases.extend(hwtests_in_guest::hwtests_cases(console, name));
+    cases.extend([
         case("unbind_removes_and_renumbers", outcome(unbind), 0.0),
         case("rebind_restores", outcome(rebind), 0.0),
         case(
@@ -318,5 +325,6 @@ fn run_spec(
             outcome(reload),
             0.0,
         ),
-    ])
+    ]);
+    Ok(cases)
 }
