@@ -9,10 +9,11 @@
 
 pub mod cases;
 pub mod context;
-pub mod kfd_validation;
-pub mod machine_facts;
 pub mod report;
 pub mod runner;
+
+// The facts and the validation live in the runtime, which `p2pctl why` shares them with.
+pub use hsa_p2p_runtime::{kfd_validation, machine_facts};
 
 pub use context::{Context, ModuleState};
 pub use runner::Filter;

@@ -22,8 +22,11 @@ pub struct Reason {
     pub explanation: String,
     /// What the user can change.
     pub remedy: String,
-    /// Whether the topology recorded it (true) or it was inferred from the tree (false).
+    /// Whether the topology recorded it (true) or it was inferred (false).
     pub recorded: bool,
+    /// Where it comes from: `recorded` (the tree's `p2p_denials`), `tree` (inferred from what
+    /// the tree shows) or `pci facts` (the rules applied to the machine's PCI facts).
+    pub basis: &'static str,
 }
 
 impl Reason {
@@ -33,12 +36,14 @@ impl Reason {
             explanation: reason.explanation().to_string(),
             remedy: reason.remedy().to_string(),
             recorded: true,
+            basis: "recorded",
         }
     }
 
-    fn inferred(reason: DenialReason) -> Self {
+    fn inferred(reason: DenialReason, basis: &'static str) -> Self {
         Reason {
             recorded: false,
+            basis,
             ..Reason::recorded(reason)
         }
     }
@@ -153,7 +158,7 @@ fn infer_denial(accessor: &Node, owner: &Node) -> Verdict {
         .iter()
         .any(|bank| bank.heap_type == HeapType::FrameBufferPrivate);
     if small_bar {
-        reasons.push(Reason::inferred(DenialReason::SmallBar));
+        reasons.push(Reason::inferred(DenialReason::SmallBar, "tree"));
     }
     if accessor.reports_p2p_links && !small_bar {
         hints.push(format!(
@@ -182,4 +187,102 @@ fn gpu(topology: &Topology, id: u32) -> Result<&Node, ExplainError> {
     } else {
         Err(ExplainError::NotAGpu(id))
     }
+}
+
+/// [`explain`], and where the tree does not record why a pair has no P2P (amdkfd's own tree),
+/// the rules applied to the machine's PCI facts below `machine_root` (`/` on the machine itself):
+/// the same prediction `cargo xtask test-hw` validates the tree against. What the facts cannot
+/// settle stays a hint; facts that could not be read are said, not hidden.
+pub fn explain_on_machine(
+    topology: &Topology,
+    from: u32,
+    to: u32,
+    machine_root: &std::path::Path,
+) -> Result<Explanation, ExplainError> {
+    let mut explanation = explain(topology, from, to)?;
+    let Verdict::Denied {
+        reasons,
+        hints,
+        p2pdma_distance,
+    } = &mut explanation.verdict
+    else {
+        return Ok(explanation);
+    };
+    if reasons.iter().any(|reason| reason.recorded) {
+        return Ok(explanation);
+    }
+    let inventory = match crate::machine_facts::Inventory::collect(machine_root) {
+        Ok(inventory) => inventory,
+        Err(error) => {
+            hints.push(format!(
+                "the machine's PCI facts could not be read: {error}"
+            ));
+            return Ok(explanation);
+        }
+    };
+    let pcie_p2p = inventory.platform.pcie_p2p.unwrap_or(false);
+    let validation = match crate::kfd_validation::validate(
+        &inventory,
+        topology,
+        crate::kfd_validation::TreeKind::Kfd,
+        pcie_p2p,
+    ) {
+        Ok(validation) => validation,
+        Err(problems) => {
+            hints.push(format!(
+                "the rules could not be applied to the machine's PCI facts: {}",
+                problems.join("; ")
+            ));
+            return Ok(explanation);
+        }
+    };
+    let predicted = match explain(&validation.predicted, from, to) {
+        Ok(predicted) => predicted,
+        Err(error) => {
+            hints.push(format!(
+                "the prediction from the PCI facts has no such pair: {error}"
+            ));
+            return Ok(explanation);
+        }
+    };
+    match predicted.verdict {
+        Verdict::Denied {
+            reasons: predicted_reasons,
+            p2pdma_distance: predicted_distance,
+            ..
+        } => {
+            // The facts name the failed conditions; what the tree alone suggested is replaced.
+            *reasons = predicted_reasons
+                .into_iter()
+                .map(|reason| Reason {
+                    recorded: false,
+                    basis: "pci facts",
+                    ..reason
+                })
+                .collect();
+            hints.retain(|hint| !hint.starts_with("the tree does not record why"));
+            if inventory.platform.pcie_p2p.is_none() {
+                hints.push(
+                    "amdgpu has no pcie_p2p parameter: it was built without HSA_AMD_P2P, so it \
+                     builds no peer links at all"
+                        .to_string(),
+                );
+            }
+            hints.extend(
+                validation
+                    .assumptions
+                    .iter()
+                    .map(|assumption| format!("assumed: {assumption}")),
+            );
+            *p2pdma_distance = predicted_distance;
+        }
+        Verdict::Allowed { .. } => hints.push(
+            "the rules applied to the machine's PCI facts allow this pair, yet the kernel \
+             published no link: the kernel's P2PDMA decision differs from the whitelist used \
+             here, or the driver predates HSA_AMD_P2P; `cargo xtask test-hw` lists every such \
+             disagreement"
+                .to_string(),
+        ),
+    }
+    Ok(explanation)
 }

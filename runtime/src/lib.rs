@@ -2,6 +2,8 @@
 //! explanations behind `p2pctl`.
 pub mod device;
 pub mod explain;
+pub mod kfd_validation;
+pub mod machine_facts;
 pub mod peers;
 pub mod predict;
 pub mod report;

@@ -181,7 +181,10 @@ fn why_json_for_small_bar_pair_in_both_directions() {
 #[test]
 fn why_on_an_old_kernel_tree_infers_small_bar_and_says_what_it_cannot_know() {
     let out = success(&["why", "1", "2", "--root", &fixture("old-kernel")]);
-    assert!(out.contains("reason (inferred): small BAR"), "{out}");
+    assert!(
+        out.contains("reason (inferred from the tree): small BAR"),
+        "{out}"
+    );
     assert!(out.contains("publishes no p2p links at all"), "{out}");
 }
 
@@ -272,4 +275,87 @@ fn topo_table_lists_nodes_links_and_denials() {
     assert!(out.contains("small"), "{out}");
     assert!(out.contains("node2  node1  p2p  PCIE  40"), "{out}");
     assert!(out.contains("node1  node2  small BAR"), "{out}");
+}
+
+fn hw_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../hwtests/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn why_on_an_amdkfd_tree_names_the_condition_from_the_machines_pci_facts() {
+    // A 4-GPU Intel machine (hwtests fixture: amdkfd tree + sysfs PCI facts): node 3 has a
+    // small BAR, node 4 sits behind another root port of a host bridge that is not whitelisted.
+    let machine = hw_fixture("four-gpu-intel");
+    let tree = machine.join("sys/class/kfd/kfd/topology");
+    let (tree, machine) = (tree.display().to_string(), machine.display().to_string());
+
+    // The tree alone does not record why 3 cannot reach 4.
+    let alone = success(&["why", "3", "4", "--root", &tree]);
+    assert!(alone.contains("the tree does not record why"), "{alone}");
+    assert!(!alone.contains("reason"), "{alone}");
+
+    let chipset = json(&[
+        "why",
+        "3",
+        "4",
+        "--root",
+        &tree,
+        "--machine-root",
+        &machine,
+        "--json",
+    ]);
+    assert_eq!(chipset["access"], false);
+    assert_eq!(chipset["reasons"][0]["name"], "chipset");
+    assert_eq!(chipset["reasons"][0]["basis"], "pci facts");
+    assert_eq!(chipset["reasons"][0]["recorded"], false);
+
+    let small_bar = json(&[
+        "why",
+        "1",
+        "3",
+        "--root",
+        &tree,
+        "--machine-root",
+        &machine,
+        "--json",
+    ]);
+    assert_eq!(small_bar["reasons"][0]["name"], "small BAR");
+    assert_eq!(small_bar["reasons"][0]["basis"], "pci facts");
+    assert_eq!(
+        small_bar["p2pdma_distance"], 4,
+        "same switch: the PCI core allows the path"
+    );
+
+    let allowed = json(&[
+        "why",
+        "1",
+        "2",
+        "--root",
+        &tree,
+        "--machine-root",
+        &machine,
+        "--json",
+    ]);
+    assert_eq!(allowed["access"], true);
+}
+
+#[test]
+fn why_says_when_the_machine_facts_cannot_be_read() {
+    let tree = hw_fixture("four-gpu-intel").join("sys/class/kfd/kfd/topology");
+    let scratch = tempfile::tempdir().unwrap();
+    let out = success(&[
+        "why",
+        "3",
+        "4",
+        "--root",
+        &tree.display().to_string(),
+        "--machine-root",
+        &scratch.path().display().to_string(),
+    ]);
+    assert!(
+        out.contains("the machine's PCI facts could not be read"),
+        "{out}"
+    );
 }

@@ -4,7 +4,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
 
-use hsa_p2p_runtime::explain::{explain, Explanation, Reason, Verdict};
+use std::path::PathBuf;
+
+use hsa_p2p_runtime::explain::{explain, explain_on_machine, Explanation, Reason, Verdict};
 use hsa_p2p_runtime::report::Labels;
 
 use crate::output::emit;
@@ -21,6 +23,11 @@ pub struct WhyArgs {
     /// Print the verdict as JSON (hsa-p2p/why/v1).
     #[arg(long)]
     pub json: bool,
+    /// Where the machine's `sys/` and `proc/` are, for pairs the tree gives no reason for
+    /// (amdkfd's tree): the rules are applied to its PCI facts [default: `/` when reading the
+    /// running kernel's topology; not used with --root or --spec unless given].
+    #[arg(long, value_name = "DIR", conflicts_with = "spec")]
+    pub machine_root: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -45,7 +52,13 @@ pub fn run(args: &WhyArgs) -> Result<()> {
     let loaded = args.source.load()?;
     let from = resolve(&args.accessor, &loaded.labels)?;
     let to = resolve(&args.owner, &loaded.labels)?;
-    let explanation = explain(&loaded.topology, from, to)?;
+    let machine_root = args.machine_root.clone().or_else(|| {
+        (args.source.root.is_none() && args.source.spec.is_none()).then(|| PathBuf::from("/"))
+    });
+    let explanation = match &machine_root {
+        Some(root) => explain_on_machine(&loaded.topology, from, to, root)?,
+        None => explain(&loaded.topology, from, to)?,
+    };
     if args.json {
         emit(serde_json::to_string_pretty(&document(&explanation, &loaded.labels))? + "\n")?;
     } else {
@@ -100,7 +113,11 @@ fn render(explanation: &Explanation, labels: &Labels) -> String {
         } => {
             out += &format!("{from} -> {to}: no P2P ({from} cannot access {to}'s VRAM)\n");
             for reason in reasons {
-                let inferred = if reason.recorded { "" } else { " (inferred)" };
+                let inferred = match reason.basis {
+                    "tree" => " (inferred from the tree)",
+                    "pci facts" => " (from the machine's PCI facts)",
+                    _ => "",
+                };
                 out += &format!(
                     "  reason{inferred}: {}: {}\n",
                     reason.name, reason.explanation
