@@ -16,6 +16,12 @@ fi
 step "format check (workspace, and the module's files that cargo does not see)"
 cargo fmt --all --check
 rustfmt --edition 2021 --check kmod/src/*.rs
+# The module's code goes upstream as it is (cargo xtask patches): keep it within 100 columns.
+long_lines=$(awk 'length > 100 { print FILENAME ":" FNR }' kmod/core/src/*.rs kmod/src/*.rs kmod/src/*.c kmod/src/*.h)
+if [ -n "$long_lines" ]; then
+    printf 'lines over the kernel'"'"'s 100 columns:\n%s\n' "$long_lines"
+    exit 1
+fi
 
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings

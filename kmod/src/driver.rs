@@ -53,7 +53,8 @@ impl pci::Driver for HsaP2pDriver {
         pdev.set_master();
         let vram = pdev.iomap_region(VRAM_BAR, c"hsa_p2p")?;
         let descriptor = Descriptor::decode(&read_descriptor_bytes(&vram)?).map_err(|error| {
-            // The core's errors implement `core::fmt::Display`; `Arguments` bridges to the kernel's.
+            // The core's errors implement `core::fmt::Display`; `Arguments` bridges to the
+            // kernel's.
             dev_err!(
                 pdev,
                 "not an hsa-p2p GPU: {} (descriptor at BAR2 offset 0)\n",

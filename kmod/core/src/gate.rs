@@ -60,16 +60,21 @@ impl DenialReason {
                 "peer-to-peer over PCIe is switched off by the amdgpu module parameter pcie_p2p=0"
             }
             DenialReason::XgmiConnectedToCpu => {
-                "the owner is connected to the CPU over XGMI, so its memory is not reached through a PCIe BAR"
+                "the owner is connected to the CPU over XGMI, so its memory is not reached \
+                through a PCIe BAR"
             }
             DenialReason::Chipset => {
-                "PCIe P2P access between these devices is not supported by the chipset: they share no PCIe switch and the host bridge is not on the kernel's P2PDMA whitelist (or ACS redirects the path through it)"
+                "PCIe P2P access between these devices is not supported by the chipset: they \
+                share no PCIe switch and the host bridge is not on the kernel's P2PDMA \
+                whitelist (or ACS redirects the path through it)"
             }
             DenialReason::SmallBar => {
-                "the owner's VRAM BAR is smaller than its VRAM (small BAR), so a peer cannot reach all of its memory"
+                "the owner's VRAM BAR is smaller than its VRAM (small BAR), so a peer cannot \
+                reach all of its memory"
             }
             DenialReason::NotAddressable => {
-                "the owner's BAR lies above the accessor's DMA mask and the IOMMU does not remap DMA"
+                "the owner's BAR lies above the accessor's DMA mask and the IOMMU does not \
+                remap DMA"
             }
         }
     }
@@ -78,19 +83,24 @@ impl DenialReason {
     pub const fn remedy(self) -> &'static str {
         match self {
             DenialReason::PcieP2pDisabled => {
-                "load amdgpu with pcie_p2p=1 (the default), e.g. remove 'amdgpu.pcie_p2p=0' from the kernel command line"
+                "load amdgpu with pcie_p2p=1 (the default), e.g. remove 'amdgpu.pcie_p2p=0' \
+                from the kernel command line"
             }
             DenialReason::XgmiConnectedToCpu => {
                 "none needed for CPU access; peers of such a GPU must use XGMI or system memory"
             }
             DenialReason::Chipset => {
-                "place both GPUs behind one PCIe switch, or use a platform whose host bridge is whitelisted for P2PDMA (AMD Zen and newer, some Intel Xeon); if ACS redirect is on, disable it with pci=disable_acs_redir=<bridges>"
+                "place both GPUs behind one PCIe switch, or use a platform whose host bridge is \
+                whitelisted for P2PDMA (AMD Zen and newer, some Intel Xeon); if ACS redirect \
+                is on, disable it with pci=disable_acs_redir=<bridges>"
             }
             DenialReason::SmallBar => {
-                "enable Resizable BAR and Above 4G Decoding in the firmware setup so the BAR covers all of VRAM"
+                "enable Resizable BAR and Above 4G Decoding in the firmware setup so the BAR \
+                covers all of VRAM"
             }
             DenialReason::NotAddressable => {
-                "enable IOMMU DMA remapping (e.g. drop iommu=pt / amd_iommu=off), or have the firmware place the BAR lower (below the peer's DMA limit)"
+                "enable IOMMU DMA remapping (e.g. drop iommu=pt / amd_iommu=off), or have the \
+                firmware place the BAR lower (below the peer's DMA limit)"
             }
         }
     }

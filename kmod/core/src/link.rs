@@ -120,7 +120,8 @@ pub struct LinkProperties {
     pub node_from: u32,
     /// Node the link ends at (for a peer link: the GPU whose BAR is accessed).
     pub node_to: u32,
-    /// Relative cost; user space sorts paths by it (PCIe hop 20, XGMI 15 per hop, CPU<->CPU = SLIT distance).
+    /// Relative cost; user space sorts paths by it (PCIe hop 20, XGMI 15 per hop,
+    /// CPU<->CPU = SLIT distance).
     pub weight: u32,
     /// Minimum latency in ns.
     pub min_latency: u32,

@@ -378,7 +378,8 @@ pub fn parse_system_properties(text: &str) -> Result<SystemProperties, ParseErro
     })
 }
 
-/// Parses a file holding a single number (`generation_id`, `gpu_id`), surrounding whitespace allowed.
+/// Parses a file holding a single number (`generation_id`, `gpu_id`), surrounding whitespace
+/// allowed.
 pub fn parse_single_value(text: &str) -> Result<u64, ParseError> {
     let mut words = text.split_ascii_whitespace();
     let error = |kind| ParseError {
