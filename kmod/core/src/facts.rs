@@ -25,6 +25,16 @@ impl PciAddress {
             | (((self.device & 0x1f) as u32) << 3)
             | (self.function & 0x7) as u32
     }
+
+    /// The address KFD's `domain` and `location_id` name (the inverse of [`Self::location_id`]).
+    pub const fn from_location_id(domain: u32, location_id: u32) -> Self {
+        PciAddress {
+            domain,
+            bus: (location_id >> 8) as u8,
+            device: ((location_id >> 3) & 0x1f) as u8,
+            function: (location_id & 0x7) as u8,
+        }
+    }
 }
 
 impl core::fmt::Display for PciAddress {

@@ -9,6 +9,7 @@ use core::convert::Infallible;
 use core::fmt::Write;
 
 use crate::builder::{NodeKind, NodeRecord, TopologySink};
+use crate::facts::PciAddress;
 use crate::gate::PeerDenial;
 use crate::gpu_id::GfxName;
 use crate::link::LinkProperties;
@@ -46,6 +47,12 @@ impl Node {
     /// Whether this is a GPU node.
     pub fn is_gpu(&self) -> bool {
         self.gpu_id != 0
+    }
+
+    /// The PCI function the node's `domain` and `location_id` name (`0000:00:00.0` for CPU
+    /// nodes, whose location is 0).
+    pub fn pci_address(&self) -> PciAddress {
+        PciAddress::from_location_id(self.properties.domain, self.properties.location_id)
     }
 
     /// The counts the node's `properties` file reports.

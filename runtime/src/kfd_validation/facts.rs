@@ -7,7 +7,7 @@
 //! membership (`hive_id`), CPU<->CPU link bandwidth, and for the `hsa_p2p` module the facts of
 //! an emulated GPU's descriptor page (VRAM size, NUMA node, PCIe link).
 
-use hsa_p2p_core::facts::{CpuFacts, GpuFacts, MachineFacts, PciAddress, PlatformFacts, XgmiFacts};
+use hsa_p2p_core::facts::{CpuFacts, GpuFacts, MachineFacts, PlatformFacts, XgmiFacts};
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink, PCIE_WIDTHS};
 use hsa_p2p_core::topology::{Node, Topology};
@@ -17,17 +17,6 @@ use crate::machine_facts::{Inventory, PciDevice, AMD_GPU_VENDOR};
 
 /// DMA mask assumed when sysfs does not show one (amdgpu's gfx9 and newer use 44 bits).
 pub const DEFAULT_DMA_MASK_BITS: u32 = 44;
-
-/// The PCI address a KFD node's `domain` and `location_id` name.
-pub fn node_address(node: &Node) -> PciAddress {
-    let location = node.properties.location_id;
-    PciAddress {
-        domain: node.properties.domain,
-        bus: (location >> 8) as u8,
-        device: ((location >> 3) & 0x1f) as u8,
-        function: (location & 0x7) as u8,
-    }
-}
 
 /// The GPU nodes of `tree` paired with their PCI devices, or every mismatch between the tree's
 /// GPUs and the devices the driver of `kind` bound.
@@ -39,7 +28,7 @@ pub fn match_gpus<'a>(
     let mut problems = Vec::new();
     let mut pairs = Vec::new();
     for node in tree.nodes.iter().filter(|node| node.is_gpu()) {
-        let address = node_address(node);
+        let address = node.pci_address();
         match inventory.device(address) {
             None => problems.push(format!(
                 "node {} (gpu_id {}) names PCI device {address}, which does not exist",

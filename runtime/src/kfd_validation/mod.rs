@@ -18,7 +18,7 @@ use hsa_p2p_core::builder::{build_topology, BuildError};
 use hsa_p2p_core::topology::Topology;
 
 pub use compare::{compare, Described, Finding, LinkField};
-pub use facts::{match_gpus, node_address, observe, ObservedMachine, DEFAULT_DMA_MASK_BITS};
+pub use facts::{match_gpus, observe, ObservedMachine, DEFAULT_DMA_MASK_BITS};
 
 use crate::machine_facts::{Inventory, SysfsP2pdma};
 

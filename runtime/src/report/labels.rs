@@ -50,11 +50,6 @@ impl Labels {
             .unwrap_or_else(|| format!("node{id}"))
     }
 
-    /// The spec label of node `id`, if the labels came from a spec.
-    pub fn get(&self, id: u32) -> Option<&str> {
-        self.names.get(&id).map(String::as_str)
-    }
-
     /// The node id whose label is `label`.
     pub fn node_of(&self, label: &str) -> Option<u32> {
         self.names
@@ -66,15 +61,5 @@ impl Labels {
 
 /// `dddd:bb:dd.f` of a GPU node; `None` for CPU nodes.
 pub fn pci_address(node: &Node) -> Option<String> {
-    if !node.is_gpu() {
-        return None;
-    }
-    let location = node.properties.location_id;
-    Some(format!(
-        "{:04x}:{:02x}:{:02x}.{:x}",
-        node.properties.domain,
-        location >> 8,
-        (location >> 3) & 0x1f,
-        location & 0x7
-    ))
+    node.is_gpu().then(|| node.pci_address().to_string())
 }

@@ -498,17 +498,10 @@ fn close_frees(gpu: GpuRef) -> Result<()> {
 /// The driver's sysfs directory.
 const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
 
-/// The PCI address (`DDDD:BB:DD.F`) of a GPU node, from its `domain` and `location_id`.
+/// The PCI address (`DDDD:BB:DD.F`) of a GPU node.
 fn pci_address(topology: &hsa_p2p_core::topology::Topology, gpu: GpuRef) -> Result<String> {
     let node = topology.node(gpu.node).context("GPU node vanished")?;
-    let location = node.properties.location_id;
-    Ok(format!(
-        "{:04x}:{:02x}:{:02x}.{}",
-        node.properties.domain,
-        location >> 8,
-        (location >> 3) & 0x1f,
-        location & 7
-    ))
+    Ok(node.pci_address().to_string())
 }
 
 fn touch_after_unbind(address: &str) -> Result<()> {
