@@ -5,14 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use hsa_p2p_core::topology::Topology;
-use hsa_p2p_runtime::sysfs::read_topology;
+use hsa_p2p_runtime::sysfs::{read_topology, HSA_P2P_TOPOLOGY, KFD_TOPOLOGY};
 
 use crate::machine_facts::Inventory;
-
-/// Where amdkfd publishes its topology, relative to the root.
-pub const KFD_TOPOLOGY: &str = "sys/class/kfd/kfd/topology";
-/// Where the `hsa_p2p` module publishes its topology, relative to the root.
-pub const HSA_P2P_TOPOLOGY: &str = "sys/kernel/hsa_p2p/topology";
 
 /// What the caller knows about the `hsa_p2p` module.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,12 +59,17 @@ impl Context {
 
     /// amdkfd's topology directory.
     pub fn kfd_topology_path(&self) -> PathBuf {
-        self.root.join(KFD_TOPOLOGY)
+        self.under_root(KFD_TOPOLOGY)
     }
 
     /// The module's topology directory.
     pub fn module_topology_path(&self) -> PathBuf {
-        self.root.join(HSA_P2P_TOPOLOGY)
+        self.under_root(HSA_P2P_TOPOLOGY)
+    }
+
+    /// An absolute path of the machine under test, below the root (a fixture stands in for `/`).
+    fn under_root(&self, absolute: &str) -> PathBuf {
+        self.root.join(absolute.trim_start_matches('/'))
     }
 
     /// The machine's PCI and platform facts.

@@ -9,7 +9,7 @@ use hsa_p2p_core::node::HeapType;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::predict;
 use hsa_p2p_runtime::spec::Spec;
-use hsa_p2p_runtime::sysfs::{read_topology, read_topology_with, FromSysfs, ReadError};
+use hsa_p2p_runtime::sysfs::{read_topology, read_topology_with, write_tree, FromSysfs, ReadError};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -234,9 +234,7 @@ fn generation_change_during_the_read_makes_the_reader_read_again() {
     let topology = read_topology_with(scratch.path(), || {
         snapshots += 1;
         if snapshots == 1 {
-            for (path, content) in expected_after_removal.render_sysfs() {
-                fs::write(scratch.path().join(path), content).unwrap();
-            }
+            write_tree(scratch.path(), expected_after_removal.render_sysfs()).unwrap();
             fs::remove_dir_all(scratch.path().join("nodes/3")).unwrap();
             for node in 0..3 {
                 let dir = scratch.path().join(format!("nodes/{node}"));

@@ -196,6 +196,14 @@ pub struct MatrixDocument {
     pub schema: &'static str,
     /// Where the topology came from.
     pub source: Source,
+    /// The matrices (their fields sit at the document's top level).
+    #[serde(flatten)]
+    pub matrices: PairMatrices,
+}
+
+/// GPU x GPU matrices, row = accessor, column = owner; the diagonal is null.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairMatrices {
     /// The GPUs, in row/column order.
     pub gpus: Vec<MatrixGpu>,
     /// May the row GPU access the column GPU's VRAM?
@@ -241,11 +249,18 @@ pub fn topology_document(topology: &Topology, labels: &Labels, source: Source) -
 
 /// Builds `hsa-p2p/matrix/v1`.
 pub fn matrix_document(topology: &Topology, labels: &Labels, source: Source) -> MatrixDocument {
-    let gpus = gpu_nodes(topology);
-    let gpu_ids: Vec<u32> = gpus.iter().map(|node| node.id).collect();
     MatrixDocument {
         schema: MATRIX_SCHEMA,
         source,
+        matrices: pair_matrices(topology, labels),
+    }
+}
+
+/// The GPU x GPU matrices of `topology`.
+pub fn pair_matrices(topology: &Topology, labels: &Labels) -> PairMatrices {
+    let gpus = gpu_nodes(topology);
+    let gpu_ids: Vec<u32> = gpus.iter().map(|node| node.id).collect();
+    PairMatrices {
         gpus: gpus
             .iter()
             .map(|node| MatrixGpu {

@@ -93,7 +93,12 @@ pub fn render_topology(topology: &Topology, labels: &Labels) -> String {
 }
 
 fn link_row(link: &LinkProperties, dir: &str, labels: &Labels) -> Vec<String> {
-    let flags = flag_names(link.flags);
+    let names = flag_names(link.flags);
+    let flags = if names.is_empty() {
+        link.flags.0.to_string()
+    } else {
+        format!("{} ({})", link.flags.0, names.join("|"))
+    };
     vec![
         labels.name(link.node_from),
         labels.name(link.node_to),
@@ -102,17 +107,7 @@ fn link_row(link: &LinkProperties, dir: &str, labels: &Labels) -> Vec<String> {
         link.weight.to_string(),
         format!("{}-{}", link.min_latency, link.max_latency),
         format!("{}-{}", link.min_bandwidth, link.max_bandwidth),
-        format!(
-            "{} {}",
-            link.flags.0,
-            if flags.is_empty() {
-                String::new()
-            } else {
-                format!("({})", flags.join("|"))
-            }
-        )
-        .trim_end()
-        .to_string(),
+        flags,
     ]
 }
 

@@ -9,12 +9,14 @@
 
 mod error;
 mod snapshot;
+mod write;
 
 use std::path::{Path, PathBuf};
 
 use hsa_p2p_core::topology::Topology;
 
 pub use error::{FileParseError, ReadError};
+pub use write::{write_tree, WriteError};
 
 /// Where amdkfd publishes its topology.
 pub const KFD_TOPOLOGY: &str = "/sys/class/kfd/kfd/topology";
@@ -95,17 +97,19 @@ pub fn default_root() -> PathBuf {
 fn check_consistency(root: &Path, topology: &Topology) -> Result<(), ReadError> {
     let nodes = topology.nodes.len();
     for node in &topology.nodes {
-        for (index, link) in node.links().enumerate() {
-            if topology.node(link.node_to).is_none() {
-                return Err(ReadError::DanglingLink {
-                    path: snapshot::link_path(root, node, index),
-                    node_to: link.node_to,
-                    nodes,
-                });
+        for (dir, links) in [("io_links", &node.io_links), ("p2p_links", &node.p2p_links)] {
+            for (index, link) in links.iter().enumerate() {
+                if topology.node(link.node_to).is_none() {
+                    return Err(ReadError::DanglingLink {
+                        path: snapshot::entry_file(root, node.id, dir, index),
+                        node_to: link.node_to,
+                        nodes,
+                    });
+                }
             }
         }
         for (index, link) in node.p2p_links.iter().enumerate() {
-            let path = snapshot::link_path(root, node, node.io_links.len() + index);
+            let path = snapshot::entry_file(root, node.id, "p2p_links", index);
             if node.io_links.iter().any(|io| io.node_to == link.node_to) {
                 return Err(ReadError::DuplicatesIoLink {
                     path,

@@ -115,15 +115,9 @@ fn read_node(id: u32, dir: &Path) -> Result<Node, ReadError> {
     })
 }
 
-/// Link file paths of node `node`, in the order [`Node::links`] yields them, for messages.
-pub(super) fn link_path(root: &Path, node: &Node, index: usize) -> PathBuf {
-    let node_dir = root.join("nodes").join(node.id.to_string());
-    if index < node.io_links.len() {
-        node_dir.join(format!("io_links/{index}/properties"))
-    } else {
-        let index = index - node.io_links.len();
-        node_dir.join(format!("p2p_links/{index}/properties"))
-    }
+/// The properties file of entry `index` of a node's `dir` (`io_links`, `p2p_links`, …).
+pub(super) fn entry_file(root: &Path, node: u32, dir: &str, index: usize) -> PathBuf {
+    root.join(format!("nodes/{node}/{dir}/{index}/properties"))
 }
 
 /// `DIR/N/properties` for every numbered entry of `dir` (absent `dir` = no entries).

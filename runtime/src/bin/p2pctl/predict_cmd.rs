@@ -9,6 +9,7 @@ use clap::Args;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::peers::peer_pairs;
 use hsa_p2p_runtime::report::{self, Labels};
+use hsa_p2p_runtime::sysfs::write_tree;
 
 use crate::output::emit;
 use crate::source::load_spec;
@@ -117,12 +118,6 @@ fn emit_sysfs(topology: &Topology, dir: &Path, force: bool) -> Result<()> {
             fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
         }
     }
-    for (relative, content) in topology.render_sysfs() {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
-    }
+    write_tree(dir, topology.render_sysfs())?;
     Ok(())
 }
