@@ -50,15 +50,9 @@ fn script(args: &BenchArgs) -> String {
 }
 
 fn extract_json(console: &str) -> Result<Value> {
-    let text: String = console
-        .lines()
-        .map(str::trim_end)
-        .skip_while(|line| *line != JSON_BEGIN)
-        .skip(1)
-        .take_while(|line| *line != JSON_END)
-        .map(|line| format!("{line}\n"))
-        .collect();
-    serde_json::from_str(&text).context("the guest printed no benchmark JSON")
+    let report = vm::console::section(console, JSON_BEGIN, JSON_END)
+        .context("the guest printed no benchmark JSON")?;
+    serde_json::from_str(&report.lines.join("\n")).context("the guest's benchmark JSON is invalid")
 }
 
 /// The headline numbers of a guest report: the pair with a direct path.

@@ -136,12 +136,7 @@ pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
     };
     phase("boot the 3-GPU demo machine (QEMU TCG)");
     let outcome = super::run(&config)?;
-    note(format!(
-        "guest exit code {:?} in {:.1} s; console log {}",
-        outcome.exit_code,
-        outcome.duration.as_secs_f64(),
-        outcome.log_path.display()
-    ));
+    note(outcome.summary());
     outcome.check()?;
     let bound = outcome
         .console_log

@@ -6,6 +6,7 @@
 //! [`initramfs::EXIT_SENTINEL`] line. QEMU is killed on every exit path (timeout, error,
 //! panic) by a drop guard; the shared-memory files are removed the same way unless kept.
 
+pub mod console;
 pub mod demo;
 pub mod initramfs;
 pub mod spec_boot;
@@ -137,6 +138,16 @@ pub struct VmOutcome {
 }
 
 impl VmOutcome {
+    /// One line for the log: exit code, duration, where the console log is.
+    pub fn summary(&self) -> String {
+        format!(
+            "guest exit code {:?} in {:.1} s; console log {}",
+            self.exit_code,
+            self.duration.as_secs_f64(),
+            self.log_path.display()
+        )
+    }
+
     /// The guest ran its script to the end with status 0.
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)

@@ -7,14 +7,14 @@
 //! command runs in the guest (busybox sh) after the module is loaded, and its exit status is
 //! `cargo xtask vm`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hsa_p2p_runtime::predict::predict;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::spec::Spec;
-use hsa_p2p_runtime::sysfs::read_topology;
+use hsa_p2p_runtime::sysfs::{read_topology, write_tree};
 
 use super::{GuestFile, Initramfs};
 use crate::emulation::emulate;
@@ -91,12 +91,7 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         machine.gpus.len()
     ));
     let outcome = super::run(&config)?;
-    note(format!(
-        "guest exit code {:?} in {:.1} s; console log {}",
-        outcome.exit_code,
-        outcome.duration.as_secs_f64(),
-        outcome.log_path.display()
-    ));
+    note(outcome.summary());
     let published = parse_dump(&outcome.console_log, TREE_TAG);
     if !args.command.is_empty() && !args.verbose {
         print!("{}", command_output(&outcome.console_log));
@@ -142,9 +137,7 @@ fn guest_script(command: &[String]) -> String {
 
 /// The console lines from the guest command's banner to its exit status line.
 fn command_output(console: &str) -> String {
-    console
-        .lines()
-        .map(|line| line.trim_end_matches('\r'))
+    super::console::lines(console)
         .skip_while(|line| !line.starts_with("--- guest: "))
         .take_while(|line| !line.starts_with("--- guest command exit status"))
         .map(|line| format!("{line}\n"))
@@ -162,7 +155,12 @@ fn show_and_compare(spec: &Spec, published: &Tree) -> Result<()> {
         .join("vm")
         .join(&spec.name)
         .join("topology");
-    write_tree(published, &scratch)?;
+    // A fresh copy: files of an earlier run's larger machine must not linger.
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .with_context(|| format!("removing {}", scratch.display()))?;
+    }
+    write_tree(&scratch, published)?;
     let topology = read_topology(&scratch)
         .with_context(|| format!("the module's topology (copied to {})", scratch.display()))?;
     let prediction = predict(spec)?;
@@ -191,19 +189,4 @@ fn show_and_compare(spec: &Spec, published: &Tree) -> Result<()> {
             problems.len()
         )
     }
-}
-
-fn write_tree(tree: &Tree, dir: &Path) -> Result<()> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    for (relative, content) in tree {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
 }

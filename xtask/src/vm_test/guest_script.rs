@@ -5,6 +5,7 @@
 use super::hwtests_in_guest::hwtests_command;
 use super::tree_dump::dump_command;
 use super::why_check::why_command;
+use crate::vm::console;
 
 /// Where the module publishes its topology.
 pub const TOPOLOGY_ROOT: &str = "/sys/kernel/hsa_p2p/topology";
@@ -120,12 +121,11 @@ pub fn transfer_script(
 /// Kernel log lines printed between `@@DMESG` and `@@DMESG_END` with a priority of warning or
 /// worse (`<0>`..`<4>` in `dmesg -r` format, facility bits included).
 pub fn warnings(console: &str) -> Vec<String> {
-    let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
-    if lines.by_ref().find(|l| *l == "@@DMESG").is_none() {
+    let Some(log) = console::section(console, "@@DMESG", "@@DMESG_END") else {
         return vec!["the kernel log was not printed".into()];
-    }
-    lines
-        .take_while(|l| *l != "@@DMESG_END")
+    };
+    log.lines
+        .into_iter()
         .filter(|line| {
             line.strip_prefix('<')
                 .and_then(|rest| rest.split_once('>'))
@@ -138,21 +138,15 @@ pub fn warnings(console: &str) -> Vec<String> {
 
 /// The kernel log printed between `@@DMESG` and `@@DMESG_END`.
 pub fn kernel_log(console: &str) -> Vec<String> {
-    let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
-    if lines.by_ref().find(|l| *l == "@@DMESG").is_none() {
-        return Vec::new();
-    }
-    lines
-        .take_while(|l| *l != "@@DMESG_END")
-        .map(str::to_string)
-        .collect()
+    console::section(console, "@@DMESG", "@@DMESG_END")
+        .map(|log| log.lines.into_iter().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// `@@FAIL` lines the script printed.
 pub fn script_failures(console: &str) -> Vec<String> {
-    console
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@FAIL "))
+    console::lines(console)
+        .filter_map(|l| l.strip_prefix("@@FAIL "))
         .map(str::to_string)
         .collect()
 }

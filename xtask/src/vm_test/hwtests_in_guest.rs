@@ -70,8 +70,6 @@ pub fn hwtests_cases(console: &str, suite: &str) -> Vec<Case> {
 }
 
 fn report_json(console: &str) -> Option<Value> {
-    let mut lines = console.lines().map(|line| line.trim_end_matches('\r'));
-    lines.find(|line| *line == BEGIN)?;
-    let text: Vec<&str> = lines.take_while(|line| *line != END).collect();
-    serde_json::from_str(&text.join("\n")).ok()
+    let report = crate::vm::console::section(console, BEGIN, END)?;
+    serde_json::from_str(&report.lines.join("\n")).ok()
 }

@@ -274,12 +274,10 @@ fn run_spec(
     let rebound = parse_dump(console, TREE_REBOUND);
     let reloaded = parse_dump(console, TREE_RELOADED);
 
-    let expected = predicted_tree(&machine.spec, &all)?;
+    let predicted = predict_in_bind_order(&machine.spec, &all)?.topology;
+    let expected = tree_of(predicted.render_sysfs());
     let matches = compare(&expected, bound.as_ref());
-    let (why, denied_pairs) = why_check::check_why(
-        console,
-        &predict_in_bind_order(&machine.spec, &all)?.topology,
-    );
+    let (why, denied_pairs) = why_check::check_why(console, &predicted);
     for line in &denied_pairs {
         note(format!("{name}: p2pctl why in the guest: {line}"));
     }

@@ -20,14 +20,13 @@ pub fn dump_command(root: &str, tag: &str) -> String {
 pub fn parse_dump(console: &str, tag: &str) -> Option<Tree> {
     let begin = format!("@@TREE {tag}");
     let end = format!("@@END {tag}");
-    let mut lines = console.lines().map(|line| line.trim_end_matches('\r'));
-    lines.find(|line| *line == begin)?;
+    let section = crate::vm::console::section(console, &begin, &end)?;
+    if !section.complete {
+        return None;
+    }
     let mut tree = Tree::new();
     let mut current: Option<String> = None;
-    for line in lines {
-        if line == end {
-            return Some(tree);
-        }
+    for line in section.lines {
         if let Some(path) = line.strip_prefix("@@FILE ") {
             tree.insert(path.to_string(), String::new());
             current = Some(path.to_string());
@@ -37,7 +36,7 @@ pub fn parse_dump(console: &str, tag: &str) -> Option<Tree> {
             content.push('\n');
         }
     }
-    None
+    Some(tree)
 }
 
 /// Files whose content depends on the run rather than on the rules: `generation_id` (a counter

@@ -25,12 +25,11 @@ pub fn why_command(root: &str) -> String {
 pub fn check_why(console: &str, predicted: &Topology) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut denied = Vec::new();
-    let mut lines = console.lines().map(|line| line.trim_end_matches('\r'));
-    if lines.by_ref().find(|line| *line == BEGIN).is_none() {
+    let Some(answers) = crate::vm::console::section(console, BEGIN, END) else {
         return (vec!["the guest did not run p2pctl why".into()], denied);
-    }
+    };
     let mut pairs = 0;
-    for line in lines.take_while(|line| *line != END) {
+    for line in answers.lines {
         let Ok(document) = serde_json::from_str::<Value>(line) else {
             problems.push(format!("p2pctl why printed no JSON: {line:?}"));
             continue;
