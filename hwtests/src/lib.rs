@@ -11,6 +11,7 @@ pub mod cases;
 pub mod context;
 pub mod report;
 pub mod runner;
+pub mod stress;
 
 // The facts and the validation live in the runtime, which `p2pctl why` shares them with.
 pub use hsa_p2p_runtime::{kfd_validation, machine_facts};

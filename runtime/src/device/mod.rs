@@ -11,7 +11,7 @@ pub mod transfer;
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 pub use hsa_p2p_core::abi;
@@ -344,6 +344,14 @@ impl Device {
     }
 }
 
+impl AsFd for Device {
+    /// The open file, for callers that issue system calls this API does not wrap (tests of
+    /// hostile input).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 /// A buffer mapped into this process; unmapped on drop.
 ///
 /// # Invariants
@@ -362,6 +370,22 @@ impl Mapping {
         // device memory behind it is only changed by this process's own copies, which take
         // `&self` of the `Device`, not of the mapping.
         unsafe { std::slice::from_raw_parts(self.address, self.len) }
+    }
+
+    /// The first byte's address, for accesses that must survive a revoked mapping (the stress
+    /// campaign reads through a system call, which fails with `EFAULT` instead of `SIGBUS`).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.address
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: buffers are at least a page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The buffer's bytes, writable.
