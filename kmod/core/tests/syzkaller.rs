@@ -104,10 +104,13 @@ fn abi_commands() -> Vec<(&'static str, u32, Layout)> {
     ]
 }
 
-/// A struct of the description: fields with their type and direction attribute.
+/// A field of a described struct: name, type, direction attribute.
+type SyzField = (String, String, Option<String>);
+
+/// A struct of the description.
 #[derive(Debug)]
 struct SyzStruct {
-    fields: Vec<(String, String, Option<String>)>,
+    fields: Vec<SyzField>,
 }
 
 /// What the description declares.
@@ -132,7 +135,7 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
 
 fn parse(description: &str) -> Description {
     let mut parsed = Description::default();
-    let mut open_struct: Option<(String, Vec<(String, String, Option<String>)>)> = None;
+    let mut open_struct: Option<(String, Vec<SyzField>)> = None;
     for line in description.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
