@@ -78,6 +78,8 @@ fn run(command: Command) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // `test-hw` runs the hwtests device suites in this process; their probes run in a child.
+    hsa_p2p_hwtests::device::probe::serve();
     util::start_clock();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
