@@ -2,7 +2,7 @@
 //! can check it: the host of an emulated machine regenerates the source bytes from the seed
 //! and reads both ranges in the VRAM backing files.
 
-use hsa_p2p_runtime::device::CopyPath;
+pub use hsa_p2p_runtime::device::CopyPath;
 use serde::{Deserialize, Serialize};
 
 /// One copy between two GPUs.
@@ -30,4 +30,11 @@ pub struct CopyRecord {
     pub bus_address: u64,
     /// The destination's CPU physical address.
     pub phys_address: u64,
+}
+
+impl CopyRecord {
+    /// The bytes the source held, and the destination must hold: the seed's random stream.
+    pub fn source_bytes(&self) -> Vec<u8> {
+        hsa_p2p_runtime::device::random_bytes(self.size as usize, self.seed)
+    }
 }

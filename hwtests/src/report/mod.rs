@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use copy_record::CopyRecord;
+pub use copy_record::{CopyPath, CopyRecord};
 pub use json::{json, JsonCase, JsonOutcome, JsonReport};
 pub use junit::junit;
 pub use ktap::ktap;
