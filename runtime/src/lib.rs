@@ -5,6 +5,7 @@ pub mod device;
 pub mod explain;
 pub mod kfd_validation;
 pub mod machine_facts;
+pub mod p2pdma;
 pub mod peers;
 pub mod predict;
 pub mod report;

@@ -16,6 +16,7 @@ mod kernel;
 mod kmod;
 mod package;
 mod patches;
+mod run_report;
 mod test_hw;
 mod util;
 mod vm;

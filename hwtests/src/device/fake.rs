@@ -291,16 +291,7 @@ impl Backend for FakeBackend {
                 Ok(Reply::Done)
             }
             Request::Ioctl { command } => {
-                let known = [
-                    cmd::VERSION,
-                    cmd::ALLOC,
-                    cmd::FREE,
-                    cmd::MAP_PEER,
-                    cmd::UNMAP_PEER,
-                    cmd::COPY,
-                    cmd::INFO,
-                ];
-                if known.contains(&command) {
+                if cmd::ALL.contains(&command) {
                     Ok(Reply::Done)
                 } else {
                     refuse(AbiError::UnknownCommand)

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use hsa_p2p_hwtests::report::{ktap, write_reports, Case, Outcome, Run};
+use hsa_p2p_hwtests::report::{Case, Outcome, Run};
 use hsa_p2p_runtime::predict::predict_in_bind_order;
 use hsa_p2p_runtime::spec::{PcieElementKind, Spec};
 
@@ -114,25 +114,14 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     finish(cases)
 }
 
-/// Prints KTAP, writes KTAP, JUnit and JSON into `target/vm-test/`; fails if a case failed.
+/// Prints KTAP and writes the reports into `target/vm-test/`; fails if a case failed.
 fn finish(cases: Vec<Case>) -> Result<()> {
     let run = Run {
         name: "vm-test".into(),
         cases,
         ..Run::default()
     };
-    println!("{}", ktap(&run.cases));
-    let dir = util::target_dir().join("vm-test");
-    let files = write_reports(&run, &dir)
-        .with_context(|| format!("cannot write the reports to {}", dir.display()))?;
-    note(format!(
-        "reports: {}, {}, {}",
-        files.ktap.display(),
-        files.junit.display(),
-        files.json.display()
-    ));
-    let summary = run.summary();
-    println!("vm-test: {summary}");
+    let summary = crate::run_report::publish(&run, &util::target_dir().join("vm-test"))?;
     if run.failed() {
         bail!("vm-test failed: {summary}");
     }
