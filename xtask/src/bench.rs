@@ -206,10 +206,8 @@ mod tests {
                 direct_at_least_70_percent_of_memcpy: false,
             }
         );
-        let console = format!(
-            "noise\n@@BEGIN {REPORT}\r\n{}\n@@END {REPORT}\n",
-            serde_json::to_string(&report).unwrap()
-        );
+        let console =
+            protocol::printed_document(REPORT, &serde_json::to_string_pretty(&report).unwrap());
         assert_eq!(
             read_document::<BenchReport>(&console, REPORT).unwrap(),
             report

@@ -154,6 +154,18 @@ pub fn read_documents<T: DeserializeOwned>(
         .collect())
 }
 
+/// What a guest's console shows after [`print_document`] printed `text` as section `name`,
+/// with the serial line's carriage returns (for tests of the readers).
+#[cfg(test)]
+pub fn printed_document(name: &str, text: &str) -> String {
+    format!(
+        "noise\r\n{}\r\n{}\r\n{}\r\n",
+        begin(name),
+        text.replace('\n', "\r\n"),
+        end(name)
+    )
+}
+
 /// The lines of `console`, without the carriage returns the serial line adds.
 pub fn lines(console: &str) -> impl Iterator<Item = &str> {
     console.lines().map(|line| line.trim_end_matches('\r'))

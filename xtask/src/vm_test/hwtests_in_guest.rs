@@ -78,10 +78,8 @@ mod tests {
             ],
             ..Run::default()
         };
-        let console = format!(
-            "noise\r\n@@BEGIN {REPORT}\r\n{}\r\n@@END {REPORT}\r\n",
-            serde_json::to_string_pretty(&json(&run)).unwrap()
-        );
+        let console =
+            protocol::printed_document(REPORT, &serde_json::to_string_pretty(&json(&run)).unwrap());
         let cases = cases(&console, "transfers-x");
         let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
