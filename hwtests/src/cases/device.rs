@@ -296,9 +296,16 @@ fn copy_pair(
     });
     let mapping = match (linked, mapped) {
         (true, Ok(Reply::Mapped(mapping))) => Some(mapping),
-        (false, Err(errno)) if errno == Errno::of(AbiError::NoPeerLink) => None,
+        (false, Err(refusal))
+            if refusal == Errno::of(AbiError::NoPeerLink) && refusal.denial_reasons != 0 =>
+        {
+            None
+        }
         (linked, other) => {
-            problems.push(format!("map for peer (p2p link: {linked}) gave {other:?}"));
+            problems.push(format!(
+                "map for peer (p2p link: {linked}) gave {other:?} (a refusal must carry its \
+                 denial reasons)"
+            ));
             None
         }
     };

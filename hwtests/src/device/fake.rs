@@ -13,7 +13,7 @@ use hsa_p2p_core::abi::{self, cmd, AbiError, CopyArgs, InfoArgs};
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
 use hsa_p2p_runtime::device::{Buffer, CopyOutcome, CopyPath, PeerMapping};
 
-use super::{Backend, Errno, NodeMode, Probe, ProbeOutcome, Reply, Request};
+use super::{Backend, Errno, NodeMode, Probe, ProbeOutcome, Refusal, Reply, Request};
 use crate::context::{Context, ModuleState};
 
 /// VRAM of each fake GPU.
@@ -42,7 +42,12 @@ pub enum Defect {
     MapsWithoutLink,
     /// The node is world-writable.
     WorldWritableNode,
+    /// `MAP_PEER` refusals carry no denial reason.
+    DeniesWithoutReason,
 }
+
+/// The reason bits of the fake's `MAP_PEER` refusals (any non-zero value will do).
+const DENIAL_REASONS: u32 = 1;
 
 #[derive(Clone, Copy, Debug)]
 struct FakeBuffer {
@@ -109,8 +114,8 @@ pub fn fake_context_at(root: &Path, defects: &[Defect]) -> Context {
     }))
 }
 
-fn refuse<T>(error: AbiError) -> Result<T, Errno> {
-    Err(Errno::of(error))
+fn refuse<T>(error: AbiError) -> Result<T, Refusal> {
+    Err(Errno::of(error).into())
 }
 
 impl FakeBackend {
@@ -133,20 +138,20 @@ impl FakeBackend {
             {
                 Ok(*found)
             }
-            _ => refuse(AbiError::UnknownHandle),
+            _ => Err(Errno::of(AbiError::UnknownHandle)),
         }
     }
 
     fn range(&self, offset: u64, len: u64, size: u64) -> Result<(), Errno> {
         match abi::check_range(offset, len, size) {
             Err(AbiError::Overflow) if self.has(Defect::MissesOverflow) => {
-                refuse(AbiError::OutOfRange)
+                Err(Errno::of(AbiError::OutOfRange))
             }
             other => other.map_err(Errno::of),
         }
     }
 
-    fn alloc(&self, gpu_id: u32, size: u64) -> Result<Reply, Errno> {
+    fn alloc(&self, gpu_id: u32, size: u64) -> Result<Reply, Refusal> {
         let gpu = self.gpu(gpu_id)?;
         let size = abi::buffer_size(size).map_err(Errno::of)?;
         let mut model = self.model.borrow_mut();
@@ -180,7 +185,7 @@ impl FakeBackend {
         Ok(Reply::Buffer(buffer))
     }
 
-    fn copy(&self, args: &CopyArgs) -> Result<Reply, Errno> {
+    fn copy(&self, args: &CopyArgs) -> Result<Reply, Refusal> {
         if args.flags & !abi::COPY_FLAGS != 0 && !self.has(Defect::AcceptsUnknownCopyFlags) {
             return refuse(AbiError::InvalidArgument);
         }
@@ -227,7 +232,7 @@ impl FakeBackend {
 }
 
 impl Backend for FakeBackend {
-    fn submit(&self, request: &Request) -> Result<Reply, Errno> {
+    fn submit(&self, request: &Request) -> Result<Reply, Refusal> {
         match *request {
             Request::Alloc { gpu_id, size } => self.alloc(gpu_id, size),
             Request::Free(args) => {
@@ -259,7 +264,14 @@ impl Backend for FakeBackend {
                 if !self.links.contains(&(peer_gpu_id, found.buffer.gpu_id))
                     && !self.has(Defect::MapsWithoutLink)
                 {
-                    return refuse(AbiError::NoPeerLink);
+                    return Err(Refusal {
+                        errno: Errno::of(AbiError::NoPeerLink),
+                        denial_reasons: if self.has(Defect::DeniesWithoutReason) {
+                            0
+                        } else {
+                            DENIAL_REASONS
+                        },
+                    });
                 }
                 self.model
                     .borrow_mut()
@@ -503,6 +515,10 @@ mod tests {
                 ],
             ),
             (Defect::WorldWritableNode, &["device.node_is_0660"]),
+            (
+                Defect::DeniesWithoutReason,
+                &["device.copies_between_every_ordered_pair"],
+            ),
         ];
         for (defect, expected) in table {
             let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();

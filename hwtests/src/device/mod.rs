@@ -139,6 +139,41 @@ impl fmt::Display for Errno {
     }
 }
 
+/// A refused request: the errno and, for `MAP_PEER`'s `EXDEV`, the published denial's reason
+/// bits (0 otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The errno.
+    pub errno: Errno,
+    /// `hsa_p2p_core::gate::DenialReasons` bits.
+    pub denial_reasons: u32,
+}
+
+impl From<Errno> for Refusal {
+    fn from(errno: Errno) -> Self {
+        Refusal {
+            errno,
+            denial_reasons: 0,
+        }
+    }
+}
+
+impl PartialEq<Errno> for Refusal {
+    fn eq(&self, errno: &Errno) -> bool {
+        self.errno == *errno
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.errno)?;
+        if self.denial_reasons != 0 {
+            write!(f, " (denial reasons {:#x})", self.denial_reasons)?;
+        }
+        Ok(())
+    }
+}
+
 /// Mode and owner of the device node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeMode {
@@ -156,8 +191,8 @@ pub struct NodeMode {
 /// device, except [`Backend::reopen`] (another open file) and [`Backend::probe`] (another
 /// process).
 pub trait Backend {
-    /// Carries out `request`; the errno when the device refused it.
-    fn submit(&self, request: &Request) -> Result<Reply, Errno>;
+    /// Carries out `request`; why not when the device refused it.
+    fn submit(&self, request: &Request) -> Result<Reply, Refusal>;
     /// Fills a buffer with the random stream of `seed` through a user mapping; its checksum.
     fn fill(&self, buffer: &Buffer, seed: u64) -> Result<u64, String>;
     /// The checksum of a buffer, read through a user mapping.

@@ -9,7 +9,7 @@ use hsa_p2p_runtime::device::{
     checksum, fill_random, Buffer, CopyOutcome, CopyPath, Device, DeviceError,
 };
 
-use super::{probe, Backend, Errno, NodeMode, Probe, ProbeOutcome, Reply, Request};
+use super::{probe, Backend, Errno, NodeMode, Probe, ProbeOutcome, Refusal, Reply, Request};
 
 /// `/dev/hsa_p2p` at a path.
 pub struct RealBackend {
@@ -27,15 +27,19 @@ impl RealBackend {
     }
 }
 
-fn errno_of(error: &DeviceError) -> Errno {
+fn errno_of(error: &DeviceError) -> Refusal {
     match error {
-        DeviceError::Os { source, .. } => Errno(source.raw_os_error().unwrap_or(0)),
-        other => Errno(other.abi_error().map_or(0, AbiError::errno)),
+        DeviceError::NoPeerLink { reasons, .. } => Refusal {
+            errno: Errno::of(AbiError::NoPeerLink),
+            denial_reasons: *reasons,
+        },
+        DeviceError::Os { source, .. } => Errno(source.raw_os_error().unwrap_or(0)).into(),
+        other => Errno(other.abi_error().map_or(0, AbiError::errno)).into(),
     }
 }
 
-fn raw_errno(error: &io::Error) -> Errno {
-    Errno(error.raw_os_error().unwrap_or(0))
+fn raw_errno(error: &io::Error) -> Refusal {
+    Errno(error.raw_os_error().unwrap_or(0)).into()
 }
 
 /// The bytes of an ABI argument block.
@@ -63,7 +67,7 @@ fn from_bytes<T: Copy + Default>(bytes: &[u8]) -> T {
 }
 
 impl Backend for RealBackend {
-    fn submit(&self, request: &Request) -> Result<Reply, Errno> {
+    fn submit(&self, request: &Request) -> Result<Reply, Refusal> {
         let device = &self.device;
         match *request {
             Request::Alloc { gpu_id, size } => device
