@@ -14,9 +14,9 @@ use serde::Serialize;
 use crate::emulation::emulate;
 use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
-use crate::vm::options::GuestOptions;
+use crate::vm::options::{load_module_step, GuestOptions};
 use crate::vm::protocol::{self, print_document, read_document};
-use crate::vm::{self, GuestFile, Initramfs};
+use crate::vm::{self, GuestFile};
 
 /// The spec the benchmark boots.
 pub const BENCH_SPEC: &str = "same-switch.toml";
@@ -38,7 +38,7 @@ pub struct BenchArgs {
 
 fn script(options: &BenchOptions) -> String {
     protocol::script([
-        "insmod /hsa_p2p.ko || fail insmod".to_string(),
+        load_module_step(),
         format!(
             "p2pctl bench --json {} > /tmp/bench.json || fail p2pctl bench",
             options.to_args()
@@ -119,15 +119,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let spec = Spec::load(&util::workspace_root().join("topologies").join(BENCH_SPEC))?;
     let machine = emulate(&spec, &format!("hsa-p2p-bench-{}", std::process::id()))?;
     let mut config = machine.vm_config("bench", &env.bzimage);
-    config.timeout = settings.timeout;
-    config.echo = settings.echo;
-    config.initramfs = Initramfs {
-        script: script(&args.options),
-        files: vec![
-            GuestFile::host("/hsa_p2p.ko", &settings.module),
-            GuestFile::host("/bin/p2pctl", &p2pctl),
-        ],
-    };
+    settings.apply(
+        &mut config,
+        script(&args.options),
+        vec![GuestFile::host("/bin/p2pctl", &p2pctl)],
+    );
     phase(format!(
         "{}: benchmark {} copies between {} GPUs (QEMU TCG)",
         spec.name,

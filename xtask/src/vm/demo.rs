@@ -15,7 +15,7 @@ use anyhow::Result;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 
-use super::options::GuestSettings;
+use super::options::{GuestSettings, GUEST_MODULE};
 use super::{GuestFile, Initramfs, ShmFile, VmConfig, VmOutcome};
 use crate::kernel::KernelEnv;
 use crate::util::{note, phase};
@@ -130,7 +130,7 @@ pub fn demo(settings: &GuestSettings, keep_shm: bool) -> Result<VmOutcome> {
     config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script: SCRIPT.into(),
-        files: vec![GuestFile::host("/hsa_p2p.ko", &settings.module)],
+        files: vec![GuestFile::host(GUEST_MODULE, &settings.module)],
     };
     phase("boot the 3-GPU demo machine (QEMU TCG)");
     let outcome = super::run(&config)?;

@@ -6,6 +6,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::{GuestFile, Initramfs, VmConfig};
+
+/// Where the guest finds the module.
+pub const GUEST_MODULE: &str = "/hsa_p2p.ko";
+
+/// The script step that loads the module (a failed step when it cannot).
+pub fn load_module_step() -> String {
+    format!("insmod {GUEST_MODULE} || fail insmod")
+}
+
 /// `--module`, `--timeout`, `--verbose`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct GuestOptions {
@@ -40,5 +50,17 @@ impl GuestOptions {
             timeout: self.timeout.map_or(default_timeout, Duration::from_secs),
             echo: self.verbose,
         })
+    }
+}
+
+impl GuestSettings {
+    /// Applies the timeout and echo to `config` and gives it an initramfs running `script`, with
+    /// the module at [`GUEST_MODULE`] and `tools`.
+    pub fn apply(&self, config: &mut VmConfig, script: String, tools: Vec<GuestFile>) {
+        config.timeout = self.timeout;
+        config.echo = self.echo;
+        let mut files = vec![GuestFile::host(GUEST_MODULE, &self.module)];
+        files.extend(tools);
+        config.initramfs = Initramfs { script, files };
     }
 }

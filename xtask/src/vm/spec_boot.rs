@@ -16,10 +16,10 @@ use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::spec::Spec;
 use hsa_p2p_runtime::sysfs::{read_topology, write_tree, HSA_P2P_TOPOLOGY};
 
-use super::options::GuestOptions;
+use super::options::{GuestOptions, GUEST_MODULE};
 use super::protocol::{self, print_tree, read_tree, COMMAND_BANNER, COMMAND_STATUS};
 use super::published_tree::{differences, tree_of, Tree};
-use super::{GuestFile, Initramfs};
+use super::GuestFile;
 use crate::emulation::emulate;
 use crate::util::{self, note, phase};
 
@@ -75,15 +75,14 @@ pub fn boot(args: &VmArgs) -> Result<()> {
 
     let mut config = machine.vm_config(format!("vm-{}", spec.name), &env.bzimage);
     config.keep_shm_files = args.keep_shm;
-    config.timeout = settings.timeout;
-    config.echo = settings.echo;
-    config.initramfs = Initramfs {
-        script: guest_script(&args.command),
-        files: vec![
-            GuestFile::host("/hsa_p2p.ko", &settings.module),
-            GuestFile::host("/bin/p2pctl", crate::guest_tools::static_p2pctl()?),
-        ],
-    };
+    settings.apply(
+        &mut config,
+        guest_script(&args.command),
+        vec![GuestFile::host(
+            "/bin/p2pctl",
+            crate::guest_tools::static_p2pctl()?,
+        )],
+    );
     phase(format!(
         "boot {} ({} GPUs, QEMU TCG)",
         spec.name,
@@ -116,7 +115,7 @@ pub fn boot(args: &VmArgs) -> Result<()> {
 /// Load, print the tree, run the user's command (if any), unload; exit with the first failure.
 fn guest_script(command: &[String]) -> String {
     let mut lines = vec![
-        "insmod /hsa_p2p.ko || exit 10".to_string(),
+        format!("insmod {GUEST_MODULE} || exit 10"),
         print_tree(HSA_P2P_TOPOLOGY, TREE_TAG),
         "status=0".into(),
     ];

@@ -5,6 +5,7 @@ use hsa_p2p_runtime::sysfs::HSA_P2P_TOPOLOGY;
 
 use super::hwtests_in_guest;
 use super::why_check::why_step;
+use crate::vm::options::{load_module_step, GUEST_MODULE};
 use crate::vm::protocol::{self, print_kernel_log, print_tree};
 
 /// How often the module is unloaded and loaded again.
@@ -26,7 +27,7 @@ const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*"];
 pub fn test_script(first_gpu: &str) -> String {
     let [bound, unbound, rebound, reloaded] = TREES;
     protocol::script([
-        "insmod /hsa_p2p.ko || fail insmod".to_string(),
+        load_module_step(),
         print_tree(HSA_P2P_TOPOLOGY, bound),
         why_step(HSA_P2P_TOPOLOGY),
         hwtests_in_guest::step(SPEC_SUITES, ""),
@@ -38,7 +39,7 @@ pub fn test_script(first_gpu: &str) -> String {
         // about every out-of-tree module, not about this one: the log is checked from here on.
         "dmesg -c > /dev/null".into(),
         format!(
-            "i=0; while [ $i -lt {RELOADS} ]; do i=$((i+1)); rmmod hsa_p2p || fail rmmod $i; [ -e /sys/kernel/hsa_p2p ] && fail leftover sysfs after rmmod $i; insmod /hsa_p2p.ko || fail insmod $i; done"
+            "i=0; while [ $i -lt {RELOADS} ]; do i=$((i+1)); rmmod hsa_p2p || fail rmmod $i; [ -e /sys/kernel/hsa_p2p ] && fail leftover sysfs after rmmod $i; insmod {GUEST_MODULE} || fail insmod $i; done"
         ),
         print_tree(HSA_P2P_TOPOLOGY, reloaded),
         "rmmod hsa_p2p || fail final rmmod".into(),
@@ -54,7 +55,7 @@ pub const TREE_REFUSED: &str = "refused";
 /// kernel log, unload.
 pub fn refusal_script() -> String {
     protocol::script([
-        "insmod /hsa_p2p.ko || fail insmod".to_string(),
+        load_module_step(),
         print_tree(HSA_P2P_TOPOLOGY, TREE_REFUSED),
         print_kernel_log(),
         "rmmod hsa_p2p || fail rmmod".into(),
@@ -74,7 +75,7 @@ pub fn transfer_script(
     unlinked: Option<(usize, usize)>,
 ) -> String {
     let mut steps = vec![
-        "insmod /hsa_p2p.ko || fail insmod".to_string(),
+        load_module_step(),
         // The out-of-tree taint notice is about every such module; the log is checked from here.
         "dmesg -c > /dev/null".into(),
     ];

@@ -30,7 +30,7 @@ use crate::util::{self, note, phase};
 use crate::vm::options::{GuestOptions, GuestSettings};
 use crate::vm::protocol::{self, read_tree};
 use crate::vm::published_tree::{differences, tree_of, Tree};
-use crate::vm::{self, GuestFile, Initramfs, VmConfig};
+use crate::vm::{self, GuestFile, VmConfig};
 use guest_script::{refusal_script, test_script, RELOADS};
 
 /// Options of `cargo xtask vm-test`.
@@ -192,16 +192,14 @@ fn vm_config(
     script: String,
 ) -> VmConfig {
     let mut config = machine.vm_config(format!("vm-test-{name}"), &env.bzimage);
-    config.timeout = payload.settings.timeout;
-    config.echo = payload.settings.echo;
-    config.initramfs = Initramfs {
+    payload.settings.apply(
+        &mut config,
         script,
-        files: vec![
-            GuestFile::host("/hsa_p2p.ko", &payload.settings.module),
+        vec![
             GuestFile::host("/bin/p2pctl", &payload.p2pctl),
             GuestFile::host("/bin/hwtests", &payload.hwtests),
         ],
-    };
+    );
     config
 }
 
