@@ -4,16 +4,66 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use hsa_p2p_hwtests::context::DEFAULT_PAIR_COPY_BYTES;
 use hsa_p2p_hwtests::report::write_reports;
+use hsa_p2p_hwtests::stress::{self, Config, Summary};
 use hsa_p2p_hwtests::{cases, device, Context, Filter, ModuleState};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "hwtests",
-    about = "hsa-p2p hardware-in-the-loop tests (KTAP, JUnit, JSON)"
+    about = "hsa-p2p hardware-in-the-loop tests (KTAP, JUnit, JSON)",
+    args_conflicts_with_subcommands = true
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    tests: Args,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The stress campaign: worker processes and threads storm /dev/hsa_p2p with valid and
+    /// hostile requests while GPUs are unbound and rebound, topology readers run and slab
+    /// allocations fail; exits non-zero when an oracle failed.
+    Stress(StressArgs),
+}
+
+/// Options of `hwtests stress` (defaults: [`Config::default`]).
+#[derive(clap::Args, Debug)]
+struct StressArgs {
+    /// Seed of every choice (replays a campaign's sequences).
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Worker operations in total.
+    #[arg(long, default_value_t = Config::default().ops)]
+    ops: u64,
+    /// Worker processes.
+    #[arg(long, default_value_t = Config::default().processes)]
+    processes: u32,
+    /// Threads per worker process.
+    #[arg(long, default_value_t = Config::default().threads)]
+    threads: u32,
+    /// Unbind/rebind cycles to complete at least.
+    #[arg(long, default_value_t = Config::default().min_unbinds)]
+    min_unbinds: u64,
+    /// Percent of ioctls and binds made with slab fault injection armed (0: none).
+    #[arg(long, default_value_t = Config::default().fault_percent)]
+    fault_percent: u32,
+    /// Unload this module at the end and check kmemleak.
+    #[arg(long, value_name = "MODULE")]
+    unload: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = Config::default().deadline_seconds)]
+    deadline: u64,
+    /// Write the summary (JSON, hsa-p2p/stress/v1) to this file.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Root holding `sys/` and `proc/`: `/` on the machine under test, or a fixture directory.
     #[arg(long, default_value = "/", value_name = "DIR")]
@@ -41,7 +91,11 @@ struct Args {
 fn main() -> ExitCode {
     // A child started by a device case runs its probe and exits here.
     device::probe::serve();
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Stress(args)) = cli.command {
+        return stress_campaign(args);
+    }
+    let args = cli.tests;
     let filter = Filter::new(args.only.clone());
     if args.list {
         for test in cases::all() {
@@ -88,4 +142,74 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn stress_campaign(args: StressArgs) -> ExitCode {
+    let config = Config {
+        seed: args.seed,
+        ops: args.ops,
+        processes: args.processes,
+        threads: args.threads,
+        min_unbinds: args.min_unbinds,
+        fault_percent: args.fault_percent,
+        unload: args.unload,
+        deadline_seconds: args.deadline,
+        ..Config::default()
+    };
+    eprintln!(
+        "stress: seed {}, {} operations over {} processes x {} threads, at least {} unbinds",
+        config.seed, config.ops, config.processes, config.threads, config.min_unbinds
+    );
+    let summary = match stress::run_campaign(&config) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("error: stress campaign: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", describe(&summary));
+    if let Some(path) = &args.summary {
+        let json = serde_json::to_string_pretty(&summary).expect("plain data serialises");
+        if let Err(error) = std::fs::write(path, json + "\n") {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if summary.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The summary for people: counters, then every failure kept.
+fn describe(summary: &Summary) -> String {
+    let mut text = format!(
+        "stress: seed {} | {} ops | {} unbinds | {} faults injected{} | {} copies verified \
+         ({} bytes) | {} topology reads | {:.1} s\n\
+         stress: isolation violations {} | corruptions {} | contract violations {} | torn \
+         reads {} | leaks {}\n",
+        summary.seed,
+        summary.ops,
+        summary.unbinds,
+        summary.faults_injected,
+        if summary.fault_injection {
+            ""
+        } else {
+            " (no fault injection in this kernel)"
+        },
+        summary.copies_verified,
+        summary.bytes_verified,
+        summary.topology_reads,
+        summary.seconds,
+        summary.isolation_violations,
+        summary.corruptions,
+        summary.contract_violations,
+        summary.torn_reads,
+        summary.leaks,
+    );
+    for failure in summary.failures.iter().chain(&summary.leak_reports) {
+        text.push_str(&format!("stress: FAIL {failure}\n"));
+    }
+    text
 }

@@ -118,6 +118,13 @@ impl EmulatedMachine {
         config.append.push("loglevel=4".into());
         config
     }
+
+    /// The same machine with `count` vCPUs on each NUMA node (QEMU runs them on host threads
+    /// of their own, MTTCG), for work that needs real concurrency in the guest.
+    pub fn with_vcpus_per_node(mut self, count: u64) -> Self {
+        self.qemu_args = qemu_args(&self.spec, &self.gpus, count.max(1));
+        self
+    }
 }
 
 /// Builds the emulated machine for `spec`; `shm_prefix` names the backing files
@@ -185,7 +192,7 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
         })
         .collect::<Vec<_>>();
 
-    let qemu_args = qemu_args(&emulated, &emulated_gpus);
+    let qemu_args = qemu_args(&emulated, &emulated_gpus, 1);
     Ok(EmulatedMachine {
         memory_mib: (MEMORY_PER_NODE_MIB * emulated.cpus.len() as u64) as u32,
         spec: emulated,
@@ -195,14 +202,14 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     })
 }
 
-fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu]) -> Vec<String> {
+fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |a: &str, b: String| {
         args.push(a.to_string());
         args.push(b);
     };
     let nodes = spec.cpus.len() as u64;
-    push("-smp", nodes.to_string());
+    push("-smp", (nodes * vcpus_per_node).to_string());
     if spec.platform.host_bridge_whitelisted {
         // The kernel trusts P2P through the host bridge on AMD Zen (family >= 0x17) CPUs.
         push("-cpu", "EPYC".into());
@@ -213,10 +220,13 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu]) -> Vec<String> {
                 "-object",
                 format!("memory-backend-ram,id=ram{node},size={MEMORY_PER_NODE_MIB}M"),
             );
-            push(
-                "-numa",
-                format!("node,nodeid={node},cpus={node},memdev=ram{node}"),
-            );
+            let (first, last) = (node * vcpus_per_node, (node + 1) * vcpus_per_node - 1);
+            let cpus = if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            };
+            push("-numa", format!("node,nodeid={node},cpus={cpus},memdev=ram{node}"));
         }
         for from in 0..spec.cpus.len() {
             for to in (0..spec.cpus.len()).filter(|&to| to != from) {

@@ -376,6 +376,12 @@ impl Backend for FakeBackend {
                 output: "copy: ok\n".into(),
                 ..died
             },
+            // The campaign starts its workers on the real device only.
+            Probe::StressWorker(_) => ProbeOutcome {
+                code: Some(2),
+                output: "the fake device runs no stress worker".into(),
+                ..ProbeOutcome::default()
+            },
         }
     }
 

@@ -13,6 +13,8 @@ use std::process::Command;
 use hsa_p2p_core::abi::{self, AbiError};
 use hsa_p2p_runtime::device::{Buffer, Device, DeviceError, PathChoice};
 
+use crate::stress::WorkerConfig;
+
 /// The environment variable naming the probe a child runs.
 pub const PROBE_VARIABLE: &str = "HSA_P2P_HWTESTS_PROBE";
 
@@ -46,6 +48,8 @@ pub enum Probe {
         /// The driver's sysfs directory.
         driver: PathBuf,
     },
+    /// One worker process of the stress campaign: prints its tally as one JSON line.
+    StressWorker(WorkerConfig),
 }
 
 impl Probe {
@@ -69,6 +73,15 @@ impl Probe {
                 address.clone(),
                 driver.display().to_string(),
             ],
+            Probe::StressWorker(config) => vec![
+                "stress-worker".into(),
+                config.seed.to_string(),
+                config.process.to_string(),
+                config.threads.to_string(),
+                config.ops_per_thread.to_string(),
+                config.fault_percent.to_string(),
+                config.topology.display().to_string(),
+            ],
         }
     }
 
@@ -86,6 +99,16 @@ impl Probe {
                 address: (*address).to_owned(),
                 driver: PathBuf::from(driver),
             }),
+            ["stress-worker", seed, process, threads, ops_per_thread, fault_percent, topology] => {
+                Some(Probe::StressWorker(WorkerConfig {
+                    seed: seed.parse().ok()?,
+                    process: process.parse().ok()?,
+                    threads: threads.parse().ok()?,
+                    ops_per_thread: ops_per_thread.parse().ok()?,
+                    fault_percent: fault_percent.parse().ok()?,
+                    topology: PathBuf::from(topology),
+                }))
+            }
             _ => None,
         }
     }
@@ -203,6 +226,14 @@ fn run(node: &Path, probe: &Probe) -> Result<(), String> {
             }
             touch(mapping.as_slice(), "an unbound GPU's buffer")
         }
+        Probe::StressWorker(config) => {
+            // Each worker thread opens its own file.
+            drop(device);
+            let tally = crate::stress::run_worker(node, config);
+            let line = serde_json::to_string(&tally).map_err(|error| error.to_string())?;
+            println!("{line}");
+            Ok(())
+        }
     }
 }
 
@@ -278,6 +309,14 @@ mod tests {
                 address: "0000:03:00.0".into(),
                 driver: "/sys/bus/pci/drivers/hsa_p2p".into(),
             },
+            Probe::StressWorker(WorkerConfig {
+                seed: 9,
+                process: 2,
+                threads: 3,
+                ops_per_thread: 400,
+                fault_percent: 5,
+                topology: "/sys/kernel/hsa_p2p/topology".into(),
+            }),
         ] {
             let words = probe.to_words();
             let words: Vec<&str> = words.iter().map(String::as_str).collect();

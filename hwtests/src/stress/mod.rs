@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use hsa_p2p_runtime::sysfs::read_topology;
 use serde::{Deserialize, Serialize};
 
 use self::failslab::Failslab;
+use crate::device::probe::{run_in_child, Probe, ProbeOutcome};
 use self::tally::{Failure, Tally};
 use self::unbind::UnbindPlan;
 use self::worker::ThreadPlan;
@@ -173,8 +174,9 @@ impl Summary {
     }
 }
 
-/// What one worker process runs (passed to `hwtests stress-worker` as JSON).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What one worker process runs ([`Probe::StressWorker`]: a child of the campaign's program
+/// that prints its [`Tally`] as one JSON line).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerConfig {
     /// The campaign's seed.
     pub seed: u64,
@@ -186,8 +188,8 @@ pub struct WorkerConfig {
     pub ops_per_thread: u64,
     /// Percent of ioctls with fault injection armed.
     pub fault_percent: u32,
-    /// The machine's files.
-    pub paths: Paths,
+    /// The module's topology directory.
+    pub topology: PathBuf,
 }
 
 /// A well-mixed seed for part `part` of a campaign seeded with `seed` (SplitMix64's finaliser).
@@ -198,8 +200,9 @@ pub fn derive_seed(seed: u64, part: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Runs one worker process's threads and returns their merged tally.
-pub fn run_worker(config: &WorkerConfig) -> Tally {
+/// Runs one worker process's threads against the device node `device` and returns their
+/// merged tally.
+pub fn run_worker(device: &Path, config: &WorkerConfig) -> Tally {
     let plans: Vec<ThreadPlan> = (0..config.threads)
         .map(|thread| {
             let part = u64::from(config.process) << 16 | u64::from(thread);
@@ -207,8 +210,8 @@ pub fn run_worker(config: &WorkerConfig) -> Tally {
                 seed: derive_seed(config.seed, part),
                 ops: config.ops_per_thread,
                 tag: derive_seed(config.seed, part | 1 << 40),
-                device: config.paths.device.clone(),
-                topology: config.paths.topology.clone(),
+                device: device.to_path_buf(),
+                topology: config.topology.clone(),
                 fault_percent: config.fault_percent,
             }
         })
@@ -250,9 +253,9 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> CampaignError 
     move |source| CampaignError::Io { what, source }
 }
 
-/// Runs a campaign: `worker` is the program to start worker processes with (`hwtests` itself,
-/// which runs [`run_worker`] for `stress-worker JSON`).
-pub fn run_campaign(config: &Config, worker: &Path) -> Result<Summary, CampaignError> {
+/// Runs a campaign. Worker processes are children of the running program, started as probes
+/// ([`Probe::StressWorker`]): its `main` must call [`crate::device::probe::serve`] first.
+pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
     let started = Instant::now();
     let paths = &config.paths;
     if !paths.device.exists() {
@@ -285,25 +288,16 @@ pub fn run_campaign(config: &Config, worker: &Path) -> Result<Summary, CampaignE
     };
     let deadline = Duration::from_secs(config.deadline_seconds);
     let parts = u64::from(config.processes.max(1)) * u64::from(config.threads.max(1));
-    let mut children = Vec::new();
-    for process in 0..config.processes.max(1) {
-        let worker_config = WorkerConfig {
+    let workers: Vec<WorkerConfig> = (0..config.processes.max(1))
+        .map(|process| WorkerConfig {
             seed: config.seed,
             process,
             threads: config.threads.max(1),
             ops_per_thread: config.ops.div_ceil(parts),
             fault_percent,
-            paths: paths.clone(),
-        };
-        let json = serde_json::to_string(&worker_config).expect("plain data serialises");
-        let child = Command::new(worker)
-            .arg("stress-worker")
-            .arg(json)
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(io_error(format!("start {}", worker.display())))?;
-        children.push((process, child));
-    }
+            topology: paths.topology.clone(),
+        })
+        .collect();
     let workers_done = AtomicBool::new(false);
     let readers_stop = AtomicBool::new(false);
     let unbind_plan = UnbindPlan {
@@ -324,8 +318,18 @@ pub fn run_campaign(config: &Config, worker: &Path) -> Result<Summary, CampaignE
                 &readers_stop,
             )
         });
-        for (process, child) in children {
-            total.merge(collect_worker(process, child));
+        let running: Vec<_> = workers
+            .iter()
+            .map(|worker| {
+                let probe = Probe::StressWorker(worker.clone());
+                (worker.process, scope.spawn(move || run_in_child(&paths.device, &probe)))
+            })
+            .collect();
+        for (process, child) in running {
+            match child.join() {
+                Ok(outcome) => total.merge(worker_tally(process, &outcome)),
+                Err(_) => total.fail(Failure::Contract, "a worker's waiter panicked".into()),
+            }
         }
         workers_done.store(true, Ordering::Relaxed);
         match unbinder.join() {
@@ -387,28 +391,30 @@ fn is_worker_op(op: &str) -> bool {
     !matches!(op, "unbind" | "bind" | "bind_with_faults" | "read_topology")
 }
 
-/// Waits for a worker process and reads its tally.
-fn collect_worker(process: u32, child: std::process::Child) -> Tally {
+/// A worker process's tally, from the JSON line it printed last.
+fn worker_tally(process: u32, outcome: &ProbeOutcome) -> Tally {
     let mut tally = Tally::default();
-    match child.wait_with_output() {
-        Ok(output) => {
-            if !output.status.success() {
-                tally.fail(
-                    Failure::Contract,
-                    format!("worker process {process} ended with {}", output.status),
-                );
-            }
-            match serde_json::from_slice::<Tally>(&output.stdout) {
-                Ok(worker) => tally.merge(worker),
-                Err(error) => tally.fail(
-                    Failure::Contract,
-                    format!("worker process {process} gave no tally: {error}"),
-                ),
-            }
-        }
-        Err(error) => tally.fail(
+    if !outcome.succeeded() {
+        tally.fail(
             Failure::Contract,
-            format!("worker process {process}: {error}"),
+            format!(
+                "worker process {process} ended with code {:?}, signal {:?}: {}",
+                outcome.code,
+                outcome.signal,
+                outcome.output.trim()
+            ),
+        );
+    }
+    let line = outcome.output.lines().rev().find(|line| line.starts_with('{'));
+    match line.map(serde_json::from_str::<Tally>) {
+        Some(Ok(worker)) => tally.merge(worker),
+        Some(Err(error)) => tally.fail(
+            Failure::Contract,
+            format!("worker process {process} printed no tally: {error}"),
+        ),
+        None => tally.fail(
+            Failure::Contract,
+            format!("worker process {process} printed no tally"),
         ),
     }
     tally
