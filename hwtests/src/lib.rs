@@ -9,6 +9,7 @@
 
 pub mod cases;
 pub mod context;
+pub mod guest;
 pub mod report;
 pub mod runner;
 

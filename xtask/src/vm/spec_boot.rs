@@ -83,6 +83,10 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         files: vec![
             GuestFile::host("/hsa_p2p.ko", &module),
             GuestFile::host("/bin/p2pctl", crate::guest_tools::static_p2pctl()?),
+            GuestFile::host(
+                "/bin/hwtests",
+                crate::guest_tools::static_binary("hsa-p2p-hwtests", "hwtests")?,
+            ),
         ],
     };
     phase(format!(

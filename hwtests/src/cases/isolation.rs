@@ -1,0 +1,500 @@
+//! The module under attack: `/dev/hsa_p2p` is opened by unprivileged users, so no file may see
+//! another's VRAM, no mapping may outlive the VRAM it shows (FREE, unbind), no peer mapping may
+//! outlive either GPU, a long copy may not block other users, and one file may not take
+//! everything. Races are run with several threads; unbinding tests rebind the GPU before they
+//! return.
+//!
+//! The cases skip (with the reason) when the module is not there or the machine lacks what a
+//! case needs (a p2p link), and never pass without having checked.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use hsa_p2p_core::abi::{self, AbiError};
+use hsa_p2p_core::topology::Topology;
+use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
+use hsa_p2p_runtime::device::{Device, DeviceError, PathChoice};
+use hsa_p2p_runtime::sysfs::read_topology;
+
+use crate::context::{Context, ModuleState};
+use crate::guest::pci_bind::Unbound;
+use crate::guest::{kernel_log, sigbus};
+use crate::report::Outcome;
+use crate::runner::{Test, TestOutput};
+
+/// The `isolation` suite.
+pub const TESTS: &[Test] = &[
+    Test {
+        suite: "isolation",
+        name: "new_buffers_read_as_zeros",
+        description: "VRAM another file wrote and freed reads as zeros in the next file's buffer",
+        run: new_buffers_read_as_zeros,
+    },
+    Test {
+        suite: "isolation",
+        name: "mmap_racing_free_keeps_no_view",
+        description: "a mapping made while another thread frees the buffer shows no VRAM afterwards",
+        run: mmap_racing_free_keeps_no_view,
+    },
+    Test {
+        suite: "isolation",
+        name: "unbind_removes_every_peer_mapping",
+        description: "unbinding the accessor or the owner of a peer mapping removes it and every view of the owner's VRAM",
+        run: unbind_removes_every_peer_mapping,
+    },
+    Test {
+        suite: "isolation",
+        name: "map_peer_racing_owner_unbind_is_clean",
+        description: "MAP_PEER in a loop while the owner unbinds leaves no mapping and no kernel report",
+        run: map_peer_racing_owner_unbind_is_clean,
+    },
+    Test {
+        suite: "isolation",
+        name: "long_copy_does_not_block_mmap",
+        description: "a long copy does not hold the file's lock: mmap of another buffer completes during it",
+        run: long_copy_does_not_block_mmap,
+    },
+    Test {
+        suite: "isolation",
+        name: "one_file_cannot_take_every_buffer",
+        description: "one file is refused more than max_buffers_per_file buffers (ENOSPC); another file still gets VRAM",
+        run: one_file_cannot_take_every_buffer,
+    },
+    Test {
+        suite: "isolation",
+        name: "mappings_are_never_executable",
+        description: "an executable mapping is refused and a mapping cannot be made executable later",
+        run: mappings_are_never_executable,
+    },
+];
+
+/// What the cases work on: the device node and the topology as published now.
+struct Machine {
+    root: PathBuf,
+    tree: PathBuf,
+    node: PathBuf,
+    topology: Topology,
+}
+
+impl Machine {
+    /// The machine with its topology read again (after an unbind and rebind).
+    fn reread(&self) -> Result<Machine, String> {
+        Ok(Machine {
+            root: self.root.clone(),
+            tree: self.tree.clone(),
+            node: self.node.clone(),
+            topology: read_topology(&self.tree).map_err(|error| error.to_string())?,
+        })
+    }
+
+    fn open(&self) -> Result<Device, String> {
+        Device::open_at(&self.node).map_err(|error| error.to_string())
+    }
+
+    fn gpus(&self) -> Vec<GpuRef> {
+        gpus(&self.topology)
+    }
+
+    /// An (accessor, owner) pair with a p2p link, if the machine has one.
+    fn linked_pair(&self) -> Option<(GpuRef, GpuRef)> {
+        let gpus = self.gpus();
+        gpus.iter()
+            .flat_map(|a| gpus.iter().map(move |o| (*a, *o)))
+            .find(|(a, o)| a.node != o.node && self.topology.p2p_link(a.node, o.node).is_some())
+    }
+
+    /// The PCI address of a GPU.
+    fn pci_address(&self, gpu: GpuRef) -> String {
+        self.topology
+            .node(gpu.node)
+            .map(|node| node.pci_address().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The machine, or the outcome of a case that cannot run (module missing: skip; loaded but
+/// unusable: fail).
+fn machine(context: &Context) -> Result<Machine, TestOutput> {
+    if let ModuleState::Unavailable(reason) = &context.module {
+        return Err(Outcome::skip(reason.clone()).into());
+    }
+    let tree = context.module_topology_path();
+    if !tree.join("generation_id").exists() {
+        return Err(match context.module {
+            ModuleState::Loaded => Outcome::fail("the module is loaded but publishes no topology"),
+            _ => Outcome::skip("the hsa_p2p module is not loaded"),
+        }
+        .into());
+    }
+    let topology = read_topology(&tree).map_err(|error| {
+        TestOutput::from(Outcome::fail(format!("unreadable topology: {error}")))
+    })?;
+    let machine = Machine {
+        root: context.root().to_path_buf(),
+        tree,
+        node: context.root().join("dev/hsa_p2p"),
+        topology,
+    };
+    if machine.gpus().is_empty() {
+        return Err(Outcome::skip("the module's topology has no GPU").into());
+    }
+    Ok(machine)
+}
+
+/// Runs a case body on the machine: `Ok(problems)` (none = pass), `Err` for a skip reason.
+fn case(context: &Context, body: impl FnOnce(&Machine) -> Result<Vec<String>, Skip>) -> TestOutput {
+    match machine(context) {
+        Err(output) => output,
+        Ok(machine) => match body(&machine) {
+            Ok(problems) => Outcome::from_problems(problems).into(),
+            Err(Skip(reason)) => Outcome::skip(reason).into(),
+        },
+    }
+}
+
+/// Why a case could not run here.
+struct Skip(String);
+
+/// Turns an early failure into the case's single problem.
+macro_rules! attempt {
+    ($result:expr, $what:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(error) => return Ok(vec![format!("{}: {error}", $what)]),
+        }
+    };
+}
+
+const PATTERN: u8 = 0xa5;
+
+fn new_buffers_read_as_zeros(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        const SIZE: u64 = 256 << 10;
+        let gpu = machine.gpus()[0];
+        let first = attempt!(machine.open(), "open");
+        let buffer = attempt!(first.alloc(gpu.gpu_id, SIZE), "alloc (first file)");
+        {
+            let mut view = attempt!(first.mmap(&buffer), "mmap (first file)");
+            view.as_mut_slice().fill(PATTERN);
+        }
+        attempt!(first.free(buffer.handle), "free (first file)");
+        let second = attempt!(machine.open(), "open");
+        let mut problems = Vec::new();
+        // Same size, same GPU: first-fit hands out the range just freed, or one never used;
+        // either way it must read as zeros.
+        let reused = attempt!(second.alloc(gpu.gpu_id, SIZE), "alloc (second file)");
+        let view = attempt!(second.mmap(&reused), "mmap (second file)");
+        let dirty = view.as_slice().iter().filter(|byte| **byte != 0).count();
+        if dirty != 0 {
+            problems.push(format!(
+                "a new buffer at VRAM offset {:#x} (the freed one was at {:#x}) has {dirty} non-zero bytes of {SIZE}",
+                reused.vram_offset, buffer.vram_offset
+            ));
+        }
+        Ok(problems)
+    })
+}
+
+/// Attempts of the mmap/FREE race.
+const RACE_ROUNDS: u32 = 400;
+
+fn mmap_racing_free_keeps_no_view(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        const SIZE: u64 = 1 << 20;
+        let gpu = machine.gpus()[0];
+        let device = attempt!(machine.open(), "open");
+        let mut stale = 0;
+        let mut raced = 0;
+        for round in 0..RACE_ROUNDS {
+            let buffer = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc");
+            let start = Barrier::new(2);
+            let (mapped, freed) = std::thread::scope(|scope| {
+                let freer = scope.spawn(|| {
+                    start.wait();
+                    // Sweep the FREE across the mmap call's duration.
+                    for _ in 0..(round % 32) * 64 {
+                        std::hint::spin_loop();
+                    }
+                    device.free(buffer.handle)
+                });
+                start.wait();
+                let mapped = device.mmap(&buffer);
+                (mapped, freer.join().expect("the FREE thread panicked"))
+            });
+            attempt!(freed, "free");
+            let Ok(view) = mapped else { continue };
+            raced += 1;
+            // SAFETY: the mapping is this thread's own, alive until `view` drops.
+            if unsafe { sigbus::shows_memory(view.as_slice().as_ptr()) } {
+                stale += 1;
+            }
+        }
+        Ok(if stale > 0 {
+            vec![format!(
+                "{stale} of {raced} mappings that raced a successful FREE still showed VRAM after it"
+            )]
+        } else {
+            Vec::new()
+        })
+    })
+}
+
+/// Peer mappings of `handle` as INFO reports them.
+fn peer_count(device: &Device, handle: u32) -> Result<u32, DeviceError> {
+    device.info(handle).map(|info| info.peer_count)
+}
+
+fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let (accessor, owner) = machine
+            .linked_pair()
+            .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
+        let mut problems = Vec::new();
+        let device = attempt!(machine.open(), "open");
+        // The accessor goes: the owner's buffer keeps no mapping for it.
+        let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
+        attempt!(
+            device.map_peer(buffer.handle, accessor.gpu_id),
+            "map for peer"
+        );
+        let unbound = attempt!(
+            Unbound::unbind(&machine.root, &machine.pci_address(accessor)),
+            "unbind accessor"
+        );
+        match peer_count(&device, buffer.handle) {
+            Ok(0) => {}
+            Ok(count) => problems.push(format!(
+                "after the accessor (node {}) was unbound, the owner's buffer still has {count} peer mapping(s)",
+                accessor.node
+            )),
+            Err(error) => problems.push(format!("info after accessor unbind: {error}")),
+        }
+        attempt!(unbound.rebind(), "rebind accessor");
+        // The owner goes: its buffer is revoked, its user mapping shows nothing any more.
+        let again = attempt!(machine.reread(), "re-read topology");
+        let (accessor, owner) = attempt!(
+            again.linked_pair().ok_or("no p2p link after rebinding"),
+            "topology"
+        );
+        let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
+        attempt!(
+            device.map_peer(buffer.handle, accessor.gpu_id),
+            "map for peer"
+        );
+        let view = attempt!(device.mmap(&buffer), "mmap");
+        let unbound = attempt!(
+            Unbound::unbind(&again.root, &again.pci_address(owner)),
+            "unbind owner"
+        );
+        match device.info(buffer.handle) {
+            Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {}
+            Ok(info) => problems.push(format!(
+                "after the owner (node {}) was unbound, its buffer is still described with {} peer mapping(s)",
+                owner.node, info.peer_count
+            )),
+            Err(error) => problems.push(format!("info after owner unbind: {error}")),
+        }
+        // SAFETY: the mapping is this thread's own, alive until `view` drops.
+        if unsafe { sigbus::shows_memory(view.as_slice().as_ptr()) } {
+            problems
+                .push("after the owner was unbound, its buffer's mapping still shows VRAM".into());
+        }
+        drop(view);
+        attempt!(device.free(buffer.handle), "free after owner unbind");
+        attempt!(unbound.rebind(), "rebind owner");
+        Ok(problems)
+    })
+}
+
+fn map_peer_racing_owner_unbind_is_clean(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let (accessor, owner) = machine
+            .linked_pair()
+            .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
+        let log_before = kernel_log::read()
+            .ok_or_else(|| Skip("the kernel log cannot be read (not root?)".into()))?;
+        let device = attempt!(machine.open(), "open");
+        let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
+        let mut problems = Vec::new();
+        let stop = AtomicBool::new(false);
+        let (unexpected, unbound) = std::thread::scope(|scope| {
+            let mapper = scope.spawn(|| {
+                let mut unexpected = Vec::new();
+                while !stop.load(Relaxed) {
+                    match device.map_peer(buffer.handle, accessor.gpu_id) {
+                        Ok(_) => {
+                            let _ = device.unmap_peer(buffer.handle, accessor.gpu_id);
+                        }
+                        Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => break,
+                        Err(error) => unexpected.push(error.to_string()),
+                    }
+                }
+                unexpected
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let unbound = Unbound::unbind(&machine.root, &machine.pci_address(owner));
+            std::thread::sleep(Duration::from_millis(20));
+            stop.store(true, Relaxed);
+            (mapper.join().expect("the mapping thread panicked"), unbound)
+        });
+        let unbound = attempt!(unbound, "unbind owner");
+        problems.extend(
+            unexpected
+                .into_iter()
+                .take(3)
+                .map(|e| format!("map for peer: {e}")),
+        );
+        match device.map_peer(buffer.handle, accessor.gpu_id) {
+            Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {}
+            other => problems.push(format!(
+                "map for peer of an unbound owner's buffer: {other:?}, expected ENODEV"
+            )),
+        }
+        attempt!(device.free(buffer.handle), "free");
+        drop(device);
+        attempt!(unbound.rebind(), "rebind owner");
+        problems.extend(
+            kernel_log::new_reports(&log_before)
+                .into_iter()
+                .map(|line| format!("kernel report: {line}")),
+        );
+        Ok(problems)
+    })
+}
+
+fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        const COPY: u64 = 16 << 20;
+        const SAMPLES: usize = 5;
+        let gpu = machine.gpus()[0];
+        let device = attempt!(machine.open(), "open");
+        let src = attempt!(device.alloc(gpu.gpu_id, COPY), "alloc source");
+        let dst = attempt!(device.alloc(gpu.gpu_id, COPY), "alloc destination");
+        let small = attempt!(device.alloc(gpu.gpu_id, 1 << 16), "alloc");
+        let stop = AtomicBool::new(false);
+        let (copies, waits) = std::thread::scope(|scope| {
+            let copier = scope.spawn(|| {
+                let mut durations = Vec::new();
+                while !stop.load(Relaxed) {
+                    let started = Instant::now();
+                    match device.copy(src.handle, 0, dst.handle, 0, COPY, PathChoice::Auto) {
+                        Ok(_) => durations.push(started.elapsed()),
+                        Err(error) => return Err(error.to_string()),
+                    }
+                }
+                Ok(durations)
+            });
+            let mut waits = Vec::new();
+            for sample in 0..SAMPLES {
+                std::thread::sleep(Duration::from_millis(37 * (sample as u64 + 1)));
+                let started = Instant::now();
+                let mapped = device.mmap(&small).map(drop);
+                waits.push((started.elapsed(), mapped));
+            }
+            stop.store(true, Relaxed);
+            (copier.join().expect("the copy thread panicked"), waits)
+        });
+        let copies = attempt!(copies, "copy");
+        let Some(shortest) = copies.iter().min().copied() else {
+            return Ok(vec!["no copy completed".into()]);
+        };
+        let mut problems = Vec::new();
+        for (wait, mapped) in waits {
+            if let Err(error) = mapped {
+                problems.push(format!("mmap during a copy: {error}"));
+            } else if wait * 4 > shortest {
+                problems.push(format!(
+                    "mmap of another buffer took {wait:?} during {COPY}-byte copies that take {shortest:?}: the copy holds the file's lock"
+                ));
+            }
+        }
+        Ok(problems)
+    })
+}
+
+fn one_file_cannot_take_every_buffer(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let limit = u64::from(abi::DEFAULT_MAX_BUFFERS_PER_FILE);
+        let gpu = machine.gpus()[0];
+        let greedy = attempt!(machine.open(), "open");
+        for index in 0..limit {
+            if let Err(error) = greedy.alloc(gpu.gpu_id, abi::VRAM_PAGE) {
+                return Err(Skip(format!(
+                    "GPU node {} ran out after {index} one-page buffers ({error}), below the limit of {limit}",
+                    gpu.node
+                )));
+            }
+        }
+        let mut problems = Vec::new();
+        match greedy.alloc(gpu.gpu_id, abi::VRAM_PAGE) {
+            Err(error) if error.abi_error() == Some(AbiError::NoVram) => {}
+            other => problems.push(format!(
+                "buffer {} of one file: {other:?}, expected ENOSPC (max_buffers_per_file = {limit})",
+                limit + 1
+            )),
+        }
+        let other = attempt!(machine.open(), "open");
+        if let Err(error) = other.alloc(gpu.gpu_id, abi::VRAM_PAGE) {
+            problems.push(format!("another file is refused VRAM: {error}"));
+        }
+        Ok(problems)
+    })
+}
+
+fn mappings_are_never_executable(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let gpu = machine.gpus()[0];
+        let device = attempt!(machine.open(), "open");
+        let buffer = attempt!(device.alloc(gpu.gpu_id, 1 << 16), "alloc");
+        let mut problems = Vec::new();
+        if let Ok(view) = device.mmap_with(&buffer, libc::PROT_READ | libc::PROT_EXEC) {
+            drop(view);
+            problems.push("an executable mapping of VRAM was granted".to_string());
+        }
+        let view = attempt!(device.mmap(&buffer), "mmap");
+        let address = view.as_slice().as_ptr().cast_mut().cast::<libc::c_void>();
+        // SAFETY: changes the protection of this process's own mapping, unused meanwhile.
+        let made_executable = unsafe {
+            libc::mprotect(
+                address,
+                view.as_slice().len(),
+                libc::PROT_READ | libc::PROT_EXEC,
+            )
+        } == 0;
+        if made_executable {
+            problems.push("a mapping of VRAM could be made executable with mprotect".to_string());
+        }
+        Ok(problems)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_module_every_case_skips() {
+        let context = Context::new("/nonexistent", ModuleState::Unknown);
+        for test in TESTS {
+            let output = (test.run)(&context);
+            assert!(output.outcome.is_skip(), "{}: {output:?}", test.name);
+        }
+    }
+
+    #[test]
+    fn when_the_module_could_not_load_the_reason_is_kept() {
+        let context = Context::new("/nonexistent", ModuleState::Unavailable("no module".into()));
+        for test in TESTS {
+            assert_eq!((test.run)(&context).outcome, Outcome::skip("no module"));
+        }
+    }
+
+    #[test]
+    fn a_loaded_module_without_a_tree_fails() {
+        let context = Context::new("/nonexistent", ModuleState::Loaded);
+        let output = (TESTS[0].run)(&context);
+        assert!(matches!(output.outcome, Outcome::Fail(_)), "{output:?}");
+    }
+}
