@@ -33,14 +33,17 @@ pub mod pcie;
 #[path = "../core/src/properties.rs"]
 pub mod properties;
 
+mod buffer;
 mod driver;
 mod gpu;
+mod limits;
 mod peer;
 mod platform;
 mod publish;
 mod registry;
 mod shim;
 mod sysfs;
+mod user_mapping;
 mod vram;
 
 const MODULE_NAME: &CStr = <LocalModule as kernel::ModuleMetadata>::NAME;
@@ -98,6 +101,14 @@ module! {
         pcie_p2p: bool {
             default: true,
             description: "Allow PCIe peer-to-peer access between GPUs (as amdgpu's pcie_p2p)",
+        },
+        max_buffers_per_file: u32 {
+            default: crate::abi::DEFAULT_MAX_BUFFERS_PER_FILE,
+            description: "Most VRAM buffers one open file of /dev/hsa_p2p may hold (ENOSPC beyond)",
+        },
+        max_bytes_per_file: u64 {
+            default: crate::abi::DEFAULT_MAX_BYTES_PER_FILE,
+            description: "Most bytes of VRAM one open file of /dev/hsa_p2p may hold (ENOSPC beyond)",
         },
     },
 }

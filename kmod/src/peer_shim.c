@@ -2,8 +2,9 @@
 /*
  * C helpers of the peer-memory part of hsa_p2p (the misc device): what Rust for Linux 7.3
  * cannot reach. The P2PDMA provider API and the DMA mapping calls are static inlines or take
- * structures the Rust side only holds by pointer; io_remap_pfn_range() and
- * unmap_mapping_range() have no Rust abstraction (VmaNew only inserts struct pages).
+ * structures the Rust side only holds by pointer; VM_PFNMAP has no VmaNew setter and
+ * pgprot_writecombine() is a macro on most architectures; unmap_mapping_range() has no Rust
+ * abstraction; fatal_signal_pending() is a static inline (Task only offers signal_pending()).
  */
 
 #include <linux/dma-mapping.h>
@@ -11,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/sched/signal.h>
 
 #include "shim.h"
 
@@ -78,11 +80,21 @@ void hsa_p2p_unmap_peer(struct pci_dev *accessor, int map_type, u64 address, u64
 		dma_unmap_resource(&accessor->dev, address, size, DMA_BIDIRECTIONAL, 0);
 }
 
-/* Maps the whole of @vma (being set up by mmap) to the physical range at @phys. */
-int hsa_p2p_mmap_phys(struct vm_area_struct *vma, u64 phys)
+/*
+ * Makes @vma (being set up by mmap) a page-frame mapping (its PTEs are inserted by the fault
+ * handler with vmf_insert_pfn()) with write-combining page protection: the BAR is I/O memory,
+ * never cacheable.
+ */
+void hsa_p2p_vma_pfnmap_wc(struct vm_area_struct *vma)
 {
-	return io_remap_pfn_range(vma, vma->vm_start, phys >> PAGE_SHIFT,
-				  vma->vm_end - vma->vm_start, vma->vm_page_prot);
+	vm_flags_set(vma, VM_PFNMAP);
+	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+}
+
+/* Whether the current task has been killed (copies and zeroing stop between chunks). */
+bool hsa_p2p_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
 }
 
 /*

@@ -91,20 +91,24 @@ impl Registry {
         self.republish()
     }
 
-    /// Removes the GPU `pdev`, if bound, and republishes.
+    /// Removes the GPU `pdev`, if bound, and republishes. Before it returns (so before the
+    /// device's resources go), nothing refers to the GPU any more: its buffers are revoked (no
+    /// user mapping, no peer mapping of them) and every peer mapping it holds as the accessor
+    /// of another GPU's buffer is gone.
     pub(crate) fn remove(&mut self, pdev: &pci::Device) -> Result {
-        let before = self.gpus.len();
-        self.gpus.retain(|gpu| {
-            let going = raw_pci_dev(&gpu.pdev) == raw_pci_dev(pdev);
-            if going {
-                // Buffers may outlive the GPU; user space must lose its view of the BAR now.
-                gpu.vram.revoke_user_mappings();
-            }
-            !going
-        });
-        if self.gpus.len() == before {
+        let Some(index) = self
+            .gpus
+            .iter()
+            .position(|gpu| raw_pci_dev(&gpu.pdev) == raw_pci_dev(pdev))
+        else {
             return Ok(());
+        };
+        let going = self.gpus.remove(index)?;
+        going.vram.revoke_all();
+        for gpu in self.gpus.iter() {
+            gpu.vram.drop_peer_mappings_of(&going.vram);
         }
+        drop(going);
         self.republish()
     }
 

@@ -49,7 +49,8 @@ extern "C" {
         address: u64,
         size: u64,
     );
-    pub(crate) fn hsa_p2p_mmap_phys(vma: *mut c_void, phys: u64) -> c_int;
+    pub(crate) fn hsa_p2p_vma_pfnmap_wc(vma: *mut c_void);
+    pub(crate) fn hsa_p2p_fatal_signal_pending() -> bool;
     pub(crate) fn hsa_p2p_zap_file_range(file: *mut c_void, offset: u64, len: u64);
     pub(crate) fn hsa_p2p_copy_io(dst: *mut c_void, src: *const c_void, len: usize);
 }
