@@ -35,6 +35,7 @@ pub mod properties;
 
 mod buffer;
 mod driver;
+mod fault_points;
 mod gpu;
 mod limits;
 mod peer;
@@ -63,7 +64,10 @@ impl PublishedTopology {
 
 impl Drop for PublishedTopology {
     fn drop(&mut self) {
-        registry::REGISTRY.lock().unpublish();
+        let mut registry = registry::REGISTRY.lock();
+        registry.unpublish();
+        // A static is never dropped: its vectors are freed here.
+        registry.release_storage();
     }
 }
 
@@ -76,6 +80,8 @@ struct HsaP2pModule {
     #[pin]
     _driver: Registration<pci::Adapter<driver::HsaP2pDriver>>,
     _topology: PublishedTopology,
+    #[pin]
+    _fault_points: fault_points::FaultPoints,
 }
 
 impl InPlaceModule for HsaP2pModule {
@@ -84,6 +90,7 @@ impl InPlaceModule for HsaP2pModule {
         // the registry yet.
         unsafe { registry::REGISTRY.init() };
         try_pin_init!(Self {
+            _fault_points <- fault_points::FaultPoints::create(),
             _topology: PublishedTopology::publish(module_parameters::pcie_p2p.value())?,
             _driver <- Registration::new(MODULE_NAME, module),
             _device <- peer::PeerDevice::register(),

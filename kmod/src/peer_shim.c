@@ -16,12 +16,6 @@
 
 #include "shim.h"
 
-/* Sets @pdev's streaming and coherent DMA masks to @bits (clamped to 64). */
-int hsa_p2p_set_dma_mask(struct pci_dev *pdev, unsigned int bits)
-{
-	return dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(min(bits, 64U)));
-}
-
 /*
  * Whether @a and @b have a PCI bridge in common, so that traffic between them turns around
  * in a switch and never reaches the host bridge. This is the part of the P2PDMA core's
@@ -108,38 +102,40 @@ void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len)
 
 /*
  * Copies @len bytes from one I/O mapping to another (two ioremapped BARs): the direct path.
+ * Correct at any byte offset and size, and never an unaligned MMIO access (some architectures
+ * trap them): single bytes until the source is 8-byte aligned, then bursts, then single bytes.
  *
- * The copy moves cache-line bursts through CPU registers: eight 64-bit loads from @src, then
- * eight stores to @dst, like a DMA engine's read and write bursts, without touching system
- * memory. Interleaving single loads and stores (memcpy_toio's rep movs) makes every access
+ * A burst moves a cache line through CPU registers: eight aligned 64-bit loads from @src, then
+ * eight stores to @dst (aligned 64-bit stores when @dst is aligned too, memcpy_toio() from the
+ * registers' copy otherwise), like a DMA engine's read and write bursts, without touching the
+ * bounce path. Interleaving single loads and stores (memcpy_toio's rep movs) makes every access
  * alternate between the two mappings; when both BARs are mapped at addresses that alias in the
  * emulator's software TLB (QEMU TCG, identical offsets in two 64 MiB-aligned mappings), every
  * access misses, and the copy runs at a tenth of the staged path's speed.
  */
 void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len)
 {
-	u64 a, b, c, d, e, f, g, h;
+	u64 burst[8];
+	int i;
 
-	while (len >= 64) {
-		a = __raw_readq(src);
-		b = __raw_readq(src + 8);
-		c = __raw_readq(src + 16);
-		d = __raw_readq(src + 24);
-		e = __raw_readq(src + 32);
-		f = __raw_readq(src + 40);
-		g = __raw_readq(src + 48);
-		h = __raw_readq(src + 56);
-		__raw_writeq(a, dst);
-		__raw_writeq(b, dst + 8);
-		__raw_writeq(c, dst + 16);
-		__raw_writeq(d, dst + 24);
-		__raw_writeq(e, dst + 32);
-		__raw_writeq(f, dst + 40);
-		__raw_writeq(g, dst + 48);
-		__raw_writeq(h, dst + 56);
-		src += 64;
-		dst += 64;
-		len -= 64;
+	while (len && !IS_ALIGNED((unsigned long)src, 8)) {
+		__raw_writeb(__raw_readb(src), dst);
+		src++;
+		dst++;
+		len--;
+	}
+	while (len >= sizeof(burst)) {
+		for (i = 0; i < 8; i++)
+			burst[i] = __raw_readq(src + 8 * i);
+		if (IS_ALIGNED((unsigned long)dst, 8)) {
+			for (i = 0; i < 8; i++)
+				__raw_writeq(burst[i], dst + 8 * i);
+		} else {
+			memcpy_toio(dst, burst, sizeof(burst));
+		}
+		src += sizeof(burst);
+		dst += sizeof(burst);
+		len -= sizeof(burst);
 	}
 	while (len) {
 		__raw_writeb(__raw_readb(src), dst);
