@@ -19,7 +19,7 @@ use hsa_p2p_runtime::device::{Device, DeviceError, PathChoice};
 use hsa_p2p_runtime::sysfs::read_topology;
 
 use crate::context::{Context, ModuleState};
-use crate::guest::pci_bind::Unbound;
+use crate::guest::pci_bind::{restore_bind_order, Unbound};
 use crate::guest::{kernel_log, sigbus};
 use crate::report::Outcome;
 use crate::runner::{Test, TestOutput};
@@ -52,6 +52,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "isolation",
+        name: "failed_bind_leaves_no_phantom",
+        description: "a GPU whose probe fails after it joined the registry is gone: binding it again lists it once",
+        run: failed_bind_leaves_no_phantom,
+    },
+    Test {
+        suite: "isolation",
         name: "long_copy_does_not_block_mmap",
         description: "a long copy does not hold the file's lock: mmap of another buffer completes during it",
         run: long_copy_does_not_block_mmap,
@@ -61,6 +67,18 @@ pub const TESTS: &[Test] = &[
         name: "one_file_cannot_take_every_buffer",
         description: "one file is refused more than max_buffers_per_file buffers (ENOSPC); another file still gets VRAM",
         run: one_file_cannot_take_every_buffer,
+    },
+    Test {
+        suite: "isolation",
+        name: "copies_are_exact_at_any_offset",
+        description: "direct and staged copies at unaligned offsets and sizes move exactly the bytes asked for",
+        run: copies_are_exact_at_any_offset,
+    },
+    Test {
+        suite: "isolation",
+        name: "vram_has_one_allocator",
+        description: "no GPU's VRAM BAR is also offered to the kernel's P2PDMA memory pool (p2pmem)",
+        run: vram_has_one_allocator,
     },
     Test {
         suite: "isolation",
@@ -103,6 +121,30 @@ impl Machine {
         gpus.iter()
             .flat_map(|a| gpus.iter().map(move |o| (*a, *o)))
             .find(|(a, o)| a.node != o.node && self.topology.p2p_link(a.node, o.node).is_some())
+    }
+
+    /// The GPUs' PCI addresses in node order (= bind order).
+    fn bind_order(&self) -> Vec<String> {
+        self.gpus()
+            .into_iter()
+            .map(|gpu| self.pci_address(gpu))
+            .collect()
+    }
+
+    /// Runs `body`, which unbinds and rebinds GPUs, then puts the GPUs back in this bind
+    /// order; a failure to do so is a problem of the case.
+    fn keeping_bind_order(
+        &self,
+        body: impl FnOnce(&Machine) -> Result<Vec<String>, Skip>,
+    ) -> Result<Vec<String>, Skip> {
+        let mut problems = body(self)?;
+        let restored = self
+            .reread()
+            .and_then(|now| restore_bind_order(&self.root, &self.bind_order(), &now.bind_order()));
+        if let Err(error) = restored {
+            problems.push(format!("bind order not restored: {error}"));
+        }
+        Ok(problems)
     }
 
     /// The PCI address of a GPU.
@@ -248,22 +290,27 @@ fn peer_count(device: &Device, handle: u32) -> Result<u32, DeviceError> {
 
 fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
     case(context, |machine| {
-        let (accessor, owner) = machine
-            .linked_pair()
-            .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
-        let mut problems = Vec::new();
-        let device = attempt!(machine.open(), "open");
-        // The accessor goes: the owner's buffer keeps no mapping for it.
-        let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
-        attempt!(
-            device.map_peer(buffer.handle, accessor.gpu_id),
-            "map for peer"
-        );
-        let unbound = attempt!(
-            Unbound::unbind(&machine.root, &machine.pci_address(accessor)),
-            "unbind accessor"
-        );
-        match peer_count(&device, buffer.handle) {
+        machine.keeping_bind_order(unbind_removes_every_peer_mapping_on)
+    })
+}
+
+fn unbind_removes_every_peer_mapping_on(machine: &Machine) -> Result<Vec<String>, Skip> {
+    let (accessor, owner) = machine
+        .linked_pair()
+        .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
+    let mut problems = Vec::new();
+    let device = attempt!(machine.open(), "open");
+    // The accessor goes: the owner's buffer keeps no mapping for it.
+    let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
+    attempt!(
+        device.map_peer(buffer.handle, accessor.gpu_id),
+        "map for peer"
+    );
+    let unbound = attempt!(
+        Unbound::unbind(&machine.root, &machine.pci_address(accessor)),
+        "unbind accessor"
+    );
+    match peer_count(&device, buffer.handle) {
             Ok(0) => {}
             Ok(count) => problems.push(format!(
                 "after the accessor (node {}) was unbound, the owner's buffer still has {count} peer mapping(s)",
@@ -271,24 +318,24 @@ fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
             )),
             Err(error) => problems.push(format!("info after accessor unbind: {error}")),
         }
-        attempt!(unbound.rebind(), "rebind accessor");
-        // The owner goes: its buffer is revoked, its user mapping shows nothing any more.
-        let again = attempt!(machine.reread(), "re-read topology");
-        let (accessor, owner) = attempt!(
-            again.linked_pair().ok_or("no p2p link after rebinding"),
-            "topology"
-        );
-        let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
-        attempt!(
-            device.map_peer(buffer.handle, accessor.gpu_id),
-            "map for peer"
-        );
-        let view = attempt!(device.mmap(&buffer), "mmap");
-        let unbound = attempt!(
-            Unbound::unbind(&again.root, &again.pci_address(owner)),
-            "unbind owner"
-        );
-        match device.info(buffer.handle) {
+    attempt!(unbound.rebind(), "rebind accessor");
+    // The owner goes: its buffer is revoked, its user mapping shows nothing any more.
+    let again = attempt!(machine.reread(), "re-read topology");
+    let (accessor, owner) = attempt!(
+        again.linked_pair().ok_or("no p2p link after rebinding"),
+        "topology"
+    );
+    let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
+    attempt!(
+        device.map_peer(buffer.handle, accessor.gpu_id),
+        "map for peer"
+    );
+    let view = attempt!(device.mmap(&buffer), "mmap");
+    let unbound = attempt!(
+        Unbound::unbind(&again.root, &again.pci_address(owner)),
+        "unbind owner"
+    );
+    match device.info(buffer.handle) {
             Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {}
             Ok(info) => problems.push(format!(
                 "after the owner (node {}) was unbound, its buffer is still described with {} peer mapping(s)",
@@ -296,82 +343,163 @@ fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
             )),
             Err(error) => problems.push(format!("info after owner unbind: {error}")),
         }
-        // SAFETY: the mapping is this thread's own, alive until `view` drops.
-        if unsafe { sigbus::shows_memory(view.as_slice().as_ptr()) } {
-            problems
-                .push("after the owner was unbound, its buffer's mapping still shows VRAM".into());
-        }
-        drop(view);
-        attempt!(device.free(buffer.handle), "free after owner unbind");
-        attempt!(unbound.rebind(), "rebind owner");
-        Ok(problems)
-    })
+    // SAFETY: the mapping is this thread's own, alive until `view` drops.
+    if unsafe { sigbus::shows_memory(view.as_slice().as_ptr()) } {
+        problems.push("after the owner was unbound, its buffer's mapping still shows VRAM".into());
+    }
+    drop(view);
+    attempt!(device.free(buffer.handle), "free after owner unbind");
+    attempt!(unbound.rebind(), "rebind owner");
+    Ok(problems)
 }
 
 fn map_peer_racing_owner_unbind_is_clean(context: &Context) -> TestOutput {
     case(context, |machine| {
-        let (accessor, owner) = machine
-            .linked_pair()
-            .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
-        let log_before = kernel_log::read()
-            .ok_or_else(|| Skip("the kernel log cannot be read (not root?)".into()))?;
-        let device = attempt!(machine.open(), "open");
-        let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
-        let mut problems = Vec::new();
-        let stop = AtomicBool::new(false);
-        let (unexpected, unbound) = std::thread::scope(|scope| {
-            let mapper = scope.spawn(|| {
-                let mut unexpected = Vec::new();
-                while !stop.load(Relaxed) {
-                    match device.map_peer(buffer.handle, accessor.gpu_id) {
-                        Ok(_) => {
-                            let _ = device.unmap_peer(buffer.handle, accessor.gpu_id);
-                        }
-                        Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => break,
-                        Err(error) => unexpected.push(error.to_string()),
-                    }
-                }
-                unexpected
-            });
-            std::thread::sleep(Duration::from_millis(20));
-            let unbound = Unbound::unbind(&machine.root, &machine.pci_address(owner));
-            std::thread::sleep(Duration::from_millis(20));
-            stop.store(true, Relaxed);
-            (mapper.join().expect("the mapping thread panicked"), unbound)
-        });
-        let unbound = attempt!(unbound, "unbind owner");
-        problems.extend(
-            unexpected
-                .into_iter()
-                .take(3)
-                .map(|e| format!("map for peer: {e}")),
-        );
-        match device.map_peer(buffer.handle, accessor.gpu_id) {
-            Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {}
-            other => problems.push(format!(
-                "map for peer of an unbound owner's buffer: {other:?}, expected ENODEV"
-            )),
-        }
-        attempt!(device.free(buffer.handle), "free");
-        drop(device);
-        attempt!(unbound.rebind(), "rebind owner");
-        problems.extend(
-            kernel_log::new_reports(&log_before)
-                .into_iter()
-                .map(|line| format!("kernel report: {line}")),
-        );
-        Ok(problems)
+        machine.keeping_bind_order(map_peer_racing_owner_unbind_on)
     })
+}
+
+fn map_peer_racing_owner_unbind_on(machine: &Machine) -> Result<Vec<String>, Skip> {
+    let (accessor, owner) = machine
+        .linked_pair()
+        .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
+    let log_before = kernel_log::read()
+        .ok_or_else(|| Skip("the kernel log cannot be read (not root?)".into()))?;
+    let device = attempt!(machine.open(), "open");
+    let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
+    let mut problems = Vec::new();
+    let stop = AtomicBool::new(false);
+    let (unexpected, unbound) = std::thread::scope(|scope| {
+        let mapper = scope.spawn(|| {
+            let mut unexpected = Vec::new();
+            while !stop.load(Relaxed) {
+                match device.map_peer(buffer.handle, accessor.gpu_id) {
+                    Ok(_) => {
+                        let _ = device.unmap_peer(buffer.handle, accessor.gpu_id);
+                    }
+                    Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => break,
+                    Err(error) => unexpected.push(error.to_string()),
+                }
+            }
+            unexpected
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let unbound = Unbound::unbind(&machine.root, &machine.pci_address(owner));
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, Relaxed);
+        (mapper.join().expect("the mapping thread panicked"), unbound)
+    });
+    let unbound = attempt!(unbound, "unbind owner");
+    problems.extend(
+        unexpected
+            .into_iter()
+            .take(3)
+            .map(|e| format!("map for peer: {e}")),
+    );
+    match device.map_peer(buffer.handle, accessor.gpu_id) {
+        Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {}
+        other => problems.push(format!(
+            "map for peer of an unbound owner's buffer: {other:?}, expected ENODEV"
+        )),
+    }
+    attempt!(device.free(buffer.handle), "free");
+    drop(device);
+    attempt!(unbound.rebind(), "rebind owner");
+    problems.extend(
+        kernel_log::new_reports(&log_before)
+            .into_iter()
+            .map(|line| format!("kernel report: {line}")),
+    );
+    Ok(problems)
+}
+
+/// The module's fault point (debugfs) that fails the next topology publications after a bind.
+const FAIL_PUBLISH: &str = "sys/kernel/debug/hsa_p2p/fail_publish";
+
+fn failed_bind_leaves_no_phantom(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        machine.keeping_bind_order(failed_bind_leaves_no_phantom_on)
+    })
+}
+
+fn failed_bind_leaves_no_phantom_on(machine: &Machine) -> Result<Vec<String>, Skip> {
+    let fault_point = machine.root.join(FAIL_PUBLISH);
+    if !fault_point.exists() {
+        crate::guest::debugfs::mount(&machine.root);
+    }
+    if !fault_point.exists() {
+        return Err(Skip(format!("no fault point {}", fault_point.display())));
+    }
+    let gpu = machine.gpus()[0];
+    let address = machine.pci_address(gpu);
+    let mut problems = Vec::new();
+    let unbound = attempt!(Unbound::unbind(&machine.root, &address), "unbind");
+    attempt!(
+        std::fs::write(&fault_point, "1").map_err(|error| error.to_string()),
+        "arm the fault point"
+    );
+    let bind = crate::guest::pci_bind::driver_dir(&machine.root).join("bind");
+    if std::fs::write(&bind, &address).is_ok() {
+        problems.push(format!(
+            "binding {address} succeeded although its publication failed"
+        ));
+    }
+    let _ = std::fs::write(&fault_point, "0");
+    let after_failure = attempt!(machine.reread(), "topology after the failed bind");
+    let listed = |machine: &Machine| {
+        machine
+            .bind_order()
+            .iter()
+            .filter(|listed| **listed == address)
+            .count()
+    };
+    if listed(&after_failure) != 0 {
+        problems.push(format!("{address} is published although its bind failed"));
+    }
+    attempt!(unbound.rebind(), "bind again");
+    let rebound = attempt!(machine.reread(), "topology after binding again");
+    if listed(&rebound) != 1 || rebound.gpus().len() != machine.gpus().len() {
+        problems.push(format!(
+            "after binding {address} again, the topology lists it {} time(s) among {} GPUs (expected once among {})",
+            listed(&rebound),
+            rebound.gpus().len(),
+            machine.gpus().len()
+        ));
+    }
+    Ok(problems)
 }
 
 fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
     case(context, |machine| {
-        const COPY: u64 = 16 << 20;
-        const SAMPLES: usize = 5;
+        const SAMPLES: usize = 8;
+        // On one CPU the copying thread delays the other by whole time slices, lock or not.
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        if cpus < 2 {
+            return Err(Skip(format!(
+                "{cpus} CPU: waiting for a lock cannot be told from waiting for the CPU"
+            )));
+        }
         let gpu = machine.gpus()[0];
         let device = attempt!(machine.open(), "open");
-        let src = attempt!(device.alloc(gpu.gpu_id, COPY), "alloc source");
-        let dst = attempt!(device.alloc(gpu.gpu_id, COPY), "alloc destination");
+        // The largest pair of buffers from 16 MiB down to 1 MiB that the GPU has room for.
+        let pair = (0..5)
+            .map(|halvings| (16u64 << 20) >> halvings)
+            .find_map(|size| {
+                let src = device.alloc(gpu.gpu_id, size).ok()?;
+                match device.alloc(gpu.gpu_id, size) {
+                    Ok(dst) => Some((src, dst, size)),
+                    Err(_) => {
+                        let _ = device.free(src.handle);
+                        None
+                    }
+                }
+            });
+        let Some((src, dst, copy_size)) = pair else {
+            return Err(Skip(format!(
+                "GPU node {} has no room for two 1 MiB buffers",
+                gpu.node
+            )));
+        };
         let small = attempt!(device.alloc(gpu.gpu_id, 1 << 16), "alloc");
         let stop = AtomicBool::new(false);
         let (copies, waits) = std::thread::scope(|scope| {
@@ -379,7 +507,7 @@ fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
                 let mut durations = Vec::new();
                 while !stop.load(Relaxed) {
                     let started = Instant::now();
-                    match device.copy(src.handle, 0, dst.handle, 0, COPY, PathChoice::Auto) {
+                    match device.copy(src.handle, 0, dst.handle, 0, copy_size, PathChoice::Auto) {
                         Ok(_) => durations.push(started.elapsed()),
                         Err(error) => return Err(error.to_string()),
                     }
@@ -388,7 +516,7 @@ fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
             });
             let mut waits = Vec::new();
             for sample in 0..SAMPLES {
-                std::thread::sleep(Duration::from_millis(37 * (sample as u64 + 1)));
+                std::thread::sleep(Duration::from_millis(7 * (sample as u64 + 1)));
                 let started = Instant::now();
                 let mapped = device.mmap(&small).map(drop);
                 waits.push((started.elapsed(), mapped));
@@ -406,7 +534,7 @@ fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
                 problems.push(format!("mmap during a copy: {error}"));
             } else if wait * 4 > shortest {
                 problems.push(format!(
-                    "mmap of another buffer took {wait:?} during {COPY}-byte copies that take {shortest:?}: the copy holds the file's lock"
+                    "mmap of another buffer took {wait:?} during {copy_size}-byte copies that take {shortest:?}: the copy holds the file's lock"
                 ));
             }
         }
@@ -438,6 +566,73 @@ fn one_file_cannot_take_every_buffer(context: &Context) -> TestOutput {
         let other = attempt!(machine.open(), "open");
         if let Err(error) = other.alloc(gpu.gpu_id, abi::VRAM_PAGE) {
             problems.push(format!("another file is refused VRAM: {error}"));
+        }
+        Ok(problems)
+    })
+}
+
+/// (source offset, destination offset, size) of the unaligned copies.
+const UNALIGNED_COPIES: &[(u64, u64, u64)] = &[
+    (0, 1, 64),
+    (3, 5, 1000),
+    (7, 0, 129),
+    (1, 1, 63),
+    (5, 13, 1),
+    (8, 3, 4096 + 17),
+];
+
+fn copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        const SIZE: u64 = 1 << 16;
+        let gpu = machine.gpus()[0];
+        let device = attempt!(machine.open(), "open");
+        let src = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc source");
+        let dst = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc destination");
+        let mut source = attempt!(device.mmap(&src), "mmap source");
+        let destination = attempt!(device.mmap(&dst), "mmap destination");
+        let pattern = hsa_p2p_runtime::device::random_bytes(SIZE as usize, 0x10a);
+        source.as_mut_slice().copy_from_slice(&pattern);
+        let mut problems = Vec::new();
+        for choice in [PathChoice::Direct, PathChoice::Staged] {
+            for &(from, to, len) in UNALIGNED_COPIES {
+                let before = destination.as_slice().to_vec();
+                attempt!(
+                    device.copy(src.handle, from, dst.handle, to, len, choice),
+                    format!("{choice:?} copy {from} -> {to}, {len} bytes")
+                );
+                let mut expected = before;
+                let (from, to, len) = (from as usize, to as usize, len as usize);
+                expected[to..to + len].copy_from_slice(&pattern[from..from + len]);
+                if destination.as_slice() != expected.as_slice() {
+                    problems.push(format!(
+                        "{choice:?} copy of {len} bytes from offset {from} to offset {to} moved other bytes"
+                    ));
+                }
+            }
+        }
+        Ok(problems)
+    })
+}
+
+fn vram_has_one_allocator(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let mut problems = Vec::new();
+        for gpu in machine.gpus() {
+            let address = machine.pci_address(gpu);
+            let device = machine.root.join("sys/bus/pci/devices").join(&address);
+            if !device.is_dir() {
+                problems.push(format!("GPU node {} has no PCI device {address}", gpu.node));
+                continue;
+            }
+            // No pool: no `p2pmem` group at all (or an empty one).
+            if let Ok(size) = std::fs::read_to_string(device.join("p2pmem/size")) {
+                if size.trim() != "0" {
+                    problems.push(format!(
+                        "GPU {address} offers {} bytes of its VRAM BAR to the P2PDMA pool as well",
+                        size.trim()
+                    ));
+                }
+            }
         }
         Ok(problems)
     })

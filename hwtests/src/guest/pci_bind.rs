@@ -1,4 +1,5 @@
-//! Unbinding a GPU from the `hsa_p2p` driver through sysfs, and binding it back.
+//! Unbinding a GPU from the `hsa_p2p` driver through sysfs, and binding it back; and putting
+//! the GPUs back in their bind order (which is the KFD node order) afterwards.
 
 use std::path::{Path, PathBuf};
 
@@ -47,4 +48,23 @@ impl Drop for Unbound {
     fn drop(&mut self) {
         let _ = self.bind();
     }
+}
+
+/// Binds the GPUs again in `order` (PCI addresses, the original bind order) when `current`
+/// (the bind order now) differs: a GPU rebound by a test comes last, which would change the
+/// node numbering for whatever runs next.
+pub fn restore_bind_order(root: &Path, order: &[String], current: &[String]) -> Result<(), String> {
+    if order == current {
+        return Ok(());
+    }
+    let driver = driver_dir(root);
+    for address in current {
+        std::fs::write(driver.join("unbind"), address)
+            .map_err(|error| format!("cannot unbind {address}: {error}"))?;
+    }
+    for address in order {
+        std::fs::write(driver.join("bind"), address)
+            .map_err(|error| format!("cannot bind {address} again: {error}"))?;
+    }
+    Ok(())
 }

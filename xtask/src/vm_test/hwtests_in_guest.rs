@@ -1,6 +1,7 @@
 //! The hardware-in-the-loop runner (`hwtests`, the one `cargo xtask test-hw` runs on real
-//! machines) run inside the guest against the module it just loaded: its module-topology and
-//! transfer cases become vm-test cases of the spec's suite, named `hwtests.<suite>.<test>`.
+//! machines) run inside the guest against the module it just loaded: its module-topology,
+//! transfer and isolation cases become vm-test cases of the spec's suite, named
+//! `hwtests.<suite>.<test>`.
 //!
 //! The amdkfd suite is left out: the guest has no amdgpu, so it could only skip.
 
@@ -14,7 +15,7 @@ const END: &str = "@@HWTESTS_JSON_END";
 /// The guest snippet (the static runner is /bin/hwtests, the module is loaded).
 pub fn hwtests_command() -> String {
     format!(
-        "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --report /tmp/hwtests > /tmp/hwtests.ktap 2>&1; \
+        "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'isolation.*' --report /tmp/hwtests > /tmp/hwtests.ktap 2>&1; \
          echo '{BEGIN}'; cat /tmp/hwtests/report.json; echo; echo '{END}'"
     )
 }
