@@ -111,11 +111,11 @@ module! {
         },
         max_buffers_per_file: u32 {
             default: crate::abi::DEFAULT_MAX_BUFFERS_PER_FILE,
-            description: "Most VRAM buffers one open file of /dev/hsa_p2p may hold (ENOSPC beyond)",
+            description: "Most VRAM buffers one open /dev/hsa_p2p may hold (ENOSPC beyond)",
         },
         max_bytes_per_file: u64 {
             default: crate::abi::DEFAULT_MAX_BYTES_PER_FILE,
-            description: "Most bytes of VRAM one open file of /dev/hsa_p2p may hold (ENOSPC beyond)",
+            description: "Most VRAM bytes one open /dev/hsa_p2p may hold (ENOSPC beyond)",
         },
     },
 }

@@ -15,6 +15,7 @@
 
 use core::ptr::NonNull;
 
+use kernel::alloc::kvec::InsertError;
 use kernel::alloc::{KVVec, KVec};
 use kernel::bindings;
 use kernel::error::to_result;
@@ -291,10 +292,12 @@ impl OpenFile {
             // was just reserved.
             let index = table.search(handle).unwrap_or_else(|index| index);
             let offset = buffer.offset;
-            table
-                .buffers
-                .insert_within_capacity(index, buffer)
-                .map_err(|_| ENOMEM)?;
+            if let Err(error) = table.buffers.insert_within_capacity(index, buffer) {
+                let (InsertError::IndexOutOfBounds(buffer) | InsertError::OutOfCapacity(buffer)) =
+                    error;
+                buffer.vram.free(&buffer);
+                return Err(ENOMEM);
+            }
             Ok(offset)
         });
         let mut table = table.unwrap_or_else(|| self.buffers.lock());

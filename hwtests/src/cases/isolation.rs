@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hsa_p2p_core::abi::{self, AbiError};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
-use hsa_p2p_runtime::device::{Device, DeviceError, PathChoice};
+use hsa_p2p_runtime::device::{Device, PathChoice};
 use hsa_p2p_runtime::sysfs::read_topology;
 
 use crate::context::{Context, ModuleState};
@@ -121,6 +121,12 @@ impl Machine {
         gpus.iter()
             .flat_map(|a| gpus.iter().map(move |o| (*a, *o)))
             .find(|(a, o)| a.node != o.node && self.topology.p2p_link(a.node, o.node).is_some())
+    }
+
+    /// [`Self::linked_pair`], or why a case needing one cannot run.
+    fn linked_pair_or_skip(&self) -> Result<(GpuRef, GpuRef), Skip> {
+        self.linked_pair()
+            .ok_or_else(|| Skip("the module's topology has no p2p link".into()))
     }
 
     /// The GPUs' PCI addresses in node order (= bind order).
@@ -283,11 +289,6 @@ fn mmap_racing_free_keeps_no_view(context: &Context) -> TestOutput {
     })
 }
 
-/// Peer mappings of `handle` as INFO reports them.
-fn peer_count(device: &Device, handle: u32) -> Result<u32, DeviceError> {
-    device.info(handle).map(|info| info.peer_count)
-}
-
 fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
     case(context, |machine| {
         machine.keeping_bind_order(unbind_removes_every_peer_mapping_on)
@@ -295,9 +296,7 @@ fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
 }
 
 fn unbind_removes_every_peer_mapping_on(machine: &Machine) -> Result<Vec<String>, Skip> {
-    let (accessor, owner) = machine
-        .linked_pair()
-        .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
+    let (accessor, owner) = machine.linked_pair_or_skip()?;
     let mut problems = Vec::new();
     let device = attempt!(machine.open(), "open");
     // The accessor goes: the owner's buffer keeps no mapping for it.
@@ -310,7 +309,7 @@ fn unbind_removes_every_peer_mapping_on(machine: &Machine) -> Result<Vec<String>
         Unbound::unbind(&machine.root, &machine.pci_address(accessor)),
         "unbind accessor"
     );
-    match peer_count(&device, buffer.handle) {
+    match device.info(buffer.handle).map(|info| info.peer_count) {
             Ok(0) => {}
             Ok(count) => problems.push(format!(
                 "after the accessor (node {}) was unbound, the owner's buffer still has {count} peer mapping(s)",
@@ -360,9 +359,7 @@ fn map_peer_racing_owner_unbind_is_clean(context: &Context) -> TestOutput {
 }
 
 fn map_peer_racing_owner_unbind_on(machine: &Machine) -> Result<Vec<String>, Skip> {
-    let (accessor, owner) = machine
-        .linked_pair()
-        .ok_or_else(|| Skip("the module's topology has no p2p link".into()))?;
+    let (accessor, owner) = machine.linked_pair_or_skip()?;
     let log_before = kernel_log::read()
         .ok_or_else(|| Skip("the kernel log cannot be read (not root?)".into()))?;
     let device = attempt!(machine.open(), "open");
@@ -405,11 +402,14 @@ fn map_peer_racing_owner_unbind_on(machine: &Machine) -> Result<Vec<String>, Ski
     attempt!(device.free(buffer.handle), "free");
     drop(device);
     attempt!(unbound.rebind(), "rebind owner");
-    problems.extend(
-        kernel_log::new_reports(&log_before)
-            .into_iter()
-            .map(|line| format!("kernel report: {line}")),
-    );
+    match kernel_log::new_reports(&log_before) {
+        Some(reports) => problems.extend(
+            reports
+                .into_iter()
+                .map(|line| format!("kernel report: {line}")),
+        ),
+        None => problems.push("the kernel log could not be read after the race".into()),
+    }
     Ok(problems)
 }
 

@@ -34,13 +34,13 @@ pub fn reports(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// The reports that appeared since `before` (a log read earlier); the ring buffer only grows
-/// at its end until it wraps, so the new reports are those past the old count.
-pub fn new_reports(before: &str) -> Vec<String> {
+/// The reports that appeared since `before` (a log read earlier), `None` when the log cannot
+/// be read now; the ring buffer only grows at its end until it wraps, so the new reports are
+/// those past the old count.
+pub fn new_reports(before: &str) -> Option<Vec<String>> {
     let old = reports(before).len();
-    read().map_or_else(Vec::new, |now| {
-        reports(&now).split_off(old.min(reports(&now).len()))
-    })
+    let mut now = reports(&read()?);
+    Some(now.split_off(old.min(now.len())))
 }
 
 #[cfg(test)]
