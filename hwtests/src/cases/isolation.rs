@@ -82,6 +82,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "isolation",
+        name: "read_only_files_map_read_only",
+        description: "a file opened read-only maps its buffers shared and read-only, never writable",
+        run: read_only_files_map_read_only,
+    },
+    Test {
+        suite: "isolation",
         name: "mappings_are_never_executable",
         description: "an executable mapping is refused and a mapping cannot be made executable later",
         run: mappings_are_never_executable,
@@ -633,6 +639,31 @@ fn vram_has_one_allocator(context: &Context) -> TestOutput {
                     ));
                 }
             }
+        }
+        Ok(problems)
+    })
+}
+
+fn read_only_files_map_read_only(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let gpu = machine.gpus()[0];
+        let device = attempt!(
+            Device::open_read_only_at(&machine.node).map_err(|error| error.to_string()),
+            "open read-only"
+        );
+        let buffer = attempt!(device.alloc(gpu.gpu_id, 1 << 16), "alloc");
+        let mut problems = Vec::new();
+        // MAP_SHARED of a read-only file: VM_MAYSHARE without VM_SHARED.
+        match device.mmap_with(&buffer, libc::PROT_READ) {
+            Ok(view) if view.as_slice().iter().all(|byte| *byte == 0) => {}
+            Ok(_) => problems.push("a new buffer mapped read-only is not zeroed".into()),
+            Err(error) => problems.push(format!("read-only shared mapping refused: {error}")),
+        }
+        if device
+            .mmap_with(&buffer, libc::PROT_READ | libc::PROT_WRITE)
+            .is_ok()
+        {
+            problems.push("a writable mapping through a read-only file was granted".into());
         }
         Ok(problems)
     })

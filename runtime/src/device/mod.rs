@@ -180,9 +180,19 @@ impl Device {
 
     /// Opens the device node at `path` and checks the ABI version.
     pub fn open_at(path: &Path) -> Result<Self, DeviceError> {
+        Self::open_with_access(path, true)
+    }
+
+    /// Opens the device node at `path` for reading only (its buffers can then only be mapped
+    /// read-only) and checks the ABI version.
+    pub fn open_read_only_at(path: &Path) -> Result<Self, DeviceError> {
+        Self::open_with_access(path, false)
+    }
+
+    fn open_with_access(path: &Path, write: bool) -> Result<Self, DeviceError> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(write)
             .open(path)
             .map_err(|source| DeviceError::Open {
                 path: path.to_owned(),
