@@ -58,6 +58,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "isolation",
+        name: "gpu_ids_survive_unbind_and_rebind",
+        description: "unbinding a GPU changes no other GPU's gpu_id, and binding it again gives it its own back",
+        run: gpu_ids_survive_unbind_and_rebind,
+    },
+    Test {
+        suite: "isolation",
         name: "long_copy_does_not_block_mmap",
         description: "a long copy does not hold the file's lock: mmap of another buffer completes during it",
         run: long_copy_does_not_block_mmap,
@@ -470,6 +476,52 @@ fn failed_bind_leaves_no_phantom_on(machine: &Machine) -> Result<Vec<String>, Sk
             listed(&rebound),
             rebound.gpus().len(),
             machine.gpus().len()
+        ));
+    }
+    Ok(problems)
+}
+
+fn gpu_ids_survive_unbind_and_rebind(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        machine.keeping_bind_order(gpu_ids_survive_unbind_and_rebind_on)
+    })
+}
+
+fn gpu_ids_survive_unbind_and_rebind_on(machine: &Machine) -> Result<Vec<String>, Skip> {
+    let ids = |machine: &Machine| -> Vec<(String, u32)> {
+        let mut ids: Vec<(String, u32)> = machine
+            .gpus()
+            .into_iter()
+            .map(|gpu| (machine.pci_address(gpu), gpu.gpu_id))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = ids(machine);
+    let gpu = machine.gpus()[0];
+    let address = machine.pci_address(gpu);
+    let mut problems = Vec::new();
+    let unbound = attempt!(Unbound::unbind(&machine.root, &address), "unbind");
+    let without = attempt!(machine.reread(), "topology after unbind");
+    let expected: Vec<(String, u32)> = before
+        .iter()
+        .filter(|(listed, _)| *listed != address)
+        .cloned()
+        .collect();
+    if ids(&without) != expected {
+        problems.push(format!(
+            "unbinding {address} changed the other GPUs' ids: {:?} -> {:?}",
+            expected,
+            ids(&without)
+        ));
+    }
+    attempt!(unbound.rebind(), "bind again");
+    let again = attempt!(machine.reread(), "topology after binding again");
+    if ids(&again) != before {
+        problems.push(format!(
+            "binding {address} again changed gpu_ids: {:?} -> {:?}",
+            before,
+            ids(&again)
         ));
     }
     Ok(problems)
