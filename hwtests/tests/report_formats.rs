@@ -197,7 +197,7 @@ fn reports_of_a_fixture_run_parse_back_and_leave_deselected_tests_out() {
         &Filter::new(["kfd.*", "transfer.direct*"]),
     );
     assert_eq!(run.cases.len(), 5);
-    assert_eq!(run.deselected.len(), 19);
+    assert_eq!(run.deselected.len(), 20);
     let dir = tempfile::tempdir().unwrap();
     let files = write_reports(&run, dir.path()).unwrap();
 
@@ -231,7 +231,7 @@ fn reports_of_a_fixture_run_parse_back_and_leave_deselected_tests_out() {
         json["summary"],
         serde_json::json!({"passed": 3, "failed": 1, "skipped": 1})
     );
-    assert_eq!(json["deselected"].as_array().unwrap().len(), 19);
+    assert_eq!(json["deselected"].as_array().unwrap().len(), 20);
     let failed = json["cases"]
         .as_array()
         .unwrap()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hsa_p2p_core::abi::{self, AbiError};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
-use hsa_p2p_runtime::device::{Device, PathChoice};
+use hsa_p2p_runtime::device::{Buffer, Device, PathChoice};
 use hsa_p2p_runtime::sysfs::read_topology;
 
 use crate::context::{Context, ModuleState};
@@ -67,6 +67,12 @@ pub const TESTS: &[Test] = &[
         name: "long_copy_does_not_block_mmap",
         description: "a long copy does not hold the file's lock: mmap of another buffer completes during it",
         run: long_copy_does_not_block_mmap,
+    },
+    Test {
+        suite: "isolation",
+        name: "killed_copy_stops_between_chunks",
+        description: "a process killed during a long copy stops it at a chunk boundary instead of finishing it",
+        run: killed_copy_stops_between_chunks,
     },
     Test {
         suite: "isolation",
@@ -527,6 +533,33 @@ fn gpu_ids_survive_unbind_and_rebind_on(machine: &Machine) -> Result<Vec<String>
     Ok(problems)
 }
 
+/// The largest pair of equal buffers, from `max` down to 1 MiB by halves, that `gpu` has room
+/// for, or why a case needing one cannot run.
+fn largest_buffer_pair(
+    device: &Device,
+    gpu: GpuRef,
+    max: u64,
+) -> Result<(Buffer, Buffer, u64), Skip> {
+    std::iter::successors(Some(max), |size| Some(size / 2))
+        .take_while(|size| *size >= 1 << 20)
+        .find_map(|size| {
+            let src = device.alloc(gpu.gpu_id, size).ok()?;
+            match device.alloc(gpu.gpu_id, size) {
+                Ok(dst) => Some((src, dst, size)),
+                Err(_) => {
+                    let _ = device.free(src.handle);
+                    None
+                }
+            }
+        })
+        .ok_or_else(|| {
+            Skip(format!(
+                "GPU node {} has no room for two 1 MiB buffers",
+                gpu.node
+            ))
+        })
+}
+
 fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
     case(context, |machine| {
         const SAMPLES: usize = 8;
@@ -539,25 +572,7 @@ fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
         }
         let gpu = machine.gpus()[0];
         let device = attempt!(machine.open(), "open");
-        // The largest pair of buffers from 16 MiB down to 1 MiB that the GPU has room for.
-        let pair = (0..5)
-            .map(|halvings| (16u64 << 20) >> halvings)
-            .find_map(|size| {
-                let src = device.alloc(gpu.gpu_id, size).ok()?;
-                match device.alloc(gpu.gpu_id, size) {
-                    Ok(dst) => Some((src, dst, size)),
-                    Err(_) => {
-                        let _ = device.free(src.handle);
-                        None
-                    }
-                }
-            });
-        let Some((src, dst, copy_size)) = pair else {
-            return Err(Skip(format!(
-                "GPU node {} has no room for two 1 MiB buffers",
-                gpu.node
-            )));
-        };
+        let (src, dst, copy_size) = largest_buffer_pair(&device, gpu, 16 << 20)?;
         let small = attempt!(device.alloc(gpu.gpu_id, 1 << 16), "alloc");
         let stop = AtomicBool::new(false);
         let (copies, waits) = std::thread::scope(|scope| {
@@ -597,6 +612,115 @@ fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
             }
         }
         Ok(problems)
+    })
+}
+
+/// The module's copy chunk (a stopped copy ends at a multiple of it).
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Kills attempted before a partial copy must have been seen.
+const KILL_ATTEMPTS: u32 = 8;
+
+/// How far a copy into a zeroed destination got: the length of the copied prefix, when the
+/// rest is untouched.
+fn copied_prefix(destination: &[u8]) -> Option<usize> {
+    let copied = destination
+        .iter()
+        .position(|byte| *byte != PATTERN)
+        .unwrap_or(destination.len());
+    destination[copied..]
+        .iter()
+        .all(|byte| *byte == 0)
+        .then_some(copied)
+}
+
+/// Forks a child that copies `src` to `dst` through the shared open file, kills it `delay`
+/// after it said it was about to, and waits for it.
+fn kill_during_copy(
+    device: &Device,
+    src: &Buffer,
+    dst: &Buffer,
+    delay: Duration,
+) -> Result<(), String> {
+    let mut ends = [0 as libc::c_int; 2];
+    // SAFETY: `ends` has room for the two descriptors.
+    if unsafe { libc::pipe(ends.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the runner is single-threaded between cases (every thread a case starts is
+    // joined before it returns); the child only makes system calls and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: a one-byte write to our own pipe, then the copy, then exit without unwinding.
+        unsafe {
+            libc::write(ends[1], [1u8].as_ptr().cast(), 1);
+            let _ = device.copy(src.handle, 0, dst.handle, 0, src.size, PathChoice::Auto);
+            libc::_exit(0);
+        }
+    }
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    let mut byte = 0u8;
+    // SAFETY: a one-byte read into `byte`, then closing our pipe ends, signalling and reaping
+    // our own child.
+    unsafe {
+        libc::read(ends[0], std::ptr::from_mut(&mut byte).cast(), 1);
+        libc::close(ends[0]);
+        libc::close(ends[1]);
+        std::thread::sleep(delay);
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    Ok(())
+}
+
+fn killed_copy_stops_between_chunks(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let gpu = machine.gpus()[0];
+        let device = attempt!(machine.open(), "open");
+        let (src, dst, size) = largest_buffer_pair(&device, gpu, 32 << 20)?;
+        if size < 8 * COPY_CHUNK as u64 {
+            return Err(Skip(format!(
+                "GPU node {} has no room for two 8 MiB buffers",
+                gpu.node
+            )));
+        }
+        attempt!(device.mmap(&src), "mmap source")
+            .as_mut_slice()
+            .fill(PATTERN);
+        let mut destination = attempt!(device.mmap(&dst), "mmap destination");
+        let started = Instant::now();
+        attempt!(
+            device.copy(src.handle, 0, dst.handle, 0, size, PathChoice::Auto),
+            "copy"
+        );
+        let copy_time = started.elapsed();
+        let mut outcomes = Vec::new();
+        for attempt in 0..KILL_ATTEMPTS {
+            destination.as_mut_slice().fill(0);
+            let delay = copy_time * (attempt + 1) / (KILL_ATTEMPTS + 2);
+            attempt!(
+                kill_during_copy(&device, &src, &dst, delay),
+                "kill during a copy"
+            );
+            match copied_prefix(destination.as_slice()) {
+                Some(copied) if copied > 0 && copied < size as usize => {
+                    if copied % COPY_CHUNK != 0 {
+                        return Ok(vec![format!(
+                            "a killed copy stopped at byte {copied}, not at a chunk boundary"
+                        )]);
+                    }
+                    return Ok(Vec::new());
+                }
+                Some(copied) => outcomes.push(copied),
+                None => return Ok(vec!["a killed copy wrote outside its prefix".into()]),
+            }
+        }
+        Ok(vec![format!(
+            "{KILL_ATTEMPTS} copies of {size} bytes ({copy_time:?} each) killed part-way all ran to \
+             the end or never started (bytes copied: {outcomes:?}): a fatal signal does not stop a copy"
+        )])
     })
 }
 
