@@ -1,15 +1,19 @@
 //! The module under attack: `/dev/hsa_p2p` is opened by unprivileged users, so no file may see
 //! another's VRAM, no mapping may outlive the VRAM it shows (FREE, unbind), no peer mapping may
 //! outlive either GPU, a long copy may not block other users, and one file may not take
-//! everything. Races are run with several threads; unbinding tests rebind the GPU before they
-//! return.
+//! everything. Races are run with several threads; unbinding tests rebind the GPU and put the
+//! GPUs back in their bind order before they return.
 //!
-//! The cases skip (with the reason) when the module is not there or the machine lacks what a
-//! case needs (a p2p link), and never pass without having checked.
+//! Every case starts with [`Session::open`] (which skips or fails for a missing module by
+//! itself). The cases in [`THROUGH_BACKEND`] then talk to `session.backend` only, so the host
+//! tests run them against the fake; the others need what the `Backend` trait does not model
+//! (threads sharing one open file, `fork`, unaligned copies, protection flags, unbinding with
+//! live peer mappings, the kernel log, fault points) and open the real device at
+//! [`Context::device_path`]. They skip (with the reason) when the machine lacks what a case
+//! needs (a p2p link), and never pass without having checked.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use hsa_p2p_core::abi::{self, AbiError};
@@ -18,11 +22,15 @@ use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
 use hsa_p2p_runtime::device::{Buffer, Device, PathChoice};
 use hsa_p2p_runtime::sysfs::read_topology;
 
-use crate::context::{Context, ModuleState};
-use crate::guest::pci_bind::{restore_bind_order, Unbound};
-use crate::guest::{kernel_log, sigbus};
+use crate::context::Context;
+use crate::device::{Probe, Session};
+use crate::guest::kernel_log;
+use crate::guest::pci_bind::{self, restore_bind_order, Unbound};
 use crate::report::Outcome;
 use crate::runner::{Test, TestOutput};
+
+/// The cases that reach the device through `session.backend` only.
+pub const THROUGH_BACKEND: &[&str] = &["mmap_racing_free_keeps_no_view"];
 
 /// The `isolation` suite.
 pub const TESTS: &[Test] = &[
@@ -106,11 +114,12 @@ pub const TESTS: &[Test] = &[
     },
 ];
 
-/// What the cases work on: the device node and the topology as published now.
+/// What the cases work on: the machine's paths and the topology as published now.
 struct Machine {
     root: PathBuf,
     tree: PathBuf,
     node: PathBuf,
+    driver: PathBuf,
     topology: Topology,
 }
 
@@ -121,6 +130,7 @@ impl Machine {
             root: self.root.clone(),
             tree: self.tree.clone(),
             node: self.node.clone(),
+            driver: self.driver.clone(),
             topology: read_topology(&self.tree).map_err(|error| error.to_string())?,
         })
     }
@@ -162,9 +172,9 @@ impl Machine {
         body: impl FnOnce(&Machine) -> Result<Vec<String>, Skip>,
     ) -> Result<Vec<String>, Skip> {
         let mut problems = body(self)?;
-        let restored = self
-            .reread()
-            .and_then(|now| restore_bind_order(&self.root, &self.bind_order(), &now.bind_order()));
+        let restored = self.reread().and_then(|now| {
+            restore_bind_order(&self.driver, &self.bind_order(), &now.bind_order())
+        });
         if let Err(error) = restored {
             problems.push(format!("bind order not restored: {error}"));
         }
@@ -180,33 +190,16 @@ impl Machine {
     }
 }
 
-/// The machine, or the outcome of a case that cannot run (module missing: skip; loaded but
-/// unusable: fail).
+/// The machine of a session on `context`, or the outcome of a case that cannot run.
 fn machine(context: &Context) -> Result<Machine, TestOutput> {
-    if let ModuleState::Unavailable(reason) = &context.module {
-        return Err(Outcome::skip(reason.clone()).into());
-    }
-    let tree = context.module_topology_path();
-    if !tree.join("generation_id").exists() {
-        return Err(match context.module {
-            ModuleState::Loaded => Outcome::fail("the module is loaded but publishes no topology"),
-            _ => Outcome::skip("the hsa_p2p module is not loaded"),
-        }
-        .into());
-    }
-    let topology = read_topology(&tree).map_err(|error| {
-        TestOutput::from(Outcome::fail(format!("unreadable topology: {error}")))
-    })?;
-    let machine = Machine {
+    let (session, _) = Session::open_on_first_gpu(context)?;
+    Ok(Machine {
         root: context.root().to_path_buf(),
-        tree,
-        node: context.root().join("dev/hsa_p2p"),
-        topology,
-    };
-    if machine.gpus().is_empty() {
-        return Err(Outcome::skip("the module's topology has no GPU").into());
-    }
-    Ok(machine)
+        tree: context.module_topology_path(),
+        node: context.device_path(),
+        driver: context.driver_path(),
+        topology: session.topology,
+    })
 }
 
 /// Runs a case body on the machine: `Ok(problems)` (none = pass), `Err` for a skip reason.
@@ -263,48 +256,54 @@ fn new_buffers_read_as_zeros(context: &Context) -> TestOutput {
     })
 }
 
-/// Attempts of the mmap/FREE race.
+/// Rounds of the mmap/FREE race.
 const RACE_ROUNDS: u32 = 400;
 
+/// Runs the mmap/FREE race in probes (a mapping that is correctly gone kills its probe, so
+/// the next one goes on from the following round); fails when any mapping that won the race
+/// still showed VRAM.
 fn mmap_racing_free_keeps_no_view(context: &Context) -> TestOutput {
-    case(context, |machine| {
-        const SIZE: u64 = 1 << 20;
-        let gpu = machine.gpus()[0];
-        let device = attempt!(machine.open(), "open");
-        let mut stale = 0;
-        let mut raced = 0;
-        for round in 0..RACE_ROUNDS {
-            let buffer = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc");
-            let start = Barrier::new(2);
-            let (mapped, freed) = std::thread::scope(|scope| {
-                let freer = scope.spawn(|| {
-                    start.wait();
-                    // Sweep the FREE across the mmap call's duration.
-                    for _ in 0..(round % 32) * 64 {
-                        std::hint::spin_loop();
-                    }
-                    device.free(buffer.handle)
-                });
-                start.wait();
-                let mapped = device.mmap(&buffer);
-                (mapped, freer.join().expect("the FREE thread panicked"))
-            });
-            attempt!(freed, "free");
-            let Ok(view) = mapped else { continue };
-            raced += 1;
-            // SAFETY: the mapping is this thread's own, alive until `view` drops.
-            if unsafe { sigbus::shows_memory(view.as_slice().as_ptr()) } {
+    let (session, gpu) = match Session::open_on_first_gpu(context) {
+        Ok(opened) => opened,
+        Err(output) => return output,
+    };
+    let (mut raced, mut stale) = (0u32, 0u32);
+    let mut next = 0;
+    while next < RACE_ROUNDS {
+        let outcome = session.backend.probe(&Probe::MmapRacingFree {
+            gpu_id: gpu.gpu_id,
+            first_round: next,
+            rounds: RACE_ROUNDS,
+        });
+        let mut last = None;
+        for line in outcome.output.lines() {
+            if let Some(round) = line.strip_prefix("round ") {
+                raced += 1;
+                last = round.parse::<u32>().ok();
+            } else if line.starts_with("stale ") {
                 stale += 1;
             }
         }
-        Ok(if stale > 0 {
-            vec![format!(
-                "{stale} of {raced} mappings that raced a successful FREE still showed VRAM after it"
-            )]
-        } else {
-            Vec::new()
-        })
+        match last {
+            Some(round) if outcome.died_of_sigbus() => next = round + 1,
+            _ if outcome.succeeded() => break,
+            _ => return Outcome::fail(format!("the race probe: {outcome:?}")).into(),
+        }
+    }
+    if raced == 0 {
+        return Outcome::skip(format!(
+            "no mmap succeeded while racing FREE in {RACE_ROUNDS} rounds"
+        ))
+        .into();
+    }
+    Outcome::from_problems(if stale > 0 {
+        vec![format!(
+            "{stale} of {raced} mappings that raced a successful FREE still showed VRAM after it"
+        )]
+    } else {
+        Vec::new()
     })
+    .into()
 }
 
 fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
@@ -313,28 +312,41 @@ fn unbind_removes_every_peer_mapping(context: &Context) -> TestOutput {
     })
 }
 
+/// Allocates a buffer on the owner of `pair` (accessor, owner), maps it for the accessor and
+/// unbinds `gone` (one of the two).
+fn peer_mapping_then_unbind(
+    machine: &Machine,
+    device: &Device,
+    (accessor, owner): (GpuRef, GpuRef),
+    gone: GpuRef,
+) -> Result<(Buffer, Unbound), String> {
+    let buffer = device
+        .alloc(owner.gpu_id, 1 << 16)
+        .map_err(|error| format!("alloc: {error}"))?;
+    device
+        .map_peer(buffer.handle, accessor.gpu_id)
+        .map_err(|error| format!("map for peer: {error}"))?;
+    let unbound = Unbound::unbind(&machine.driver, &machine.pci_address(gone))?;
+    Ok((buffer, unbound))
+}
+
 fn unbind_removes_every_peer_mapping_on(machine: &Machine) -> Result<Vec<String>, Skip> {
     let (accessor, owner) = machine.linked_pair_or_skip()?;
     let mut problems = Vec::new();
     let device = attempt!(machine.open(), "open");
     // The accessor goes: the owner's buffer keeps no mapping for it.
-    let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
-    attempt!(
-        device.map_peer(buffer.handle, accessor.gpu_id),
-        "map for peer"
+    let (buffer, unbound) = attempt!(
+        peer_mapping_then_unbind(machine, &device, (accessor, owner), accessor),
+        "accessor"
     );
-    let unbound = attempt!(
-        Unbound::unbind(&machine.root, &machine.pci_address(accessor)),
-        "unbind accessor"
-    );
-    match device.info(buffer.handle).map(|info| info.peer_count) {
-            Ok(0) => {}
-            Ok(count) => problems.push(format!(
-                "after the accessor (node {}) was unbound, the owner's buffer still has {count} peer mapping(s)",
-                accessor.node
-            )),
-            Err(error) => problems.push(format!("info after accessor unbind: {error}")),
-        }
+    let peers = device.info(buffer.handle).map(|info| info.peer_count);
+    if peers.as_ref().ok() != Some(&0) {
+        problems.push(format!(
+            "after the accessor (node {}) was unbound, the owner's buffer has {peers:?} peer \
+             mapping(s), expected none",
+            accessor.node
+        ));
+    }
     attempt!(unbound.rebind(), "rebind accessor");
     // The owner goes: its buffer is revoked, its user mapping shows nothing any more.
     let again = attempt!(machine.reread(), "re-read topology");
@@ -342,29 +354,19 @@ fn unbind_removes_every_peer_mapping_on(machine: &Machine) -> Result<Vec<String>
         again.linked_pair().ok_or("no p2p link after rebinding"),
         "topology"
     );
-    let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
-    attempt!(
-        device.map_peer(buffer.handle, accessor.gpu_id),
-        "map for peer"
+    let (buffer, unbound) = attempt!(
+        peer_mapping_then_unbind(&again, &device, (accessor, owner), owner),
+        "owner"
     );
-    let view = attempt!(device.mmap(&buffer), "mmap");
-    let unbound = attempt!(
-        Unbound::unbind(&again.root, &again.pci_address(owner)),
-        "unbind owner"
-    );
-    match device.info(buffer.handle) {
-            Err(error) if error.abi_error() == Some(AbiError::UnknownGpu) => {}
-            Ok(info) => problems.push(format!(
-                "after the owner (node {}) was unbound, its buffer is still described with {} peer mapping(s)",
-                owner.node, info.peer_count
-            )),
-            Err(error) => problems.push(format!("info after owner unbind: {error}")),
-        }
-    // SAFETY: the mapping is this thread's own, alive until `view` drops.
-    if unsafe { sigbus::shows_memory(view.as_slice().as_ptr()) } {
-        problems.push("after the owner was unbound, its buffer's mapping still shows VRAM".into());
+    let info = device.info(buffer.handle);
+    if !matches!(&info, Err(error) if error.abi_error() == Some(AbiError::UnknownGpu)) {
+        problems.push(format!(
+            "after the owner (node {}) was unbound, INFO of its buffer gave {info:?}, expected \
+             ENODEV",
+            owner.node
+        ));
     }
-    drop(view);
+    // That its user mappings are gone too is `device.unbound_gpu_buffer_mapping_faults`.
     attempt!(device.free(buffer.handle), "free after owner unbind");
     attempt!(unbound.rebind(), "rebind owner");
     Ok(problems)
@@ -399,7 +401,7 @@ fn map_peer_racing_owner_unbind_on(machine: &Machine) -> Result<Vec<String>, Ski
             unexpected
         });
         std::thread::sleep(Duration::from_millis(20));
-        let unbound = Unbound::unbind(&machine.root, &machine.pci_address(owner));
+        let unbound = Unbound::unbind(&machine.driver, &machine.pci_address(owner));
         std::thread::sleep(Duration::from_millis(20));
         stop.store(true, Relaxed);
         (mapper.join().expect("the mapping thread panicked"), unbound)
@@ -451,13 +453,12 @@ fn failed_bind_leaves_no_phantom_on(machine: &Machine) -> Result<Vec<String>, Sk
     let gpu = machine.gpus()[0];
     let address = machine.pci_address(gpu);
     let mut problems = Vec::new();
-    let unbound = attempt!(Unbound::unbind(&machine.root, &address), "unbind");
+    let unbound = attempt!(Unbound::unbind(&machine.driver, &address), "unbind");
     attempt!(
         std::fs::write(&fault_point, "1").map_err(|error| error.to_string()),
         "arm the fault point"
     );
-    let bind = crate::guest::pci_bind::driver_dir(&machine.root).join("bind");
-    if std::fs::write(&bind, &address).is_ok() {
+    if pci_bind::bind(&machine.driver, &address).is_ok() {
         problems.push(format!(
             "binding {address} succeeded although its publication failed"
         ));
@@ -507,7 +508,7 @@ fn gpu_ids_survive_unbind_and_rebind_on(machine: &Machine) -> Result<Vec<String>
     let gpu = machine.gpus()[0];
     let address = machine.pci_address(gpu);
     let mut problems = Vec::new();
-    let unbound = attempt!(Unbound::unbind(&machine.root, &address), "unbind");
+    let unbound = attempt!(Unbound::unbind(&machine.driver, &address), "unbind");
     let without = attempt!(machine.reread(), "topology after unbind");
     let expected: Vec<(String, u32)> = before
         .iter()
@@ -875,6 +876,7 @@ fn mappings_are_never_executable(context: &Context) -> TestOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::ModuleState;
 
     #[test]
     fn without_the_module_every_case_skips() {

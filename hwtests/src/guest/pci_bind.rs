@@ -1,11 +1,19 @@
 //! Unbinding a GPU from the `hsa_p2p` driver through sysfs, and binding it back; and putting
-//! the GPUs back in their bind order (which is the KFD node order) afterwards.
+//! the GPUs back in their bind order (which is the KFD node order) afterwards. `driver` is the
+//! driver's sysfs directory ([`crate::Context::driver_path`]).
 
 use std::path::{Path, PathBuf};
 
-/// The driver's sysfs directory below a root (`/`, or a fixture).
-pub fn driver_dir(root: &Path) -> PathBuf {
-    root.join("sys/bus/pci/drivers/hsa_p2p")
+/// Unbinds the device at PCI `address` (`0000:03:00.0`) from `driver`.
+pub fn unbind(driver: &Path, address: &str) -> Result<(), String> {
+    std::fs::write(driver.join("unbind"), address)
+        .map_err(|error| format!("cannot unbind {address}: {error}"))
+}
+
+/// Binds the device at PCI `address` to `driver`.
+pub fn bind(driver: &Path, address: &str) -> Result<(), String> {
+    std::fs::write(driver.join("bind"), address)
+        .map_err(|error| format!("cannot bind {address}: {error}"))
 }
 
 /// A GPU unbound from the driver; bound again on drop (or with [`Unbound::rebind`]).
@@ -17,13 +25,11 @@ pub struct Unbound {
 }
 
 impl Unbound {
-    /// Unbinds the GPU at PCI `address` (`0000:03:00.0`).
-    pub fn unbind(root: &Path, address: &str) -> Result<Self, String> {
-        let driver = driver_dir(root);
-        std::fs::write(driver.join("unbind"), address)
-            .map_err(|error| format!("cannot unbind {address}: {error}"))?;
+    /// Unbinds the GPU at PCI `address`.
+    pub fn unbind(driver: &Path, address: &str) -> Result<Self, String> {
+        unbind(driver, address)?;
         Ok(Unbound {
-            driver,
+            driver: driver.to_owned(),
             address: address.to_string(),
             bound: false,
         })
@@ -39,8 +45,7 @@ impl Unbound {
             return Ok(());
         }
         self.bound = true;
-        std::fs::write(self.driver.join("bind"), &self.address)
-            .map_err(|error| format!("cannot bind {} again: {error}", self.address))
+        bind(&self.driver, &self.address)
     }
 }
 
@@ -53,18 +58,19 @@ impl Drop for Unbound {
 /// Binds the GPUs again in `order` (PCI addresses, the original bind order) when `current`
 /// (the bind order now) differs: a GPU rebound by a test comes last, which would change the
 /// node numbering for whatever runs next.
-pub fn restore_bind_order(root: &Path, order: &[String], current: &[String]) -> Result<(), String> {
+pub fn restore_bind_order(
+    driver: &Path,
+    order: &[String],
+    current: &[String],
+) -> Result<(), String> {
     if order == current {
         return Ok(());
     }
-    let driver = driver_dir(root);
     for address in current {
-        std::fs::write(driver.join("unbind"), address)
-            .map_err(|error| format!("cannot unbind {address}: {error}"))?;
+        unbind(driver, address)?;
     }
     for address in order {
-        std::fs::write(driver.join("bind"), address)
-            .map_err(|error| format!("cannot bind {address} again: {error}"))?;
+        bind(driver, address)?;
     }
     Ok(())
 }
