@@ -3,15 +3,17 @@
 //! The PCI driver: binds emulated GPUs, validates their descriptor, registers their VRAM BAR
 //! as P2PDMA memory and adds them to the published topology.
 
+use kernel::bindings;
 use kernel::device::Core;
+use kernel::dma::{Device as _, DmaMask};
 use kernel::pci;
 use kernel::prelude::*;
 
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use crate::gpu::{gpu_facts, read_descriptor_bytes, VRAM_BAR};
 use crate::platform::numa_node_count;
 use crate::registry::{BoundGpu, REGISTRY};
-use crate::shim::{hsa_p2p_p2pdma_add_bar, hsa_p2p_set_dma_mask, raw_pci_dev};
+use crate::shim::{hsa_p2p_p2pdma_init, raw_pci_dev};
 use crate::vram::Vram;
 
 /// The ivshmem-plain device id (vendor Red Hat / Qumranet 0x1af4).
@@ -34,10 +36,18 @@ kernel::pci_device_table!(
     )]
 );
 
-fn register_p2pdma(pdev: &pci::Device) -> Result {
-    // SAFETY: `pdev` is bound for the duration of the call; the registration is device-managed
-    // and released when the driver unbinds.
-    kernel::error::to_result(unsafe { hsa_p2p_p2pdma_add_bar(raw_pci_dev(pdev), VRAM_BAR as i32) })
+fn init_p2pdma(pdev: &pci::Device) -> Result {
+    // SAFETY: `pdev` is bound for the duration of the call; the provider is device-managed
+    // and released when the driver unbinds (after `unbind`, which removes every mapping).
+    kernel::error::to_result(unsafe { hsa_p2p_p2pdma_init(raw_pci_dev(pdev)) })
+}
+
+/// Enables `pdev` (memory decoding, for the descriptor), device-managed: it is disabled again
+/// when probe fails or the driver unbinds. The 7.3 `pci::Device` only offers the unmanaged
+/// `pci_enable_device_mem`, which nothing would undo.
+fn enable_managed(pdev: &pci::Device) -> Result {
+    // SAFETY: `pdev` is being probed; `pcim_enable_device` registers its own undo with devres.
+    kernel::error::to_result(unsafe { bindings::pcim_enable_device(raw_pci_dev(pdev).cast()) })
 }
 
 impl pci::Driver for HsaP2pDriver {
@@ -49,8 +59,12 @@ impl pci::Driver for HsaP2pDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        pdev.enable_device_mem()?;
-        pdev.set_master();
+        // What the PCI core knows is checked before the device is touched.
+        if pdev.resource_len(VRAM_BAR)? < DESCRIPTOR_PAGE_SIZE {
+            dev_err!(pdev, "BAR{} cannot hold the descriptor page\n", VRAM_BAR);
+            return Err(ENODEV);
+        }
+        enable_managed(pdev)?;
         let vram = pdev.iomap_region(VRAM_BAR, c"hsa_p2p")?;
         let descriptor = Descriptor::decode(&read_descriptor_bytes(&vram)?).map_err(|error| {
             // The core's errors implement `core::fmt::Display`; `Arguments` bridges to the
@@ -73,9 +87,9 @@ impl pci::Driver for HsaP2pDriver {
             return Err(EINVAL);
         }
         let facts = gpu_facts(pdev, &descriptor)?;
-        // SAFETY: `pdev` is bound for the duration of the call.
-        let ret = unsafe { hsa_p2p_set_dma_mask(raw_pci_dev(pdev), descriptor.dma_mask_bits) };
-        kernel::error::to_result(ret).inspect_err(|_| {
+        let mask = DmaMask::try_new(descriptor.dma_mask_bits.min(64))?;
+        // SAFETY: the device is being probed: nothing maps DMA for it concurrently.
+        unsafe { pdev.dma_set_mask_and_coherent(mask) }.inspect_err(|_| {
             dev_err!(
                 pdev,
                 "cannot set a {}-bit DMA mask\n",
@@ -83,10 +97,16 @@ impl pci::Driver for HsaP2pDriver {
             );
         })?;
         if facts.is_large_bar() {
-            register_p2pdma(pdev).inspect_err(|error| {
-                dev_err!(pdev, "cannot register BAR2 as P2PDMA memory: {:?}\n", error);
+            init_p2pdma(pdev).inspect_err(|error| {
+                dev_err!(
+                    pdev,
+                    "cannot set up BAR2 as a P2PDMA provider: {:?}\n",
+                    error
+                );
             })?;
         }
+        // Validated: only now may it master the bus.
+        pdev.set_master();
         dev_info!(
             pdev,
             "GPU: VRAM {} MiB, BAR2 {} MiB at {:#x} ({} BAR), NUMA node {}, DMA mask {} bits\n",
@@ -112,7 +132,7 @@ impl pci::Driver for HsaP2pDriver {
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, _this: Pin<&Self::Data<'bound>>) {
         if let Err(error) = REGISTRY.lock().remove(pdev) {
-            dev_err!(pdev, "topology not republished after unbind: {:?}\n", error);
+            dev_err!(pdev, "not removed from the registry: {:?}\n", error);
         }
     }
 }

@@ -6,7 +6,7 @@ use kernel::io::Io;
 use kernel::pci;
 use kernel::prelude::*;
 
-use crate::descriptor::{Descriptor, DESCRIPTOR_LEN};
+use crate::descriptor::{Descriptor, PciIdentity, DESCRIPTOR_LEN};
 use crate::facts::{GpuFacts, PciAddress};
 use crate::shim::{hsa_p2p_pci_domain, raw_pci_dev};
 
@@ -30,7 +30,7 @@ pub(crate) fn gpu_facts(pdev: &pci::Device, descriptor: &Descriptor) -> Result<G
     // SAFETY: `pdev` is a live device for the duration of the call.
     let domain = unsafe { hsa_p2p_pci_domain(raw_pci_dev(pdev)) };
     let [bus, devfn] = dev_id.to_be_bytes();
-    Ok(GpuFacts {
+    Ok(descriptor.gpu_facts(PciIdentity {
         pci: PciAddress {
             domain,
             bus,
@@ -39,18 +39,7 @@ pub(crate) fn gpu_facts(pdev: &pci::Device, descriptor: &Descriptor) -> Result<G
         },
         vendor_id: u32::from(pdev.vendor_id().as_raw()),
         device_id: u32::from(pdev.device_id()),
-        gfx_target_version: descriptor.gfx_target_version,
-        simd_count: descriptor.simd_count,
-        vram_size: descriptor.vram_size,
         bar_base: pdev.resource_start(VRAM_BAR)?,
         bar_size: pdev.resource_len(VRAM_BAR)?,
-        numa_node: descriptor.numa_node,
-        dma_mask_bits: descriptor.dma_mask_bits,
-        xgmi: descriptor.xgmi,
-        xgmi_connected_to_cpu: descriptor.xgmi_connected_to_cpu,
-        pcie: descriptor.pcie,
-        pcie_atomics: descriptor.pcie_atomics,
-        drm_render_minor: 0,
-        unique_id: descriptor.unique_id,
-    })
+    }))
 }

@@ -33,14 +33,18 @@ pub mod pcie;
 #[path = "../core/src/properties.rs"]
 pub mod properties;
 
+mod buffer;
 mod driver;
+mod fault_points;
 mod gpu;
+mod limits;
 mod peer;
 mod platform;
 mod publish;
 mod registry;
 mod shim;
 mod sysfs;
+mod user_mapping;
 mod vram;
 
 const MODULE_NAME: &CStr = <LocalModule as kernel::ModuleMetadata>::NAME;
@@ -60,7 +64,10 @@ impl PublishedTopology {
 
 impl Drop for PublishedTopology {
     fn drop(&mut self) {
-        registry::REGISTRY.lock().unpublish();
+        let mut registry = registry::REGISTRY.lock();
+        registry.unpublish();
+        // A static is never dropped: its vectors are freed here.
+        registry.release_storage();
     }
 }
 
@@ -73,6 +80,8 @@ struct HsaP2pModule {
     #[pin]
     _driver: Registration<pci::Adapter<driver::HsaP2pDriver>>,
     _topology: PublishedTopology,
+    #[pin]
+    _fault_points: fault_points::FaultPoints,
 }
 
 impl InPlaceModule for HsaP2pModule {
@@ -81,6 +90,7 @@ impl InPlaceModule for HsaP2pModule {
         // the registry yet.
         unsafe { registry::REGISTRY.init() };
         try_pin_init!(Self {
+            _fault_points <- fault_points::FaultPoints::create(),
             _topology: PublishedTopology::publish(module_parameters::pcie_p2p.value())?,
             _driver <- Registration::new(MODULE_NAME, module),
             _device <- peer::PeerDevice::register(),
@@ -98,6 +108,14 @@ module! {
         pcie_p2p: bool {
             default: true,
             description: "Allow PCIe peer-to-peer access between GPUs (as amdgpu's pcie_p2p)",
+        },
+        max_buffers_per_file: u32 {
+            default: crate::abi::DEFAULT_MAX_BUFFERS_PER_FILE,
+            description: "Most VRAM buffers one open /dev/hsa_p2p may hold (ENOSPC beyond)",
+        },
+        max_bytes_per_file: u64 {
+            default: crate::abi::DEFAULT_MAX_BYTES_PER_FILE,
+            description: "Most VRAM bytes one open /dev/hsa_p2p may hold (ENOSPC beyond)",
         },
     },
 }

@@ -6,11 +6,17 @@
 //! [`crate::abi`]. Buffers belong to the open file: handles are looked up in the file's own
 //! table only, and closing the file frees whatever it still holds. Every offset and length from
 //! user space is checked with [`crate::abi::check_range`] (overflow first, then bounds) before
-//! any I/O pointer is formed.
+//! any I/O pointer is formed. What keeps a buffer's VRAM from being seen after it is freed,
+//! reused or unbound is [`crate::buffer`]'s; what one file may take is [`crate::limits`]'.
+//!
+//! Locks, outermost first: the registry, a GPU's allocator, a buffer; the file's table is
+//! taken alone (an ioctl clones the buffers it needs out of it and drops it), so that a long
+//! copy blocks neither `mmap` nor FREE of other buffers.
 
 use core::ptr::NonNull;
 
-use kernel::alloc::{flags::GFP_KERNEL, KVVec, KVec};
+use kernel::alloc::kvec::InsertError;
+use kernel::alloc::{KVVec, KVec};
 use kernel::bindings;
 use kernel::error::to_result;
 use kernel::ffi::{c_int, c_void};
@@ -29,15 +35,16 @@ use crate::abi::{
     self, cmd, AbiError, AllocArgs, CopyArgs, FreeArgs, InfoArgs, MapPeerArgs, UnmapPeerArgs,
     VersionArgs,
 };
+use crate::buffer::{lock_pair, Buffer, PeerMapping};
 use crate::gpu::VRAM_BAR;
+use crate::limits::{Usage, GFP_USER_TRIGGERED};
 use crate::registry::{PeerAccess, REGISTRY};
-use crate::shim::{
-    hsa_p2p_copy_io, hsa_p2p_map_peer, hsa_p2p_mmap_phys, hsa_p2p_unmap_peer,
-    hsa_p2p_zap_file_range, raw_pci_dev,
-};
+use crate::shim::{hsa_p2p_copy_io, hsa_p2p_fatal_signal_pending, hsa_p2p_map_peer, raw_pci_dev};
+use crate::user_mapping;
 use crate::vram::Vram;
 
-/// The largest piece copied while the BAR mappings are held (an RCU read-side section).
+/// The largest piece copied while the buffers' locks and the BAR mappings are held (an RCU
+/// read-side section); between pieces the locks are dropped and fatal signals honoured.
 const COPY_CHUNK: u64 = 1 << 20;
 
 // `mmap` offsets and buffer sizes are counted in ABI pages, the kernel maps CPU pages.
@@ -68,52 +75,47 @@ fn abi_error(error: AbiError) -> Error {
     Error::from_errno(-error.errno())
 }
 
-/// Handles are unique across all open files, so a file never holds a handle another file could
-/// also hold, and a buffer's `mmap` offset (derived from its handle) names it alone.
+/// Handles come from one counter for all open files (skipping 0 and, after it wraps, handles
+/// the file still holds), so a handle names one buffer of its file.
 static NEXT_HANDLE: Atomic<u32> = Atomic::new(1);
 
-/// A buffer's mapping for a peer GPU.
-struct PeerMapping {
-    accessor: Arc<Vram>,
-    gpu_id: u32,
-    map_type: c_int,
-    address: u64,
-    size: u64,
+/// The buffers of one open file, sorted by handle, and what they add up to.
+struct FileBuffers {
+    buffers: KVec<Arc<Buffer>>,
+    usage: Usage,
 }
 
-impl Drop for PeerMapping {
-    fn drop(&mut self) {
-        // SAFETY: the accessor's device is kept alive by `accessor`; `address` and `size` are
-        // those `hsa_p2p_map_peer` returned for it.
-        unsafe {
-            hsa_p2p_unmap_peer(
-                raw_pci_dev(self.accessor.pdev()),
-                self.map_type,
-                self.address,
-                self.size,
-            )
-        };
+impl FileBuffers {
+    /// Where `handle` is in the table, or where it would go.
+    fn search(&self, handle: u32) -> core::result::Result<usize, usize> {
+        self.buffers
+            .binary_search_by_key(&handle, |buffer| buffer.handle)
+    }
+
+    fn get(&self, handle: u32) -> Result<Arc<Buffer>> {
+        let index = self
+            .search(handle)
+            .map_err(|_| abi_error(AbiError::UnknownHandle))?;
+        Ok(self.buffers[index].clone())
+    }
+
+    fn unused_handle(&self) -> u32 {
+        loop {
+            let handle = NEXT_HANDLE.fetch_add(1, Relaxed);
+            if handle != 0 && self.search(handle).is_err() {
+                return handle;
+            }
+        }
     }
 }
 
-/// A VRAM buffer.
-///
-/// # Invariants
-///
-/// `[offset, offset + size)` was reserved with `vram.allocate` and lies inside the BAR; it is
-/// released on drop, after the peer mappings are gone.
-struct Buffer {
-    handle: u32,
-    vram: Arc<Vram>,
-    offset: u64,
-    size: u64,
-    peers: KVec<PeerMapping>,
-}
-
-impl Drop for Buffer {
+impl Drop for FileBuffers {
     fn drop(&mut self) {
-        self.peers.clear();
-        self.vram.release(self.offset);
+        // The file is being released: its buffers end now (their VMAs are gone, since each
+        // holds the file open).
+        for buffer in self.buffers.iter() {
+            buffer.vram.free(buffer);
+        }
     }
 }
 
@@ -121,14 +123,7 @@ impl Drop for Buffer {
 #[pin_data]
 pub(crate) struct OpenFile {
     #[pin]
-    buffers: Mutex<KVec<Buffer>>,
-}
-
-fn find(buffers: &[Buffer], handle: u32) -> Result<usize> {
-    buffers
-        .iter()
-        .position(|buffer| buffer.handle == handle)
-        .ok_or_else(|| abi_error(AbiError::UnknownHandle))
+    buffers: Mutex<FileBuffers>,
 }
 
 /// The `gpu_id` of `vram`'s GPU, or `ENODEV` once it is unbound.
@@ -139,80 +134,114 @@ fn gpu_id_of(vram: &Vram) -> Result<u32> {
         .ok_or_else(|| abi_error(AbiError::UnknownGpu))
 }
 
-/// Copies `len` bytes between two BARs, directly (`bounce` is `None`) or through `bounce`.
-fn copy(
-    src: &Vram,
+/// One copy: what it reads, what it writes, and how.
+struct CopyPlan<'a> {
+    src: &'a Buffer,
     src_offset: u64,
-    dst: &Vram,
+    dst: &'a Buffer,
     dst_offset: u64,
     len: u64,
-    mut bounce: Option<&mut KVVec<u8>>,
-) -> Result {
-    let mut done = 0;
-    while done < len {
-        let chunk = (len - done).min(COPY_CHUNK);
-        let from = src_offset.checked_add(done).ok_or(EOVERFLOW)?;
-        let to = dst_offset.checked_add(done).ok_or(EOVERFLOW)?;
-        let in_bar =
-            |offset: u64, bar_len: u64| offset.checked_add(chunk).is_some_and(|end| end <= bar_len);
-        match bounce.as_deref_mut() {
-            None => src.with_mapping(|src_base, src_len| {
-                dst.with_mapping(|dst_base, dst_len| {
-                    if !in_bar(from, src_len) || !in_bar(to, dst_len) {
-                        return Err(ERANGE);
-                    }
-                    // SAFETY: both ranges lie inside their live BAR mappings (checked just
-                    // above, the mappings held by `with_mapping`); I/O memory has no Rust
-                    // aliasing rules, so overlapping ranges only give unspecified content.
-                    unsafe {
-                        hsa_p2p_copy_io(
-                            at(dst_base, to).cast(),
-                            at(src_base, from).cast(),
-                            chunk as usize,
-                        )
-                    };
-                    Ok(())
-                })?
-            })??,
-            Some(bounce) => {
-                if bounce.len() < chunk as usize {
-                    return Err(EINVAL);
-                }
-                let staging = bounce.as_mut_ptr();
-                src.with_mapping(|base, bar_len| {
-                    if !in_bar(from, bar_len) {
-                        return Err(ERANGE);
-                    }
-                    // SAFETY: the source range lies inside the live BAR mapping and the bounce
-                    // buffer holds at least `chunk` bytes (both checked above).
-                    unsafe {
-                        bindings::memcpy_fromio(
-                            staging.cast(),
-                            at(base, from).cast(),
-                            chunk as usize,
-                        )
-                    };
-                    Ok(())
-                })??;
-                dst.with_mapping(|base, bar_len| {
-                    if !in_bar(to, bar_len) {
-                        return Err(ERANGE);
-                    }
-                    // SAFETY: as above, for the destination.
-                    unsafe {
-                        bindings::memcpy_toio(
-                            at(base, to).cast(),
-                            staging.cast_const().cast(),
-                            chunk as usize,
-                        )
-                    };
-                    Ok(())
-                })??;
+    /// `None` for the direct path (BAR to BAR), the staging buffer otherwise.
+    bounce: Option<&'a mut KVVec<u8>>,
+}
+
+impl CopyPlan<'_> {
+    /// Copies chunk by chunk, each under both buffers' locks (so neither can be freed, reused
+    /// or unbound under it), dropping them between chunks and stopping on a fatal signal.
+    fn run(mut self) -> Result {
+        let mut done = 0;
+        while done < self.len {
+            let chunk = (self.len - done).min(COPY_CHUNK);
+            let (src_guard, dst_guard) = lock_pair(self.src, self.dst);
+            src_guard.check_live()?;
+            if let Some(dst_guard) = &dst_guard {
+                dst_guard.check_live()?;
+            }
+            // Offsets inside the BARs: the buffers lie inside them (`Buffer` invariant) and
+            // the ranges inside the buffers (checked by the caller), so these do not overflow.
+            let from = self.src.offset + self.src_offset + done;
+            let to = self.dst.offset + self.dst_offset + done;
+            copy_chunk(
+                self.src,
+                from,
+                self.dst,
+                to,
+                chunk,
+                self.bounce.as_deref_mut(),
+            )?;
+            drop((src_guard, dst_guard));
+            done += chunk;
+            // SAFETY: no arguments; reads the current task's signal state.
+            if done < self.len && unsafe { hsa_p2p_fatal_signal_pending() } {
+                return Err(EINTR);
             }
         }
-        done += chunk;
+        Ok(())
     }
-    Ok(())
+}
+
+/// Copies `chunk` bytes between the BARs of two live buffers, directly or through `bounce`.
+fn copy_chunk(
+    src: &Buffer,
+    from: u64,
+    dst: &Buffer,
+    to: u64,
+    chunk: u64,
+    bounce: Option<&mut KVVec<u8>>,
+) -> Result {
+    let in_bar =
+        |offset: u64, bar_len: u64| offset.checked_add(chunk).is_some_and(|end| end <= bar_len);
+    match bounce {
+        None => src.vram.with_mapping(|src_base, src_len| {
+            dst.vram.with_mapping(|dst_base, dst_len| {
+                if !in_bar(from, src_len) || !in_bar(to, dst_len) {
+                    return Err(ERANGE);
+                }
+                // SAFETY: both ranges lie inside their live BAR mappings (checked just above,
+                // the mappings held by `with_mapping`); I/O memory has no Rust aliasing rules,
+                // so overlapping ranges only give unspecified content.
+                unsafe {
+                    hsa_p2p_copy_io(
+                        at(dst_base, to).cast(),
+                        at(src_base, from).cast(),
+                        chunk as usize,
+                    )
+                };
+                Ok(())
+            })?
+        })?,
+        Some(bounce) => {
+            if bounce.len() < chunk as usize {
+                return Err(EINVAL);
+            }
+            let staging = bounce.as_mut_ptr();
+            src.vram.with_mapping(|base, bar_len| {
+                if !in_bar(from, bar_len) {
+                    return Err(ERANGE);
+                }
+                // SAFETY: the source range lies inside the live BAR mapping and the bounce
+                // buffer holds at least `chunk` bytes (both checked above).
+                unsafe {
+                    bindings::memcpy_fromio(staging.cast(), at(base, from).cast(), chunk as usize)
+                };
+                Ok(())
+            })??;
+            dst.vram.with_mapping(|base, bar_len| {
+                if !in_bar(to, bar_len) {
+                    return Err(ERANGE);
+                }
+                // SAFETY: as above, for the destination.
+                unsafe {
+                    bindings::memcpy_toio(
+                        at(base, to).cast(),
+                        staging.cast_const().cast(),
+                        chunk as usize,
+                    )
+                };
+                Ok(())
+            })?
+        }
+    }
 }
 
 /// `base + offset` for an offset already checked to lie inside the mapping.
@@ -228,7 +257,12 @@ impl OpenFile {
         }
     }
 
-    fn alloc(&self, args: &mut AllocArgs) -> Result {
+    /// The buffer `handle` of this file.
+    fn buffer(&self, handle: u32) -> Result<Arc<Buffer>> {
+        self.buffers.lock().get(handle)
+    }
+
+    fn alloc(&self, file: &File, args: &mut AllocArgs) -> Result {
         if args.flags != 0 || args.reserved != 0 {
             return Err(abi_error(AbiError::InvalidArgument));
         }
@@ -237,48 +271,70 @@ impl OpenFile {
             .lock()
             .vram(args.gpu_id)
             .ok_or_else(|| abi_error(AbiError::UnknownGpu))?;
-        let mut buffers = self.buffers.lock();
-        buffers.reserve(1, GFP_KERNEL)?;
-        let mut handle = NEXT_HANDLE.fetch_add(1, Relaxed);
-        while handle == 0 || buffers.iter().any(|b| b.handle == handle) {
-            handle = NEXT_HANDLE.fetch_add(1, Relaxed);
+        let file = NonNull::new(file.as_ptr().cast::<c_void>()).ok_or(EINVAL)?;
+        let handle = {
+            let mut table = self.buffers.lock();
+            table.usage.check_room_for(size)?;
+            // Counted now, so that concurrent ALLOCs of this file stay within the limits while
+            // the VRAM is zeroed without the table's lock.
+            table.usage.buffers += 1;
+            table.usage.bytes += size;
+            table.unused_handle()
+        };
+        let mut table = None;
+        let inserted = Vram::allocate(&vram, size, handle, file).and_then(|buffer| {
+            let table = table.insert(self.buffers.lock());
+            if let Err(error) = table.buffers.reserve(1, GFP_USER_TRIGGERED) {
+                buffer.vram.free(&buffer);
+                return Err(error.into());
+            }
+            // The handle was unused when chosen and only this call inserts it; the capacity
+            // was just reserved.
+            let index = table.search(handle).unwrap_or_else(|index| index);
+            let offset = buffer.offset;
+            if let Err(error) = table.buffers.insert_within_capacity(index, buffer) {
+                let (InsertError::IndexOutOfBounds(buffer) | InsertError::OutOfCapacity(buffer)) =
+                    error;
+                buffer.vram.free(&buffer);
+                return Err(ENOMEM);
+            }
+            Ok(offset)
+        });
+        let mut table = table.unwrap_or_else(|| self.buffers.lock());
+        match inserted {
+            Ok(vram_offset) => {
+                *args = AllocArgs {
+                    handle,
+                    vram_offset,
+                    mmap_offset: abi::mmap_offset(handle),
+                    allocated_size: size,
+                    ..*args
+                };
+                Ok(())
+            }
+            Err(error) => {
+                table.usage.buffers -= 1;
+                table.usage.bytes -= size;
+                Err(error)
+            }
         }
-        let offset = vram.allocate(size)?;
-        // INVARIANT: the range was just reserved on `vram`.
-        let buffer = Buffer {
-            handle,
-            vram,
-            offset,
-            size,
-            peers: KVec::new(),
-        };
-        buffers.push_within_capacity(buffer).map_err(|_| ENOMEM)?;
-        *args = AllocArgs {
-            handle,
-            vram_offset: offset,
-            mmap_offset: abi::mmap_offset(handle),
-            allocated_size: size,
-            ..*args
-        };
-        Ok(())
     }
 
-    fn free(&self, file: &File, args: &FreeArgs) -> Result {
+    fn free(&self, args: &FreeArgs) -> Result {
         if args.reserved != 0 {
             return Err(abi_error(AbiError::InvalidArgument));
         }
-        let mut buffers = self.buffers.lock();
-        let index = find(&buffers, args.handle)?;
-        let buffer = buffers.remove(index)?;
-        // SAFETY: `file` is this device's open file for the duration of the call.
-        unsafe {
-            hsa_p2p_zap_file_range(
-                file.as_ptr().cast(),
-                abi::mmap_offset(buffer.handle),
-                buffer.size,
-            )
+        let buffer = {
+            let mut table = self.buffers.lock();
+            let index = table
+                .search(args.handle)
+                .map_err(|_| abi_error(AbiError::UnknownHandle))?;
+            let buffer = table.buffers.remove(index)?;
+            table.usage.buffers -= 1;
+            table.usage.bytes -= buffer.size;
+            buffer
         };
-        drop(buffer);
+        buffer.vram.free(&buffer);
         Ok(())
     }
 
@@ -286,9 +342,7 @@ impl OpenFile {
         args.bus_address = 0;
         args.map_type = 0;
         args.denial_reasons = 0;
-        let mut buffers = self.buffers.lock();
-        let index = find(&buffers, args.handle)?;
-        let buffer = &mut buffers[index];
+        let buffer = self.buffer(args.handle)?;
         let (accessor, access) = {
             let registry = REGISTRY.lock();
             let owner = registry
@@ -311,15 +365,29 @@ impl OpenFile {
             }
             PeerAccess::Linked => {}
         }
-        if let Some(mapping) = buffer.peers.iter().find(|m| m.gpu_id == args.peer_gpu_id) {
+        // Under the buffer's lock, while it is live and the accessor is not unbinding: the
+        // owner's unbind revokes the buffer (which waits for this lock) and the accessor's
+        // removes its mappings (likewise) before their devices' resources go, so the owner's
+        // P2PDMA provider and the accessor's DMA mapping stay valid for as long as needed.
+        let mut state = buffer.lock();
+        state.check_live()?;
+        if accessor.is_unbound() {
+            return Err(abi_error(AbiError::UnknownGpu));
+        }
+        if let Some(mapping) = state
+            .peers
+            .iter()
+            .find(|mapping| Arc::ptr_eq(&mapping.accessor, &accessor))
+        {
             args.bus_address = mapping.address;
             args.map_type = mapping.map_type as u32;
             return Ok(());
         }
-        buffer.peers.reserve(1, GFP_KERNEL)?;
+        state.peers.reserve(1, GFP_USER_TRIGGERED)?;
         let mut address = 0u64;
-        // SAFETY: both devices are kept alive by their `Vram`s; `[offset, offset + size)` lies
-        // inside the owner's BAR (type invariant of `Buffer`); `address` is writable.
+        // SAFETY: both devices are bound (see above) and kept alive by their `Vram`s;
+        // `[offset, offset + size)` lies inside the owner's BAR (type invariant of `Buffer`);
+        // `address` is writable.
         let map_type = unsafe {
             hsa_p2p_map_peer(
                 raw_pci_dev(buffer.vram.pdev()),
@@ -333,12 +401,11 @@ impl OpenFile {
         to_result(map_type)?;
         let mapping = PeerMapping {
             accessor,
-            gpu_id: args.peer_gpu_id,
             map_type,
             address,
             size: buffer.size,
         };
-        buffer
+        state
             .peers
             .push_within_capacity(mapping)
             .map_err(|_| ENOMEM)?;
@@ -348,14 +415,20 @@ impl OpenFile {
     }
 
     fn unmap_peer(&self, args: &UnmapPeerArgs) -> Result {
-        let mut buffers = self.buffers.lock();
-        let index = find(&buffers, args.handle)?;
-        let peers = &mut buffers[index].peers;
-        let position = peers
-            .iter()
-            .position(|m| m.gpu_id == args.peer_gpu_id)
+        let buffer = self.buffer(args.handle)?;
+        let accessor = REGISTRY.lock().vram(args.peer_gpu_id);
+        let mut state = buffer.lock();
+        let position = accessor
+            .and_then(|accessor| {
+                state
+                    .peers
+                    .iter()
+                    .position(|mapping| Arc::ptr_eq(&mapping.accessor, &accessor))
+            })
             .ok_or_else(|| abi_error(AbiError::NotMappedForPeer))?;
-        drop(peers.remove(position)?);
+        let mapping = state.peers.remove(position)?;
+        drop(state);
+        drop(mapping);
         Ok(())
     }
 
@@ -365,9 +438,10 @@ impl OpenFile {
         }
         args.path = 0;
         args.nanoseconds = 0;
-        let buffers = self.buffers.lock();
-        let src = &buffers[find(&buffers, args.src_handle)?];
-        let dst = &buffers[find(&buffers, args.dst_handle)?];
+        let (src, dst) = {
+            let table = self.buffers.lock();
+            (table.get(args.src_handle)?, table.get(args.dst_handle)?)
+        };
         abi::check_range(args.src_offset, args.size, src.size).map_err(abi_error)?;
         abi::check_range(args.dst_offset, args.size, dst.size).map_err(abi_error)?;
         // The direct path: the source GPU writes into the destination's BAR.
@@ -375,11 +449,15 @@ impl OpenFile {
             Ok(())
         } else {
             let (src_gpu, dst_gpu) = (gpu_id_of(&src.vram)?, gpu_id_of(&dst.vram)?);
-            match REGISTRY.lock().peer_access(src_gpu, dst_gpu) {
+            let access = REGISTRY.lock().peer_access(src_gpu, dst_gpu);
+            let mapped = dst
+                .lock()
+                .peers
+                .iter()
+                .any(|mapping| Arc::ptr_eq(&mapping.accessor, &src.vram));
+            match access {
                 PeerAccess::Denied(_) => Err(abi_error(AbiError::NoPeerLink)),
-                _ if !dst.peers.iter().any(|m| m.gpu_id == src_gpu) => {
-                    Err(abi_error(AbiError::NotMappedForPeer))
-                }
+                _ if !mapped => Err(abi_error(AbiError::NotMappedForPeer)),
                 _ => Ok(()),
             }
         };
@@ -393,20 +471,18 @@ impl OpenFile {
         };
         let mut bounce = KVVec::new();
         if staged {
-            bounce.resize(args.size.min(COPY_CHUNK) as usize, 0, GFP_KERNEL)?;
+            bounce.resize(args.size.min(COPY_CHUNK) as usize, 0, GFP_USER_TRIGGERED)?;
         }
-        // Offsets inside the BARs: the buffers lie inside them (`Buffer` invariant) and the
-        // ranges inside the buffers (checked above), so these sums do not overflow.
-        let (from, to) = (src.offset + args.src_offset, dst.offset + args.dst_offset);
         let started = Instant::<Monotonic>::now();
-        copy(
-            &src.vram,
-            from,
-            &dst.vram,
-            to,
-            args.size,
-            staged.then_some(&mut bounce),
-        )?;
+        CopyPlan {
+            src: &src,
+            src_offset: args.src_offset,
+            dst: &dst,
+            dst_offset: args.dst_offset,
+            len: args.size,
+            bounce: staged.then_some(&mut bounce),
+        }
+        .run()?;
         args.nanoseconds = u64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
         args.path = if staged {
             abi::PATH_STAGED
@@ -420,8 +496,7 @@ impl OpenFile {
         if args.reserved != 0 {
             return Err(abi_error(AbiError::InvalidArgument));
         }
-        let buffers = self.buffers.lock();
-        let buffer = &buffers[find(&buffers, args.handle)?];
+        let buffer = self.buffer(args.handle)?;
         let mut info = InfoArgs {
             handle: args.handle,
             gpu_id: gpu_id_of(&buffer.vram)?,
@@ -429,12 +504,25 @@ impl OpenFile {
             vram_offset: buffer.offset,
             mmap_offset: abi::mmap_offset(buffer.handle),
             phys_address: buffer.vram.phys(buffer.offset),
-            peer_count: buffer.peers.len() as u32,
             ..InfoArgs::default()
         };
-        for (index, mapping) in buffer.peers.iter().take(abi::INFO_MAX_PEERS).enumerate() {
-            info.peer_gpu_ids[index] = mapping.gpu_id;
-            info.peer_bus_addresses[index] = mapping.address;
+        // The accessors are named by `gpu_id` after the buffer's lock is dropped (the registry
+        // lock comes first).
+        let mut peers = KVec::new();
+        {
+            let state = buffer.lock();
+            info.peer_count = state.peers.len() as u32;
+            for mapping in state.peers.iter().take(abi::INFO_MAX_PEERS) {
+                peers.push(
+                    (mapping.accessor.clone(), mapping.address),
+                    GFP_USER_TRIGGERED,
+                )?;
+            }
+        }
+        let registry = REGISTRY.lock();
+        for (index, (accessor, address)) in peers.iter().enumerate() {
+            info.peer_gpu_ids[index] = registry.gpu_id(accessor).unwrap_or(0);
+            info.peer_bus_addresses[index] = *address;
         }
         *args = info;
         Ok(())
@@ -466,9 +554,12 @@ impl MiscDevice for OpenFile {
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         KBox::try_pin_init(
             try_pin_init!(Self {
-                buffers <- kernel::new_mutex!(KVec::new()),
+                buffers <- kernel::new_mutex!(FileBuffers {
+                    buffers: KVec::new(),
+                    usage: Usage::default(),
+                }),
             }),
-            GFP_KERNEL,
+            GFP_USER_TRIGGERED,
         )
     }
 
@@ -479,8 +570,8 @@ impl MiscDevice for OpenFile {
                 user.writer().write(&me.version())?;
                 Ok(0)
             }
-            cmd::ALLOC => in_out(user, |args| me.alloc(args)),
-            cmd::FREE => input(user, |args| me.free(file, args)),
+            cmd::ALLOC => in_out(user, |args| me.alloc(file, args)),
+            cmd::FREE => input(user, |args| me.free(args)),
             cmd::MAP_PEER => in_out(user, |args| me.map_peer(args)),
             cmd::UNMAP_PEER => input(user, |args| me.unmap_peer(args)),
             cmd::COPY => in_out(user, |args| me.copy(args)),
@@ -489,9 +580,10 @@ impl MiscDevice for OpenFile {
         }
     }
 
-    fn mmap(me: Pin<&OpenFile>, file: &File, vma: &VmaNew) -> Result {
-        // Private (copy-on-write) mappings of I/O memory make no sense.
-        if vma.flags() & vm_flags::SHARED == 0 {
+    fn mmap(me: Pin<&OpenFile>, _file: &File, vma: &VmaNew) -> Result {
+        // Private (copy-on-write) mappings of I/O memory make no sense; `VM_MAYSHARE` is what
+        // `MAP_SHARED` sets (`VM_SHARED` is cleared for read-only shared mappings).
+        if vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(abi_error(AbiError::InvalidArgument));
         }
         // SAFETY: `vma` is being set up by this mmap call and stays valid during it.
@@ -501,21 +593,11 @@ impl MiscDevice for OpenFile {
             .ok_or_else(|| abi_error(AbiError::Overflow))?;
         let (handle, start) = abi::split_mmap_offset(offset);
         let len = (vma.end() - vma.start()) as u64;
-        let buffers = me.buffers.lock();
-        let buffer = &buffers[find(&buffers, handle)?];
+        let buffer = me.buffer(handle)?;
         abi::check_range(start, len, buffer.size).map_err(abi_error)?;
-        vma.set_dontcopy();
-        let file = NonNull::new(file.as_ptr().cast::<c_void>()).ok_or(EINVAL)?;
-        let phys = buffer.vram.phys(buffer.offset + start);
-        // Fails with ENODEV once the GPU is unbound.
-        buffer
-            .vram
-            .map_to_user(buffer.offset, file, abi::mmap_offset(buffer.handle), || {
-                // SAFETY: `vma` is being set up by this mmap call; the physical range
-                // `[phys, phys + len)` lies inside the buffer (checked above), which lies in
-                // the BAR.
-                to_result(unsafe { hsa_p2p_mmap_phys(vma.as_ptr().cast::<c_void>(), phys) })
-            })
+        buffer.lock().check_live()?;
+        // The PTEs are inserted at fault time, while the buffer is live.
+        user_mapping::prepare(vma, buffer)
     }
 }
 

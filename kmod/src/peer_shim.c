@@ -2,8 +2,9 @@
 /*
  * C helpers of the peer-memory part of hsa_p2p (the misc device): what Rust for Linux 7.3
  * cannot reach. The P2PDMA provider API and the DMA mapping calls are static inlines or take
- * structures the Rust side only holds by pointer; io_remap_pfn_range() and
- * unmap_mapping_range() have no Rust abstraction (VmaNew only inserts struct pages).
+ * structures the Rust side only holds by pointer; VM_PFNMAP has no VmaNew setter and
+ * pgprot_writecombine() is a macro on most architectures; unmap_mapping_range() has no Rust
+ * abstraction; fatal_signal_pending() is a static inline (Task only offers signal_pending()).
  */
 
 #include <linux/dma-mapping.h>
@@ -11,14 +12,9 @@
 #include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/sched/signal.h>
 
 #include "shim.h"
-
-/* Sets @pdev's streaming and coherent DMA masks to @bits (clamped to 64). */
-int hsa_p2p_set_dma_mask(struct pci_dev *pdev, unsigned int bits)
-{
-	return dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(min(bits, 64U)));
-}
 
 /*
  * Whether @a and @b have a PCI bridge in common, so that traffic between them turns around
@@ -78,11 +74,21 @@ void hsa_p2p_unmap_peer(struct pci_dev *accessor, int map_type, u64 address, u64
 		dma_unmap_resource(&accessor->dev, address, size, DMA_BIDIRECTIONAL, 0);
 }
 
-/* Maps the whole of @vma (being set up by mmap) to the physical range at @phys. */
-int hsa_p2p_mmap_phys(struct vm_area_struct *vma, u64 phys)
+/*
+ * Makes @vma (being set up by mmap) a page-frame mapping (its PTEs are inserted by the fault
+ * handler with vmf_insert_pfn()) with write-combining page protection: the BAR is I/O memory,
+ * never cacheable.
+ */
+void hsa_p2p_vma_pfnmap_wc(struct vm_area_struct *vma)
 {
-	return io_remap_pfn_range(vma, vma->vm_start, phys >> PAGE_SHIFT,
-				  vma->vm_end - vma->vm_start, vma->vm_page_prot);
+	vm_flags_set(vma, VM_PFNMAP);
+	vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+}
+
+/* Whether the current task has been killed (copies and zeroing stop between chunks). */
+bool hsa_p2p_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
 }
 
 /*
@@ -96,38 +102,40 @@ void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len)
 
 /*
  * Copies @len bytes from one I/O mapping to another (two ioremapped BARs): the direct path.
+ * Correct at any byte offset and size, and never an unaligned MMIO access (some architectures
+ * trap them): single bytes until the source is 8-byte aligned, then bursts, then single bytes.
  *
- * The copy moves cache-line bursts through CPU registers: eight 64-bit loads from @src, then
- * eight stores to @dst, like a DMA engine's read and write bursts, without touching system
- * memory. Interleaving single loads and stores (memcpy_toio's rep movs) makes every access
+ * A burst moves a cache line through CPU registers: eight aligned 64-bit loads from @src, then
+ * eight stores to @dst (aligned 64-bit stores when @dst is aligned too, memcpy_toio() from the
+ * registers' copy otherwise), like a DMA engine's read and write bursts, without touching the
+ * bounce path. Interleaving single loads and stores (memcpy_toio's rep movs) makes every access
  * alternate between the two mappings; when both BARs are mapped at addresses that alias in the
  * emulator's software TLB (QEMU TCG, identical offsets in two 64 MiB-aligned mappings), every
  * access misses, and the copy runs at a tenth of the staged path's speed.
  */
 void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len)
 {
-	u64 a, b, c, d, e, f, g, h;
+	u64 burst[8];
+	int i;
 
-	while (len >= 64) {
-		a = __raw_readq(src);
-		b = __raw_readq(src + 8);
-		c = __raw_readq(src + 16);
-		d = __raw_readq(src + 24);
-		e = __raw_readq(src + 32);
-		f = __raw_readq(src + 40);
-		g = __raw_readq(src + 48);
-		h = __raw_readq(src + 56);
-		__raw_writeq(a, dst);
-		__raw_writeq(b, dst + 8);
-		__raw_writeq(c, dst + 16);
-		__raw_writeq(d, dst + 24);
-		__raw_writeq(e, dst + 32);
-		__raw_writeq(f, dst + 40);
-		__raw_writeq(g, dst + 48);
-		__raw_writeq(h, dst + 56);
-		src += 64;
-		dst += 64;
-		len -= 64;
+	while (len && !IS_ALIGNED((unsigned long)src, 8)) {
+		__raw_writeb(__raw_readb(src), dst);
+		src++;
+		dst++;
+		len--;
+	}
+	while (len >= sizeof(burst)) {
+		for (i = 0; i < 8; i++)
+			burst[i] = __raw_readq(src + 8 * i);
+		if (IS_ALIGNED((unsigned long)dst, 8)) {
+			for (i = 0; i < 8; i++)
+				__raw_writeq(burst[i], dst + 8 * i);
+		} else {
+			memcpy_toio(dst, burst, sizeof(burst));
+		}
+		src += sizeof(burst);
+		dst += sizeof(burst);
+		len -= sizeof(burst);
 	}
 	while (len) {
 		__raw_writeb(__raw_readb(src), dst);

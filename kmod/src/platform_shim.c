@@ -15,6 +15,7 @@
 
 #include "shim.h"
 
+/* How many NUMA nodes are online (their ids need not be 0..count: see next_online_node). */
 unsigned int hsa_p2p_numa_node_count(void)
 {
 	return num_online_nodes();
@@ -62,8 +63,21 @@ int hsa_p2p_p2pdma_distance(struct pci_dev *provider, struct pci_dev *client)
 	return pci_p2pdma_distance(provider, &client->dev, false);
 }
 
-/* Registers all of BAR @bar as P2PDMA memory (device-managed: released at unbind). */
-int hsa_p2p_p2pdma_add_bar(struct pci_dev *pdev, int bar)
+/*
+ * Makes @pdev a P2PDMA provider (device-managed: released at unbind), so that
+ * pcim_p2pdma_provider() and pci_p2pdma_distance() work for its BARs. Not
+ * pci_p2pdma_add_resource(): that would also hand the whole BAR to the P2PDMA genpool, a
+ * second allocator (pci_alloc_p2pmem) over the VRAM this module allocates itself.
+ */
+int hsa_p2p_p2pdma_init(struct pci_dev *pdev)
 {
-	return pci_p2pdma_add_resource(pdev, bar, 0, 0);
+	return pcim_p2pdma_init(pdev);
+}
+
+/* The first online NUMA node after @node (-1: the first), or -1 when there is none. */
+int hsa_p2p_next_online_node(int node)
+{
+	int next = node < 0 ? first_online_node : next_online_node(node);
+
+	return next < MAX_NUMNODES ? next : -1;
 }

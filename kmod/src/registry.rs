@@ -14,6 +14,8 @@ use kernel::sync::{aref::ARef, Arc};
 
 use crate::builder::{build_topology, BuildError, P2pdmaOracle};
 use crate::facts::{GpuFacts, IommuMode, MachineFacts, PlatformFacts};
+use crate::fault_points;
+use crate::gpu_id::{KnownGpuId, MAX_GPUS};
 use crate::platform::{iommu_mode, numa_facts};
 use crate::publish::{publish, KernelTopology, PeerTable};
 use crate::shim::{hsa_p2p_p2pdma_distance, raw_pci_dev};
@@ -41,6 +43,9 @@ pub(crate) enum PeerAccess {
 /// The bound GPUs, in bind order (= KFD node order), and what is published for them.
 pub(crate) struct Registry {
     gpus: KVec<BoundGpu>,
+    /// Every `gpu_id` handed out since the module was loaded, so that a GPU bound again gets
+    /// its id back (and nobody else takes it meanwhile).
+    known_gpu_ids: KVec<KnownGpuId>,
     generation: u64,
     published: Option<SysfsDir>,
     pcie_p2p: bool,
@@ -73,6 +78,7 @@ impl Registry {
     const fn new() -> Self {
         Self {
             gpus: KVec::new(),
+            known_gpu_ids: KVec::new(),
             generation: 0,
             published: None,
             pcie_p2p: true,
@@ -85,27 +91,102 @@ impl Registry {
         self.pcie_p2p = enabled;
     }
 
-    /// Adds a GPU and republishes.
+    /// Adds a GPU and republishes. On failure the GPU is gone again (its VRAM revoked, so no
+    /// buffer can be allocated on a BAR the failed probe releases) and the remaining GPUs are
+    /// republished, as if it never came.
     pub(crate) fn add(&mut self, gpu: BoundGpu) -> Result {
         self.gpus.push(gpu, GFP_KERNEL)?;
-        self.republish()
+        let published = if fault_points::publish_fails() {
+            Err(ENOMEM)
+        } else {
+            self.republish()
+        };
+        let error = match published.and_then(|()| self.remember_gpu_ids()) {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        if let Some(gpu) = self.gpus.pop() {
+            gpu.vram.revoke_all();
+        }
+        self.republish_or_forget();
+        Err(error)
     }
 
-    /// Removes the GPU `pdev`, if bound, and republishes.
-    pub(crate) fn remove(&mut self, pdev: &pci::Device) -> Result {
-        let before = self.gpus.len();
-        self.gpus.retain(|gpu| {
-            let going = raw_pci_dev(&gpu.pdev) == raw_pci_dev(pdev);
-            if going {
-                // Buffers may outlive the GPU; user space must lose its view of the BAR now.
-                gpu.vram.revoke_user_mappings();
-            }
-            !going
-        });
-        if self.gpus.len() == before {
-            return Ok(());
+    /// Republishes after a change that already happened; when that fails, the lookup tables
+    /// are emptied (they index GPUs by position, which the change moved): the device then
+    /// finds no GPU until the next successful republish, rather than a wrong one.
+    fn republish_or_forget(&mut self) {
+        if let Err(error) = self.republish() {
+            pr_err!("topology not republished: {:?}\n", error);
+            self.peers = PeerTable::new();
         }
-        self.republish()
+    }
+
+    /// Records the `gpu_id`s of the bound GPUs that have none recorded. The record is bounded:
+    /// when full, records of GPUs that are not bound make room, oldest first.
+    fn remember_gpu_ids(&mut self) -> Result {
+        const MAX_KNOWN: usize = 2 * MAX_GPUS;
+        for &(index, gpu_id) in self.peers.gpu_ids.iter() {
+            let Some(gpu) = self.gpus.get(index) else {
+                continue;
+            };
+            if self
+                .known_gpu_ids
+                .iter()
+                .any(|known| known.names(&gpu.facts))
+            {
+                continue;
+            }
+            if self.known_gpu_ids.len() >= MAX_KNOWN {
+                let gpus = &self.gpus;
+                let unbound = self
+                    .known_gpu_ids
+                    .iter()
+                    .position(|known| !gpus.iter().any(|gpu| known.names(&gpu.facts)));
+                if let Some(unbound) = unbound {
+                    self.known_gpu_ids.remove(unbound)?;
+                }
+            }
+            self.known_gpu_ids.push(
+                KnownGpuId {
+                    pci: gpu.facts.pci,
+                    unique_id: gpu.facts.unique_id,
+                    gpu_id,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Frees the registry's storage (module exit, after every GPU is gone).
+    pub(crate) fn release_storage(&mut self) {
+        self.gpus = KVec::new();
+        self.known_gpu_ids = KVec::new();
+        self.peers = PeerTable::new();
+    }
+
+    /// Removes the GPU `pdev`, if bound, and republishes (a failure is logged and leaves no
+    /// stale lookup table, see [`Self::republish_or_forget`]). Before it returns (so before the
+    /// device's resources go), nothing refers to the GPU any more: its buffers are revoked (no
+    /// user mapping, no peer mapping of them) and every peer mapping it holds as the accessor
+    /// of another GPU's buffer is gone.
+    pub(crate) fn remove(&mut self, pdev: &pci::Device) -> Result {
+        let Some(index) = self
+            .gpus
+            .iter()
+            .position(|gpu| raw_pci_dev(&gpu.pdev) == raw_pci_dev(pdev))
+        else {
+            return Ok(());
+        };
+        let going = self.gpus.remove(index)?;
+        going.vram.revoke_all();
+        for gpu in self.gpus.iter() {
+            gpu.vram.drop_peer_mappings_of(&going.vram);
+        }
+        drop(going);
+        self.republish_or_forget();
+        Ok(())
     }
 
     /// The VRAM of the bound GPU `gpu_id`.
@@ -165,6 +246,7 @@ impl Registry {
             numa_distances: &numa.distances,
             cpu_link_bandwidth_mbs: 0,
             gpus: &facts,
+            known_gpu_ids: &self.known_gpu_ids,
             platform: PlatformFacts {
                 iommu,
                 pcie_p2p: self.pcie_p2p,

@@ -27,16 +27,17 @@ unsigned int hsa_p2p_numa_distance(int from, int to);
 int hsa_p2p_iommu_mode(struct pci_dev *pdev);
 u32 hsa_p2p_pci_domain(struct pci_dev *pdev);
 int hsa_p2p_p2pdma_distance(struct pci_dev *provider, struct pci_dev *client);
-int hsa_p2p_p2pdma_add_bar(struct pci_dev *pdev, int bar);
+int hsa_p2p_p2pdma_init(struct pci_dev *pdev);
+int hsa_p2p_next_online_node(int node);
 
 /* peer_shim.c */
 #define HSA_P2P_MAP_BUS_ADDR 1
 #define HSA_P2P_MAP_THRU_HOST_BRIDGE 2
-int hsa_p2p_set_dma_mask(struct pci_dev *pdev, unsigned int bits);
 int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u64 offset,
 		     u64 size, u64 *address);
 void hsa_p2p_unmap_peer(struct pci_dev *accessor, int map_type, u64 address, u64 size);
-int hsa_p2p_mmap_phys(struct vm_area_struct *vma, u64 phys);
+void hsa_p2p_vma_pfnmap_wc(struct vm_area_struct *vma);
+bool hsa_p2p_fatal_signal_pending(void);
 void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len);
 void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len);
 

@@ -32,9 +32,9 @@ extern "C" {
     pub(crate) fn hsa_p2p_iommu_mode(pdev: *mut c_void) -> c_int;
     pub(crate) fn hsa_p2p_pci_domain(pdev: *mut c_void) -> u32;
     pub(crate) fn hsa_p2p_p2pdma_distance(provider: *mut c_void, client: *mut c_void) -> c_int;
-    pub(crate) fn hsa_p2p_p2pdma_add_bar(pdev: *mut c_void, bar: c_int) -> c_int;
+    pub(crate) fn hsa_p2p_p2pdma_init(pdev: *mut c_void) -> c_int;
+    pub(crate) fn hsa_p2p_next_online_node(node: c_int) -> c_int;
 
-    pub(crate) fn hsa_p2p_set_dma_mask(pdev: *mut c_void, bits: c_uint) -> c_int;
     pub(crate) fn hsa_p2p_map_peer(
         owner: *mut c_void,
         accessor: *mut c_void,
@@ -49,12 +49,16 @@ extern "C" {
         address: u64,
         size: u64,
     );
-    pub(crate) fn hsa_p2p_mmap_phys(vma: *mut c_void, phys: u64) -> c_int;
+    pub(crate) fn hsa_p2p_vma_pfnmap_wc(vma: *mut c_void);
+    pub(crate) fn hsa_p2p_fatal_signal_pending() -> bool;
     pub(crate) fn hsa_p2p_zap_file_range(file: *mut c_void, offset: u64, len: u64);
     pub(crate) fn hsa_p2p_copy_io(dst: *mut c_void, src: *const c_void, len: usize);
 }
 
 /// The `struct pci_dev *` behind `pdev`, for the shims.
+///
+/// 7.3's `pci::Device::as_raw` is private to the `kernel` crate and `pci::Device` has no
+/// `AsRef<bindings::pci_dev>`, so the pointer is taken from the reference itself.
 pub(crate) fn raw_pci_dev(pdev: &pci::Device) -> *mut c_void {
     // CAST: `pci::Device` is `#[repr(transparent)]` over `Opaque<bindings::pci_dev>`, itself
     // transparent over the C struct, so the reference's address is the C device's.

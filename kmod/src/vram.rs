@@ -6,43 +6,34 @@
 use core::ptr::NonNull;
 
 use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::bindings;
 use kernel::ffi::c_void;
 use kernel::io::{Io, IoBackend, IoBase, MmioBackend};
 use kernel::pci;
 use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{aref::ARef, Arc, Mutex};
 
 use crate::abi::VRAM_PAGE;
+use crate::buffer::Buffer;
 use crate::descriptor::DESCRIPTOR_PAGE_SIZE;
-use crate::shim::hsa_p2p_zap_file_range;
+use crate::limits::GFP_USER_TRIGGERED;
+use crate::shim::hsa_p2p_fatal_signal_pending;
 
-/// The open file whose user mappings show a range, and where (its `mmap` offset).
-///
-/// # Invariants
-///
-/// `file` is a live `struct file`: the range is released (and this record dropped) when the
-/// buffer goes, at the latest when the file is released.
-struct UserMapping {
-    file: NonNull<c_void>,
-    mmap_offset: u64,
-}
+/// The largest piece of VRAM zeroed while the BAR mapping is held (an RCU read-side section).
+const ZERO_CHUNK: u64 = 1 << 20;
 
-// SAFETY: a `struct file` pointer may be used from any thread; it is only passed to
-// `unmap_mapping_range`, which takes its own locks.
-unsafe impl Send for UserMapping {}
-
-/// An allocated range of a BAR.
+/// An allocated range of a BAR and the buffer that holds it.
 struct Range {
     offset: u64,
     size: u64,
-    user: Option<UserMapping>,
+    buffer: Arc<Buffer>,
 }
 
 /// The allocated ranges of one BAR, sorted by offset, disjoint, all inside
-/// `[DESCRIPTOR_PAGE_SIZE, bar_size)`; `gone` once the GPU is unbound (no new user mapping).
+/// `[DESCRIPTOR_PAGE_SIZE, bar_size)`.
 struct Ranges {
     used: KVec<Range>,
-    gone: bool,
 }
 
 /// A GPU's VRAM BAR.
@@ -57,6 +48,9 @@ pub(crate) struct Vram {
     bar: pci::DevresBar,
     phys: u64,
     size: u64,
+    /// Set (under `ranges`' lock) when the GPU starts to unbind: no new buffer, no new peer
+    /// mapping with this GPU as the accessor.
+    unbound: Atomic<bool>,
     #[pin]
     ranges: Mutex<Ranges>,
 }
@@ -76,10 +70,8 @@ impl Vram {
                 bar,
                 phys,
                 size,
-                ranges <- kernel::new_mutex!(Ranges {
-                    used: KVec::new(),
-                    gone: false,
-                }),
+                unbound: Atomic::new(false),
+                ranges <- kernel::new_mutex!(Ranges { used: KVec::new() }),
             }),
             GFP_KERNEL,
         )
@@ -95,9 +87,38 @@ impl Vram {
         self.phys + offset
     }
 
-    /// Reserves `size` bytes (a multiple of [`VRAM_PAGE`]) first-fit after the descriptor page.
-    pub(crate) fn allocate(&self, size: u64) -> Result<u64> {
-        let mut ranges = self.ranges.lock();
+    /// Whether the GPU has started to unbind.
+    pub(crate) fn is_unbound(&self) -> bool {
+        self.unbound.load(Relaxed)
+    }
+
+    /// Allocates a buffer of `size` bytes (a multiple of [`VRAM_PAGE`]) first-fit after the
+    /// descriptor page, for the open file `file` under `handle`, and zeroes it: VRAM is handed
+    /// out cleared, as KFD does, never with a previous owner's data.
+    pub(crate) fn allocate(
+        vram: &Arc<Self>,
+        size: u64,
+        handle: u32,
+        file: NonNull<c_void>,
+    ) -> Result<Arc<Buffer>> {
+        let buffer = Self::reserve(vram, size, handle, file)?;
+        if let Err(error) = vram.zero(buffer.offset, size) {
+            vram.free(&buffer);
+            return Err(error);
+        }
+        Ok(buffer)
+    }
+
+    fn reserve(
+        vram: &Arc<Self>,
+        size: u64,
+        handle: u32,
+        file: NonNull<c_void>,
+    ) -> Result<Arc<Buffer>> {
+        let mut ranges = vram.ranges.lock();
+        if vram.is_unbound() {
+            return Err(ENODEV);
+        }
         let mut start = DESCRIPTOR_PAGE_SIZE.max(VRAM_PAGE);
         let mut index = 0;
         for used in ranges.used.iter() {
@@ -112,10 +133,12 @@ impl Vram {
             index += 1;
         }
         let end = start.checked_add(size).ok_or(ENOSPC)?;
-        if end > self.size {
+        if end > vram.size {
             return Err(ENOSPC);
         }
-        ranges.used.reserve(1, GFP_KERNEL)?;
+        ranges.used.reserve(1, GFP_USER_TRIGGERED)?;
+        // INVARIANT: `[start, end)` lies in the BAR and overlaps no other range.
+        let buffer = Buffer::new(vram.clone(), start, size, handle, file)?;
         ranges
             .used
             .insert_within_capacity(
@@ -123,55 +146,68 @@ impl Vram {
                 Range {
                     offset: start,
                     size,
-                    user: None,
+                    buffer: buffer.clone(),
                 },
             )
             .map_err(|_| ENOMEM)?;
-        Ok(start)
+        Ok(buffer)
     }
 
-    /// Returns a range from [`Vram::allocate`].
-    pub(crate) fn release(&self, offset: u64) {
-        let mut ranges = self.ranges.lock();
-        ranges.used.retain(|range| range.offset != offset);
-    }
-
-    /// Runs `map` (which maps the range at `offset` into user space through `file` at
-    /// `mmap_offset`) unless the GPU is gone, and records the mapping so that
-    /// [`Vram::revoke_user_mappings`] can remove it. `file` must stay open while the range is
-    /// allocated (it owns the buffer).
-    pub(crate) fn map_to_user(
-        &self,
-        offset: u64,
-        file: NonNull<c_void>,
-        mmap_offset: u64,
-        map: impl FnOnce() -> Result,
-    ) -> Result {
-        let mut ranges = self.ranges.lock();
-        if ranges.gone {
-            return Err(ENODEV);
+    /// Zeroes `[offset, offset + size)` chunk by chunk, stopping on a fatal signal.
+    fn zero(&self, offset: u64, size: u64) -> Result {
+        let mut done = 0;
+        while done < size {
+            let chunk = (size - done).min(ZERO_CHUNK);
+            let at = offset + done;
+            self.with_mapping(|base, len| {
+                if at.checked_add(chunk).is_none_or(|end| end > len) {
+                    return Err(ERANGE);
+                }
+                // SAFETY: `[at, at + chunk)` lies inside the live BAR mapping (checked above).
+                unsafe {
+                    bindings::memset_io(base.wrapping_add(at as usize).cast(), 0, chunk as usize)
+                };
+                Ok(())
+            })??;
+            done += chunk;
+            // SAFETY: no arguments; reads the current task's signal state.
+            if unsafe { hsa_p2p_fatal_signal_pending() } {
+                return Err(EINTR);
+            }
         }
-        let range = ranges
-            .used
-            .iter_mut()
-            .find(|range| range.offset == offset)
-            .ok_or(ENOENT)?;
-        map()?;
-        // INVARIANT: the caller's file owns the buffer, so it outlives the range.
-        range.user = Some(UserMapping { file, mmap_offset });
         Ok(())
     }
 
-    /// The GPU is going: removes every user mapping of its buffers (later accesses fault with
-    /// SIGBUS) and refuses new ones.
-    pub(crate) fn revoke_user_mappings(&self) {
-        let mut ranges = self.ranges.lock();
-        ranges.gone = true;
+    /// Ends `buffer` (see [`Buffer::revoke`]) and returns its range.
+    pub(crate) fn free(&self, buffer: &Buffer) {
+        buffer.revoke();
+        let gone = {
+            let mut ranges = self.ranges.lock();
+            let position = ranges
+                .used
+                .iter()
+                .position(|range| core::ptr::eq(&*range.buffer, buffer));
+            position.and_then(|index| ranges.used.remove(index).ok())
+        };
+        drop(gone);
+    }
+
+    /// The GPU is unbinding: refuses new buffers and peer mappings through it, and revokes
+    /// every buffer on it (user mappings and peer mappings gone before unbind completes).
+    pub(crate) fn revoke_all(&self) {
+        let ranges = self.ranges.lock();
+        self.unbound.store(true, Relaxed);
         for range in ranges.used.iter() {
-            if let Some(user) = &range.user {
-                // SAFETY: `user.file` is live by the `UserMapping` invariant.
-                unsafe { hsa_p2p_zap_file_range(user.file.as_ptr(), user.mmap_offset, range.size) };
-            }
+            range.buffer.revoke();
+        }
+    }
+
+    /// The GPU `accessor` is unbinding: removes the peer mappings it holds of this GPU's
+    /// buffers.
+    pub(crate) fn drop_peer_mappings_of(&self, accessor: &Vram) {
+        let ranges = self.ranges.lock();
+        for range in ranges.used.iter() {
+            range.buffer.drop_peer_mapping_of(accessor);
         }
     }
 

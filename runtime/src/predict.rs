@@ -150,6 +150,7 @@ pub fn predict_in_bind_order(spec: &Spec, order: &[usize]) -> Result<Prediction,
         numa_distances: &distances,
         cpu_link_bandwidth_mbs: spec.platform.cpu_link_bandwidth_mbs,
         gpus: &gpus,
+        known_gpu_ids: &[],
         platform: PlatformFacts {
             iommu: match spec.platform.iommu {
                 IommuSetting::Remap => IommuMode::Remap,

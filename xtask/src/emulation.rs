@@ -226,7 +226,10 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
             } else {
                 format!("{first}-{last}")
             };
-            push("-numa", format!("node,nodeid={node},cpus={cpus},memdev=ram{node}"));
+            push(
+                "-numa",
+                format!("node,nodeid={node},cpus={cpus},memdev=ram{node}"),
+            );
         }
         for from in 0..spec.cpus.len() {
             for to in (0..spec.cpus.len()).filter(|&to| to != from) {

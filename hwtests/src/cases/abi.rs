@@ -85,12 +85,8 @@ fn refused_with(
     expected: AbiError,
     build: fn(&mut Fixture) -> Result<Request, Skip>,
 ) -> TestOutput {
-    let session = match Session::open(context) {
-        Ok(session) => session,
-        Err(output) => return output,
-    };
-    let gpu = match session.first_gpu() {
-        Ok(gpu) => gpu,
+    let (session, gpu) = match Session::open_on_first_gpu(context) {
+        Ok(opened) => opened,
         Err(output) => return output,
     };
     let backend = session.backend.as_ref();

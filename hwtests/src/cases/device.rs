@@ -183,8 +183,8 @@ fn through_unbind(
         address: address.clone(),
         driver: driver.clone(),
     });
-    if let Err(error) = std::fs::write(driver.join("bind"), &address) {
-        return Err(Outcome::fail(format!("cannot bind {address} again: {error}")).into());
+    if let Err(error) = crate::guest::pci_bind::bind(&driver, &address) {
+        return Err(Outcome::fail(error).into());
     }
     Ok(outcome)
 }

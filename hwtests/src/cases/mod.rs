@@ -1,13 +1,16 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
-//! peer transfers (`transfer`), the device's answers to bad input (`abi`) and its behaviour
-//! across files, processes and unbinding (`device`).
+//! peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
+//! attack (`isolation`) and the device's behaviour across files, processes and unbinding
+//! (`device`).
 //!
 //! A suite is one file here declaring `pub const TESTS: &[Test]`, plus its line in [`SUITES`];
 //! the device suites talk to the device only through [`crate::device::Session`], so that the
-//! host tests run them against the fake backend.
+//! host tests run them against the fake backend (`isolation` needs the real device: see its
+//! file).
 
 pub mod abi;
 pub mod device;
+pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
 pub mod transfer;
@@ -21,6 +24,8 @@ pub const SUITES: &[&[Test]] = &[
     module_topology::TESTS,
     transfer::TESTS,
     abi::TESTS,
+    // Its cases unbind and rebind GPUs, and put them back in their bind order.
+    isolation::TESTS,
     device::TESTS,
 ];
 

@@ -368,6 +368,21 @@ impl Backend for FakeBackend {
             }
             Probe::TouchAfterFree { .. } if self.has(Defect::KeepsFreedMappings) => survived,
             Probe::TouchAfterFree { .. } => died,
+            Probe::MmapRacingFree {
+                first_round,
+                rounds,
+                ..
+            } if self.has(Defect::KeepsFreedMappings) => ProbeOutcome {
+                code: Some(0),
+                output: (*first_round..*rounds)
+                    .map(|round| format!("round {round}\nstale {round}\n"))
+                    .collect(),
+                ..ProbeOutcome::default()
+            },
+            Probe::MmapRacingFree { first_round, .. } => ProbeOutcome {
+                output: format!("round {first_round}\n"),
+                ..died
+            },
             Probe::TouchAfterUnbind { .. } if self.has(Defect::IgnoresUnbind) => ProbeOutcome {
                 output: "copy: expected ENODEV, got Ok(..)\n".into(),
                 ..survived
@@ -417,7 +432,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::cases::{abi, device, transfer};
+    use crate::cases::{abi, device, isolation, transfer};
     use crate::report::Outcome;
     use crate::runner::{run, Test};
     use crate::Filter;
@@ -435,8 +450,16 @@ mod tests {
         dir
     }
 
+    /// The device suites, and the `isolation` cases that go through the backend.
     fn device_tests() -> Vec<Test> {
-        [transfer::TESTS, abi::TESTS, device::TESTS].concat()
+        let isolation = isolation::TESTS
+            .iter()
+            .filter(|test| isolation::THROUGH_BACKEND.contains(&test.name));
+        [transfer::TESTS, abi::TESTS, device::TESTS]
+            .concat()
+            .into_iter()
+            .chain(isolation.copied())
+            .collect()
     }
 
     /// The full names of the device cases that fail on a fake with `defects`; every other
@@ -491,7 +514,10 @@ mod tests {
             ),
             (
                 Defect::KeepsFreedMappings,
-                &["device.freed_buffer_mapping_faults"],
+                &[
+                    "device.freed_buffer_mapping_faults",
+                    "isolation.mmap_racing_free_keeps_no_view",
+                ],
             ),
             (
                 Defect::IgnoresUnbind,

@@ -278,6 +278,14 @@ impl Session {
         }
     }
 
+    /// [`Session::open`] and [`Session::first_gpu`]: the session and its first GPU, or the
+    /// outcome that ends the case.
+    pub fn open_on_first_gpu(context: &Context) -> Result<(Session, GpuRef), TestOutput> {
+        let session = Session::open(context)?;
+        let gpu = session.first_gpu()?;
+        Ok((session, gpu))
+    }
+
     /// Whether the published topology has a p2p link from `from` to `to`.
     pub fn linked(&self, from: GpuRef, to: GpuRef) -> bool {
         self.topology.p2p_link(from.node, to.node).is_some()

@@ -1,18 +1,21 @@
 //! Checks that need another process: a handle used from another open file, and user mappings
-//! that must fault (SIGBUS) once their buffer is freed or its GPU unbound — a dying process
-//! cannot report its own death.
+//! that must fault (SIGBUS) once their buffer is freed (also while racing the `FREE`) or its GPU
+//! unbound — a dying process cannot report its own death.
 //!
 //! The backend starts the running program again with [`PROBE_VARIABLE`] set; every program
 //! that runs the device suites (the `hwtests` binary, `cargo xtask test-hw`) calls [`serve`]
 //! first thing in `main`, which runs the probe and exits instead of the program.
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Barrier;
 
 use hsa_p2p_core::abi::{self, AbiError};
 use hsa_p2p_runtime::device::{Buffer, Device, DeviceError, PathChoice};
 
+use crate::guest::pci_bind;
 use crate::stress::WorkerConfig;
 
 /// The environment variable naming the probe a child runs.
@@ -36,6 +39,18 @@ pub enum Probe {
     TouchAfterFree {
         /// The GPU.
         gpu_id: u32,
+    },
+    /// Race `mmap` against `FREE` of a fresh buffer of `gpu_id` from two threads, in rounds
+    /// `first_round..rounds`; print `round N` before reading each mapping that won (it must
+    /// die of SIGBUS there: the caller starts the next probe at `N + 1`) and `stale N` after
+    /// one that still showed VRAM. Exits 0 after the last round.
+    MmapRacingFree {
+        /// The GPU.
+        gpu_id: u32,
+        /// The first round this probe runs (it also sets how long the `FREE` waits).
+        first_round: u32,
+        /// The end of the rounds.
+        rounds: u32,
     },
     /// Map a buffer of `gpu_id`, unbind the GPU at `address` through `driver`, copy (must fail
     /// with `ENODEV`, printed as `copy: ok` or `copy: <problem>`), read the mapping: must die
@@ -63,6 +78,16 @@ impl Probe {
             Probe::TouchAfterFree { gpu_id } => {
                 vec!["touch-after-free".into(), gpu_id.to_string()]
             }
+            Probe::MmapRacingFree {
+                gpu_id,
+                first_round,
+                rounds,
+            } => vec![
+                "mmap-racing-free".into(),
+                gpu_id.to_string(),
+                first_round.to_string(),
+                rounds.to_string(),
+            ],
             Probe::TouchAfterUnbind {
                 gpu_id,
                 address,
@@ -93,6 +118,11 @@ impl Probe {
             }),
             ["touch-after-free", gpu_id] => Some(Probe::TouchAfterFree {
                 gpu_id: gpu_id.parse().ok()?,
+            }),
+            ["mmap-racing-free", gpu_id, first_round, rounds] => Some(Probe::MmapRacingFree {
+                gpu_id: gpu_id.parse().ok()?,
+                first_round: first_round.parse().ok()?,
+                rounds: rounds.parse().ok()?,
             }),
             ["touch-after-unbind", gpu_id, address, driver] => Some(Probe::TouchAfterUnbind {
                 gpu_id: gpu_id.parse().ok()?,
@@ -202,14 +232,18 @@ fn run(node: &Path, probe: &Probe) -> Result<(), String> {
             device.free(buffer.handle).map_err(|e| e.to_string())?;
             touch(mapping.as_slice(), "a freed buffer")
         }
+        Probe::MmapRacingFree {
+            gpu_id,
+            first_round,
+            rounds,
+        } => mmap_racing_free(&device, *gpu_id, *first_round..*rounds),
         Probe::TouchAfterUnbind {
             gpu_id,
             address,
             driver,
         } => {
             let (buffer, mapping) = mapped_buffer(&device, *gpu_id)?;
-            std::fs::write(driver.join("unbind"), address)
-                .map_err(|error| format!("cannot unbind {address}: {error}"))?;
+            pci_bind::unbind(driver, address)?;
             let copy = device.copy(
                 buffer.handle,
                 0,
@@ -235,6 +269,40 @@ fn run(node: &Path, probe: &Probe) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Bytes of a buffer whose `mmap` races its `FREE`.
+const RACED_BUFFER: u64 = 1 << 20;
+
+fn mmap_racing_free(device: &Device, gpu_id: u32, rounds: Range<u32>) -> Result<(), String> {
+    for round in rounds {
+        let buffer = device
+            .alloc(gpu_id, RACED_BUFFER)
+            .map_err(|e| e.to_string())?;
+        let start = Barrier::new(2);
+        let (mapped, freed) = std::thread::scope(|scope| {
+            let freer = scope.spawn(|| {
+                start.wait();
+                // Sweep the FREE across the mmap call's duration.
+                for _ in 0..(round % 32) * 64 {
+                    std::hint::spin_loop();
+                }
+                device.free(buffer.handle)
+            });
+            start.wait();
+            let mapped = device.mmap(&buffer);
+            (mapped, freer.join())
+        });
+        freed
+            .map_err(|_| "the FREE thread panicked".to_string())?
+            .map_err(|error| format!("free: {error}"))?;
+        let Ok(mapping) = mapped else { continue };
+        println!("round {round}");
+        if touch(mapping.as_slice(), "a buffer freed while it was mapped").is_err() {
+            println!("stale {round}");
+        }
+    }
+    Ok(())
 }
 
 fn mapped_buffer(
@@ -304,6 +372,11 @@ mod tests {
                 gpu_id: 4660,
             },
             Probe::TouchAfterFree { gpu_id: 4660 },
+            Probe::MmapRacingFree {
+                gpu_id: 4660,
+                first_round: 3,
+                rounds: 200,
+            },
             Probe::TouchAfterUnbind {
                 gpu_id: 4660,
                 address: "0000:03:00.0".into(),

@@ -33,10 +33,10 @@ use hsa_p2p_runtime::sysfs::read_topology;
 use serde::{Deserialize, Serialize};
 
 use self::failslab::Failslab;
-use crate::device::probe::{run_in_child, Probe, ProbeOutcome};
 use self::tally::{Failure, Tally};
 use self::unbind::UnbindPlan;
 use self::worker::ThreadPlan;
+use crate::device::probe::{run_in_child, Probe, ProbeOutcome};
 
 /// The summary's schema name.
 pub const SCHEMA: &str = "hsa-p2p/stress/v1";
@@ -264,7 +264,7 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
             paths.device.display()
         )));
     }
-    if unbind::bound_devices(&paths.driver).is_empty() {
+    if crate::guest::pci_bind::bound(&paths.driver).is_empty() {
         return Err(CampaignError::NotReady(format!(
             "{}: no GPU bound to the driver",
             paths.driver.display()
@@ -322,7 +322,10 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
             .iter()
             .map(|worker| {
                 let probe = Probe::StressWorker(worker.clone());
-                (worker.process, scope.spawn(move || run_in_child(&paths.device, &probe)))
+                (
+                    worker.process,
+                    scope.spawn(move || run_in_child(&paths.device, &probe)),
+                )
             })
             .collect();
         for (process, child) in running {
@@ -405,7 +408,11 @@ fn worker_tally(process: u32, outcome: &ProbeOutcome) -> Tally {
             ),
         );
     }
-    let line = outcome.output.lines().rev().find(|line| line.starts_with('{'));
+    let line = outcome
+        .output
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'));
     match line.map(serde_json::from_str::<Tally>) {
         Some(Ok(worker)) => tally.merge(worker),
         Some(Err(error)) => tally.fail(

@@ -4,8 +4,7 @@
 //! After every cycle the published topology must list exactly the GPUs the driver has bound:
 //! a probe that failed (under fault injection) must leave no phantom GPU behind.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use hsa_p2p_runtime::sysfs::read_topology;
 
 use super::failslab::FaultArm;
 use super::tally::{Failure, Tally};
+use crate::guest::pci_bind;
 
 /// How often a failed bind is retried without fault injection.
 const REBIND_ATTEMPTS: u32 = 5;
@@ -35,25 +35,12 @@ pub struct UnbindPlan {
     pub deadline: Duration,
 }
 
-/// The PCI devices bound to the driver (its `DDDD:BB:DD.F` entries).
-pub fn bound_devices(driver: &Path) -> Vec<String> {
-    let mut devices: Vec<String> = fs::read_dir(driver)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.len() == 12 && name.as_bytes()[4] == b':' && name.contains('.'))
-        .collect();
-    devices.sort();
-    devices
-}
-
 /// Runs until `workers_done` is set and `min_cycles` are complete (or the deadline passed).
 pub fn run(plan: &UnbindPlan, workers_done: &AtomicBool) -> Tally {
     let mut tally = Tally::default();
     let mut rng = fastrand::Rng::with_seed(plan.seed);
     let faults = FaultArm::for_this_thread();
-    let devices = bound_devices(&plan.driver);
+    let devices = pci_bind::bound(&plan.driver);
     let started = Instant::now();
     if devices.is_empty() {
         tally.fail(
@@ -75,8 +62,8 @@ pub fn run(plan: &UnbindPlan, workers_done: &AtomicBool) -> Tally {
         }
         let device = &devices[rng.usize(0..devices.len())];
         tally.op("unbind");
-        if let Err(error) = fs::write(plan.driver.join("unbind"), device) {
-            tally.fail(Failure::Contract, format!("unbind {device}: {error}"));
+        if let Err(error) = pci_bind::unbind(&plan.driver, device) {
+            tally.fail(Failure::Contract, error);
             break;
         }
         std::thread::sleep(Duration::from_millis(rng.u64(0..10)));
@@ -98,12 +85,13 @@ fn rebind(
     rng: &mut fastrand::Rng,
     tally: &mut Tally,
 ) -> bool {
-    let bind = plan.driver.join("bind");
     if faults.available() && rng.u32(0..100) < plan.fault_percent {
         tally.op("bind_with_faults");
         tally.fault_armed_ops += 1;
         faults.arm();
-        let result = fs::write(&bind, device);
+        // The errno matters here (a failed probe must fail with a documented one), so this
+        // write is made directly rather than through `pci_bind::bind`.
+        let result = std::fs::write(plan.driver.join("bind"), device);
         faults.disarm();
         match result {
             Ok(()) => return true,
@@ -117,9 +105,9 @@ fn rebind(
     }
     for _ in 0..REBIND_ATTEMPTS {
         tally.op("bind");
-        match fs::write(&bind, device) {
+        match pci_bind::bind(&plan.driver, device) {
             Ok(()) => return true,
-            Err(error) => tally.fail(Failure::Contract, format!("bind {device}: {error}")),
+            Err(error) => tally.fail(Failure::Contract, error),
         }
     }
     false
@@ -127,7 +115,7 @@ fn rebind(
 
 /// The published topology lists as many GPUs as the driver has bound.
 fn check_published(plan: &UnbindPlan, tally: &mut Tally) {
-    let bound = bound_devices(&plan.driver).len();
+    let bound = pci_bind::bound(&plan.driver).len();
     match read_topology(&plan.topology) {
         Ok(topology) => {
             let published = transfer::gpus(&topology).len();

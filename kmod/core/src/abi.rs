@@ -14,7 +14,7 @@ use core::mem::size_of;
 /// Major version: bumped on incompatible changes (user space must refuse a different major).
 pub const ABI_VERSION_MAJOR: u32 = 1;
 /// Minor version: bumped on compatible additions.
-pub const ABI_VERSION_MINOR: u32 = 0;
+pub const ABI_VERSION_MINOR: u32 = 1;
 
 /// The misc device's name (`/dev/hsa_p2p`).
 pub const DEVICE_NAME: &str = "hsa_p2p";
@@ -31,6 +31,13 @@ pub const VRAM_PAGE: u64 = 4096;
 pub const MMAP_HANDLE_SHIFT: u32 = 32;
 /// Largest buffer (a consequence of [`MMAP_HANDLE_SHIFT`]).
 pub const MAX_BUFFER_SIZE: u64 = 1 << MMAP_HANDLE_SHIFT;
+
+/// Default of the module parameter `max_buffers_per_file`: the most buffers one open file may
+/// hold (`ALLOC` fails with `ENOSPC` beyond).
+pub const DEFAULT_MAX_BUFFERS_PER_FILE: u32 = 4096;
+/// Default of the module parameter `max_bytes_per_file`: the most VRAM bytes one open file may
+/// hold (`ALLOC` fails with `ENOSPC` beyond).
+pub const DEFAULT_MAX_BYTES_PER_FILE: u64 = 64 << 30;
 
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
@@ -257,7 +264,8 @@ pub enum AbiError {
     Overflow,
     /// `ERANGE`: an offset or length lies outside the buffer.
     OutOfRange,
-    /// `ENOSPC`: no free VRAM range of this size on the GPU.
+    /// `ENOSPC`: no free VRAM range of this size on the GPU, or the open file's limits
+    /// (`max_buffers_per_file`, `max_bytes_per_file`) would be exceeded.
     NoVram,
     /// `EXDEV`: the published topology has no p2p link from the accessor to the owner.
     NoPeerLink,
@@ -329,7 +337,7 @@ impl AbiError {
             AbiError::InvalidArgument => "reserved field or unknown flag set, or size 0",
             AbiError::Overflow => "offset + length overflows",
             AbiError::OutOfRange => "offset or length outside the buffer",
-            AbiError::NoVram => "no free VRAM range of this size",
+            AbiError::NoVram => "no free VRAM range of this size, or the file's limit reached",
             AbiError::NoPeerLink => "no p2p link between the GPUs in the published topology",
             AbiError::NotMappedForPeer => "destination not mapped for the source GPU",
             AbiError::UnknownCommand => "unknown ioctl",

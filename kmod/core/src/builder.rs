@@ -121,7 +121,7 @@ fn gpu_node_record(machine: &MachineFacts<'_>, index: usize, gpu: &GpuFacts) -> 
     NodeRecord {
         id: gpu_node_id(machine.cpus.len(), index),
         kind: NodeKind::Gpu(index),
-        gpu_id: gpu_id(machine.gpus, index),
+        gpu_id: gpu_id(machine.gpus, machine.known_gpu_ids, index),
         properties: NodeProperties {
             simd_count: gpu.simd_count,
             gfx_target_version: gpu.gfx_target_version,

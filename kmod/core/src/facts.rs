@@ -3,6 +3,7 @@
 //! The kernel module fills these from the PCI core and each device's descriptor page; the
 //! predictor fills them from a topology spec. The rules never look anywhere else.
 
+use crate::gpu_id::KnownGpuId;
 use crate::pcie::PcieLink;
 
 /// A PCI function address.
@@ -175,6 +176,8 @@ pub struct MachineFacts<'a> {
     pub cpu_link_bandwidth_mbs: u32,
     /// GPUs, in the order the driver added them.
     pub gpus: &'a [GpuFacts],
+    /// The `gpu_id`s handed out before (kept across unbind and rebind; empty for a prediction).
+    pub known_gpu_ids: &'a [KnownGpuId],
     /// Platform settings.
     pub platform: PlatformFacts,
 }

@@ -180,9 +180,19 @@ impl Device {
 
     /// Opens the device node at `path` and checks the ABI version.
     pub fn open_at(path: &Path) -> Result<Self, DeviceError> {
+        Self::open_with_access(path, true)
+    }
+
+    /// Opens the device node at `path` for reading only (its buffers can then only be mapped
+    /// read-only) and checks the ABI version.
+    pub fn open_read_only_at(path: &Path) -> Result<Self, DeviceError> {
+        Self::open_with_access(path, false)
+    }
+
+    fn open_with_access(path: &Path, write: bool) -> Result<Self, DeviceError> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(write)
             .open(path)
             .map_err(|source| DeviceError::Open {
                 path: path.to_owned(),
@@ -332,13 +342,19 @@ impl Device {
         Ok(args)
     }
 
-    /// Maps a whole buffer into this process.
+    /// Maps a whole buffer into this process, readable and writable.
     pub fn mmap(&self, buffer: &Buffer) -> Result<Mapping, DeviceError> {
+        self.mmap_with(buffer, sys::PROT_READ_WRITE)
+    }
+
+    /// Maps a whole buffer into this process with the `PROT_*` bits `protection` (tests of
+    /// what the module refuses).
+    pub fn mmap_with(&self, buffer: &Buffer, protection: i32) -> Result<Mapping, DeviceError> {
         let len = usize::try_from(buffer.size).map_err(|_| DeviceError::Abi {
             op: "mmap",
             error: AbiError::OutOfRange,
         })?;
-        let address = sys::mmap_shared(self.file.as_raw_fd(), len, buffer.mmap_offset)
+        let address = sys::mmap_shared(self.file.as_raw_fd(), len, protection, buffer.mmap_offset)
             .map_err(|source| DeviceError::from_io("mmap", source))?;
         Ok(Mapping { address, len })
     }

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// `PROT_READ | PROT_WRITE`.
-pub const PROT_READ_WRITE: usize = 0x1 | 0x2;
+pub const PROT_READ_WRITE: i32 = 0x1 | 0x2;
 /// `MAP_SHARED`.
 pub const MAP_SHARED: usize = 0x01;
 
@@ -79,8 +79,8 @@ pub unsafe fn ioctl(fd: RawFd, cmd: u32, arg: *mut u8) -> io::Result<usize> {
     }
 }
 
-/// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset)`.
-pub fn mmap_shared(fd: RawFd, len: usize, offset: u64) -> io::Result<*mut u8> {
+/// `mmap(NULL, len, protection, MAP_SHARED, fd, offset)`.
+pub fn mmap_shared(fd: RawFd, len: usize, protection: i32, offset: u64) -> io::Result<*mut u8> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
         // SAFETY: a new mapping at an address the kernel chooses touches no existing memory.
@@ -90,7 +90,7 @@ pub fn mmap_shared(fd: RawFd, len: usize, offset: u64) -> io::Result<*mut u8> {
                 [
                     0,
                     len,
-                    PROT_READ_WRITE,
+                    protection as usize,
                     MAP_SHARED,
                     fd as usize,
                     offset as usize,
@@ -101,7 +101,7 @@ pub fn mmap_shared(fd: RawFd, len: usize, offset: u64) -> io::Result<*mut u8> {
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     {
-        let _ = (fd, len, offset);
+        let _ = (fd, len, protection, offset);
         Err(io::Error::from_raw_os_error(38))
     }
 }

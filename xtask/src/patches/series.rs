@@ -103,7 +103,7 @@ pub fn plan(base: &Path, kmod: &Path, maintainer: &Identity) -> Result<Vec<Patch
         body: "Add a sample PCI driver that shows how a Rust driver can use the PCI\n\
                peer-to-peer DMA core for GPUs. It binds emulated GPUs (QEMU\n\
                ivshmem-plain devices whose BAR2 starts with a descriptor page),\n\
-               registers a large BAR as P2PDMA memory, asks\n\
+               makes a large-BAR GPU a P2PDMA provider, asks\n\
                pci_p2pdma_distance() for every ordered pair of bound GPUs and\n\
                publishes the result, with the reason for every refused pair, as a\n\
                KFD-style topology under /sys/kernel/hsa_p2p/topology. The topology\n\
@@ -111,7 +111,7 @@ pub fn plan(base: &Path, kmod: &Path, maintainer: &Identity) -> Result<Vec<Patch
                \n\
                Small C shims reach what the Rust abstractions do not cover yet:\n\
                kobject-based sysfs directories with read-only files, NUMA and\n\
-               IOMMU queries, pci_p2pdma_distance() and pci_p2pdma_add_resource().\n\
+               IOMMU queries, pci_p2pdma_distance() and pcim_p2pdma_init().\n\
                \n\
                The sample depends on PCI_P2PDMA; it is a tristate under SAMPLES_RUST."
             .to_owned(),

@@ -78,10 +78,10 @@ pub fn boot(args: &VmArgs) -> Result<()> {
     settings.apply(
         &mut config,
         guest_script(&args.command),
-        vec![GuestFile::host(
-            "/bin/p2pctl",
-            crate::guest_tools::static_p2pctl()?,
-        )],
+        vec![
+            GuestFile::host("/bin/p2pctl", crate::guest_tools::static_p2pctl()?),
+            GuestFile::host("/bin/hwtests", crate::guest_tools::static_hwtests()?),
+        ],
     );
     phase(format!(
         "boot {} ({} GPUs, QEMU TCG)",

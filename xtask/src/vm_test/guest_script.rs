@@ -19,8 +19,9 @@ pub const TREES: [&str; 4] = ["bound", "unbound", "rebound", "reloaded"];
 const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
 
 /// The hwtests suites a spec machine runs (amdkfd's is left out: the guest has no amdgpu, so
-/// it could only skip).
-const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*"];
+/// it could only skip). `isolation` puts the GPUs back in their bind order, which the trees
+/// printed after it rely on.
+const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*", "isolation.*"];
 
 /// Load the module, print the topology, `p2pctl why` every pair, run hwtests, unbind and
 /// rebind `first_gpu` (its PCI address), reload the module ten times, print the kernel log.
@@ -111,7 +112,9 @@ mod tests {
         for tag in TREES {
             assert!(script.contains(&print_tree(HSA_P2P_TOPOLOGY, tag)), "{tag}");
         }
-        assert!(script.contains("hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*'"));
+        assert!(script.contains(
+            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'isolation.*'"
+        ));
     }
 
     #[test]

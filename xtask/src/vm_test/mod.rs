@@ -4,8 +4,8 @@
 //! case, run in the guest; its typed report comes back over the console.
 //!
 //! Per spec: the topology after binding all GPUs equals `p2pctl predict` of the emulated spec,
-//! and so do `p2pctl why`'s verdicts; the guest's `hwtests` runs its topology and transfer
-//! suites; unbinding the first GPU removes its node and links, renumbers and bumps
+//! and so do `p2pctl why`'s verdicts; the guest's `hwtests` runs its topology, transfer and
+//! isolation suites; unbinding the first GPU removes its node and links, renumbers and bumps
 //! `generation_id`; binding it again restores it (as the last node, like amdkfd); ten `rmmod` +
 //! `insmod` leave the same topology, no sysfs leftovers and no kernel warning. A machine with a
 //! corrupt descriptor is refused that GPU; the transfer machines run the `abi` and `device`

@@ -212,6 +212,7 @@ impl Machine {
             numa_distances: &self.numa_distances,
             cpu_link_bandwidth_mbs: self.cpu_link_bandwidth_mbs,
             gpus: &self.gpus,
+            known_gpu_ids: &[],
             platform: self.platform,
         }
     }
