@@ -6,10 +6,12 @@
 //! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
 //!   and checks its topology (`--demo`: the built-in smoke machine).
 //! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`;
-//! - `cargo xtask patches`: the module as a checked kernel patch series in `target/patches/`.
+//! - `cargo xtask patches`: the module as a checked kernel patch series in `target/patches/`;
+//! - `cargo xtask cross-check`: `cargo check` of the runtime for arm64 (Debian's std).
 
 mod apt;
 mod bench;
+mod cross_check;
 mod emulation;
 mod guest_tools;
 mod kernel;
@@ -57,6 +59,9 @@ enum Command {
     /// Direct vs staged peer-copy bandwidth, memcpy baseline and 4 KiB latency on the
     /// two-GPU same-switch machine (JSON into target/bench/).
     Bench(bench::BenchArgs),
+    /// `cargo check` of the runtime for another architecture (default arm64) against Debian's
+    /// standard library of that architecture.
+    CrossCheck(cross_check::CrossCheckArgs),
     /// In-guest half of vm-test (run inside the VM by a static build of this binary).
     #[command(hide = true)]
     Guest(vm_test::guest_checks::GuestArgs),
@@ -73,6 +78,7 @@ fn run(command: Command) -> Result<()> {
         Command::Package(args) => package::package(&args).map(drop),
         Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::CrossCheck(args) => cross_check::cross_check(&args),
         Command::Guest(args) => vm_test::guest_checks::run(&args),
     }
 }
