@@ -23,7 +23,13 @@ pub const PROGRAM: &str = "p2pctl";
 #[command(
     name = PROGRAM,
     version,
-    about = "Inspect and predict KFD peer-to-peer (HSA_AMD_P2P) topologies"
+    about = "Inspect and predict KFD peer-to-peer (HSA_AMD_P2P) topologies",
+    long_about = "Inspect and predict KFD peer-to-peer (HSA_AMD_P2P) topologies.\n\n\
+        p2pctl reads a KFD-format topology tree and reports which GPUs may access each other's \
+        VRAM through PCIe BARs, with the reason for every refused pair. It reads amdkfd's tree \
+        or the one the hsa_p2p kernel module publishes (package hsa-p2p-dkms), or predicts one \
+        from a machine description; with the module loaded it also copies between GPUs through \
+        /dev/hsa_p2p."
 )]
 pub struct Cli {
     #[command(subcommand)]
