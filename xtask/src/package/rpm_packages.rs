@@ -182,11 +182,16 @@ pub fn license_with_crates(crates: &[String]) -> String {
         .flat_map(|license| top_level_and_terms(&license))
         .filter(|term| term != LICENSE)
         .map(|term| {
-            if term.contains(' ') {
-                format!("({term})")
-            } else {
-                term
+            if !term.contains(' ') {
+                return term;
             }
+            // `Apache-2.0 OR MIT` and `MIT OR Apache-2.0` are one choice: one spelling.
+            let mut choices: Vec<&str> = term.split(" OR ").collect();
+            if choices.iter().all(|choice| !choice.contains(' ')) {
+                choices.sort_unstable();
+                return format!("({})", choices.join(" OR "));
+            }
+            format!("({term})")
         })
         .collect();
     terms.sort();
@@ -245,10 +250,11 @@ mod tests {
             "unicode-ident 1.0.0 ((MIT OR Apache-2.0) AND Unicode-3.0)".to_owned(),
             "x 1.0.0 (license not declared)".to_owned(),
             "memchr 2.0.0 (Unlicense OR MIT)".to_owned(),
+            "other 1.0.0 (Apache-2.0 OR MIT)".to_owned(),
         ];
         assert_eq!(
             license_with_crates(&crates),
-            "GPL-2.0-only AND (MIT OR Apache-2.0) AND (Unlicense OR MIT) AND Unicode-3.0"
+            "GPL-2.0-only AND (Apache-2.0 OR MIT) AND (MIT OR Unlicense) AND Unicode-3.0"
         );
         assert_eq!(license_with_crates(&[]), "GPL-2.0-only");
     }
