@@ -49,21 +49,41 @@ mod tests {
     #[test]
     fn paths_follow_each_layout() {
         use layout::{DEBIAN, RPM};
-        assert_eq!(
-            install_path(Shell::Bash, &DEBIAN),
-            "/usr/share/bash-completion/completions/p2pctl"
-        );
-        assert_eq!(
-            install_path(Shell::Zsh, &DEBIAN),
-            "/usr/share/zsh/vendor-completions/_p2pctl"
-        );
-        assert_eq!(
-            install_path(Shell::Zsh, &RPM),
-            "/usr/share/zsh/site-functions/_p2pctl"
-        );
-        assert_eq!(
-            install_path(Shell::Fish, &RPM),
-            "/usr/share/fish/vendor_completions.d/p2pctl.fish"
-        );
+        let cases = [
+            (
+                Shell::Bash,
+                DEBIAN,
+                "/usr/share/bash-completion/completions/p2pctl",
+            ),
+            (
+                Shell::Bash,
+                RPM,
+                "/usr/share/bash-completion/completions/p2pctl",
+            ),
+            (
+                Shell::Zsh,
+                DEBIAN,
+                "/usr/share/zsh/vendor-completions/_p2pctl",
+            ),
+            (Shell::Zsh, RPM, "/usr/share/zsh/site-functions/_p2pctl"),
+            (
+                Shell::Fish,
+                DEBIAN,
+                "/usr/share/fish/vendor_completions.d/p2pctl.fish",
+            ),
+            (
+                Shell::Fish,
+                RPM,
+                "/usr/share/fish/vendor_completions.d/p2pctl.fish",
+            ),
+        ];
+        for (shell, layout, path) in cases {
+            assert_eq!(
+                install_path(shell, &layout),
+                path,
+                "{shell} on {}",
+                layout.format
+            );
+        }
     }
 }

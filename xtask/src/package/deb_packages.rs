@@ -15,12 +15,11 @@ use super::deb::DebPackage;
 use super::dkms::{self, Scriptlet};
 use super::layout::DEBIAN;
 use super::payload::{Payload, MODE_FILE};
+use super::{finding, install_and_check, lintian, tools, Built, Common, PackagePair};
 use super::{
-    check_installed_program, expected_dkms_files, expected_tools_files, COPYRIGHT_HOLDERS,
-    DKMS_DESCRIPTION, DKMS_PACKAGE, DKMS_SUMMARY, SOURCE, TOOLS_DESCRIPTION, TOOLS_PACKAGE,
-    TOOLS_SUMMARY,
+    COPYRIGHT_HOLDERS, DKMS_DESCRIPTION, DKMS_PACKAGE, DKMS_SUMMARY, SOURCE, TOOLS_DESCRIPTION,
+    TOOLS_PACKAGE, TOOLS_SUMMARY,
 };
-use super::{inspect, lintian, tools, Built, Common};
 use crate::util::{self, note, phase};
 
 /// Builds both `.deb`s into `dist`, checks them; returns them and the unpacked DKMS tree.
@@ -43,45 +42,19 @@ pub fn build_and_check(
     note(tools_deb.display().to_string());
 
     phase("install the .debs into a scratch root (dpkg-deb -x) and check the files");
-    let scratch = dist.join("scratch-root/deb");
-    let _ = fs::remove_dir_all(&scratch);
-    let installed = inspect::install_deb(&dkms_deb, &scratch)?;
-    installed.check_payload(&dkms_payload)?;
-    installed.check_expected(&expected_dkms_files(&DEBIAN, upstream))?;
-    let files = installed.check_deb(&version)?;
-    let tree = inspect::check_dkms_tree(&installed, upstream)?;
-    note(format!(
-        "{DKMS_PACKAGE}: {files} files as packaged, md5sums match, #[path] attributes resolve, \
-         udev rule in {}",
-        DEBIAN.udev_rules_dir
-    ));
-    let installed = inspect::install_deb(&tools_deb, &scratch)?;
-    installed.check_payload(&tools_payload)?;
-    installed.check_expected(&expected_tools_files(&DEBIAN))?;
-    let files = installed.check_deb(&version)?;
-    check_installed_program(&scratch)?;
-    note(format!(
-        "{TOOLS_PACKAGE}: {files} files as packaged (man pages, bash/zsh/fish completions), \
-         md5sums match, p2pctl --help runs; Depends: {}",
-        installed.field("Depends")?
-    ));
+    let pair = PackagePair {
+        layout: &DEBIAN,
+        version: &version,
+        dkms: &dkms_deb,
+        dkms_payload: &dkms_payload,
+        tools: &tools_deb,
+        tools_payload: &tools_payload,
+    };
+    let tree = install_and_check(&pair, upstream, &dist.join("scratch-root/deb"))?;
 
     phase("lintian");
-    let (tags, output) = lintian::run(&[&dkms_deb, &tools_deb])?;
-    fs::write(dist.join("lintian.txt"), &output)?;
-    for tag in &tags {
-        note(tag.to_string());
-    }
-    let errors = tags.iter().filter(|t| t.severity == 'E').count();
-    let warnings = tags.iter().filter(|t| t.severity == 'W').count();
-    note(format!(
-        "{errors} error(s), {warnings} warning(s), {} other tag(s) (full output: {})",
-        tags.len() - errors - warnings,
-        dist.join("lintian.txt").display()
-    ));
-    if errors > 0 {
-        bail!("lintian reports {errors} error(s) (see above)");
-    }
+    let (findings, output) = lintian::run(&[&dkms_deb, &tools_deb])?;
+    finding::verdict("lintian", &findings, &output, &dist.join("lintian.txt"))?;
     Ok((vec![dkms_deb, tools_deb], tree))
 }
 
@@ -176,14 +149,13 @@ fn build_dkms(
     deb.add_payload(payload)?;
     deb.add_payload(&debian_files(common, version, DKMS_PACKAGE, "")?)?;
     let upstream = &common.info.version;
-    deb.add_maintainer_script(
-        "postinst",
-        &maintainer_script("hsa-p2p-dkms.postinst", Scriptlet::PostInstall, upstream)?,
-    )?;
-    deb.add_maintainer_script(
-        "prerm",
-        &maintainer_script("hsa-p2p-dkms.prerm", Scriptlet::PreRemove, upstream)?,
-    )?;
+    for (name, scriptlet) in [
+        ("postinst", Scriptlet::PostInstall),
+        ("prerm", Scriptlet::PreRemove),
+    ] {
+        let template = format!("{DKMS_PACKAGE}.{name}");
+        deb.add_maintainer_script(name, &maintainer_script(&template, scriptlet, upstream)?)?;
+    }
     deb.build(&util::target_dir().join("dist"), common.epoch)
 }
 

@@ -57,8 +57,17 @@ pub struct Installed {
     pub archive: Archive,
 }
 
-/// Unpacks `deb` into `root` (shared by all packages, as on a real system).
-pub fn install_deb(deb: &Path, root: &Path) -> Result<Installed> {
+/// Unpacks a `.deb` or `.rpm` into `root` (shared by all packages, as on a real system).
+pub fn install(package: &Path, root: &Path) -> Result<Installed> {
+    match package.extension().and_then(|e| e.to_str()) {
+        Some("deb") => install_deb(package, root),
+        Some("rpm") => install_rpm(package, root),
+        _ => bail!("{} is neither a .deb nor an .rpm", package.display()),
+    }
+}
+
+/// Unpacks `deb` into `root`.
+fn install_deb(deb: &Path, root: &Path) -> Result<Installed> {
     let package = capture(Command::new("dpkg-deb").arg("-f").arg(deb).arg("Package"))?
         .trim()
         .to_owned();
@@ -84,7 +93,7 @@ pub fn install_deb(deb: &Path, root: &Path) -> Result<Installed> {
 
 /// Unpacks `rpm` into `root` (`rpm2cpio | cpio`, what `rpm --root` would write without
 /// running the scriptlets or needing a database).
-pub fn install_rpm(rpm: &Path, root: &Path) -> Result<Installed> {
+fn install_rpm(rpm: &Path, root: &Path) -> Result<Installed> {
     let package = rpm_query(rpm, "%{NAME}")?;
     fs::create_dir_all(root)?;
     let mut archive = Command::new("rpm2cpio")
@@ -130,6 +139,39 @@ impl Installed {
 
     fn control(&self) -> Result<String> {
         fs::read_to_string(self.control_dir()?.join("control")).context("control member missing")
+    }
+
+    /// The format's own checks ([`Self::check_deb`], [`Self::check_rpm`]) for the package
+    /// version (`<upstream>-<revision>`); returns the number of files they covered.
+    pub fn check_package(&self, version: &str) -> Result<usize> {
+        match &self.archive {
+            Archive::Deb { .. } => self.check_deb(version),
+            Archive::Rpm { .. } => self.check_rpm(version),
+        }
+    }
+
+    /// What vouches for the files' integrity in this format, for messages.
+    pub fn integrity(&self) -> &'static str {
+        match &self.archive {
+            Archive::Deb { .. } => "md5sums match",
+            Archive::Rpm { .. } => "header digests match",
+        }
+    }
+
+    /// The package's dependencies as the format records them (`Depends`; `Requires` without
+    /// rpmlib's own).
+    pub fn dependencies(&self) -> Result<String> {
+        match &self.archive {
+            Archive::Deb { .. } => Ok(format!("Depends: {}", self.field("Depends")?)),
+            Archive::Rpm { rpm } => {
+                let requires = capture(Command::new("rpm").args(["-qp", "--requires"]).arg(rpm))?;
+                let requires: Vec<&str> = requires
+                    .lines()
+                    .filter(|r| !r.starts_with("rpmlib("))
+                    .collect();
+                Ok(format!("Requires: {}", requires.join(", ")))
+            }
+        }
     }
 
     /// Every file of `payload` is installed with the same contents and mode.
@@ -180,7 +222,7 @@ impl Installed {
     /// The RPM's own checks: `VERSION-RELEASE`, the header and payload digests, and its file
     /// list (`rpm -qp --dump`: path, size, mtime, SHA-256, mode, …) naming exactly the installed
     /// files with their digests.
-    pub fn check_rpm(&self, version_release: &str) -> Result<usize> {
+    fn check_rpm(&self, version_release: &str) -> Result<usize> {
         let Archive::Rpm { rpm } = &self.archive else {
             bail!("{}: not an RPM", self.package);
         };
@@ -259,7 +301,7 @@ impl Installed {
 
     /// The Debian package's own checks: `Version`, the machine-readable copyright, the
     /// changelog and the md5sums.
-    pub fn check_deb(&self, version: &str) -> Result<usize> {
+    fn check_deb(&self, version: &str) -> Result<usize> {
         ensure!(
             self.field("Version")? == version,
             "{}: Version is {}, expected {version}",
@@ -369,4 +411,64 @@ pub fn check_dkms_tree(installed: &Installed, upstream_version: &str) -> Result<
 fn gunzip(path: &Path) -> Result<String> {
     capture(Command::new("gzip").arg("-dc").arg(path))
         .with_context(|| format!("cannot decompress {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::payload::{MODE_EXECUTABLE, MODE_FILE};
+    use super::*;
+
+    fn unpacked(root: &Path) -> Installed {
+        Installed {
+            package: "p".to_owned(),
+            root: root.to_path_buf(),
+            archive: Archive::Rpm {
+                rpm: root.join("p.rpm"),
+            },
+        }
+    }
+
+    #[test]
+    fn the_payload_check_sees_missing_changed_and_mode_changed_files() {
+        let mut payload = Payload::default();
+        payload.add_bytes("/usr/bin/tool", b"binary", MODE_EXECUTABLE);
+        payload.add_bytes("/usr/share/doc/p/README", b"text", MODE_FILE);
+        let root = tempfile::tempdir().unwrap();
+        payload.stage(root.path()).unwrap();
+        let installed = unpacked(root.path());
+        assert_eq!(installed.check_payload(&payload).unwrap(), 2);
+
+        let readme = root.path().join("usr/share/doc/p/README");
+        fs::write(&readme, "other").unwrap();
+        let error = installed.check_payload(&payload).unwrap_err().to_string();
+        assert!(error.contains("differs from what was packaged"), "{error}");
+
+        fs::write(&readme, "text").unwrap();
+        fs::set_permissions(&readme, fs::Permissions::from_mode(0o755)).unwrap();
+        let error = installed.check_payload(&payload).unwrap_err().to_string();
+        assert!(error.contains("has mode 0755, packaged 0644"), "{error}");
+
+        fs::remove_file(root.path().join("usr/bin/tool")).unwrap();
+        let error = installed.check_payload(&payload).unwrap_err().to_string();
+        assert!(error.contains("/usr/bin/tool not installed"), "{error}");
+    }
+
+    #[test]
+    fn expected_programs_must_be_executable() {
+        let root = tempfile::tempdir().unwrap();
+        let mut payload = Payload::default();
+        payload.add_bytes("/usr/bin/tool", b"binary", MODE_FILE);
+        payload.stage(root.path()).unwrap();
+        let installed = unpacked(root.path());
+        assert!(installed
+            .check_expected(&[Expected::file("/usr/bin/tool")])
+            .is_ok());
+        let error = installed
+            .check_expected(&[Expected::program("/usr/bin/tool")])
+            .unwrap_err();
+        assert!(error.to_string().contains("is not executable"), "{error}");
+        assert!(installed
+            .check_expected(&[Expected::file("/usr/share/zsh/site-functions/_tool")])
+            .is_err());
+    }
 }

@@ -23,6 +23,7 @@ mod deb;
 mod deb_packages;
 mod dkms;
 mod dkms_build;
+mod finding;
 mod inspect;
 mod layout;
 mod lintian;
@@ -222,11 +223,46 @@ fn expected_tools_files(layout: &Layout) -> Vec<Expected> {
     expected
 }
 
-/// The installed `p2pctl --help` runs (the binary is complete and executable).
-fn check_installed_program(root: &Path) -> Result<()> {
-    capture(Command::new(root.join("usr/bin").join(tools::BINARY)).arg("--help"))
-        .context("the installed p2pctl does not run")
-        .map(drop)
+/// One format's pair of packages with the payloads they were made from.
+struct PackagePair<'a> {
+    layout: &'a Layout,
+    /// `<upstream>-<revision>` as the format writes it.
+    version: &'a str,
+    dkms: &'a Path,
+    dkms_payload: &'a payload::Payload,
+    tools: &'a Path,
+    tools_payload: &'a payload::Payload,
+}
+
+/// Unpacks both packages of one format into `scratch` and runs the checks both formats share
+/// plus the format's own ([`inspect`]); returns the unpacked DKMS tree.
+fn install_and_check(pair: &PackagePair, upstream: &str, scratch: &Path) -> Result<PathBuf> {
+    let _ = fs::remove_dir_all(scratch);
+    let installed = inspect::install(pair.dkms, scratch)?;
+    installed.check_payload(pair.dkms_payload)?;
+    installed.check_expected(&expected_dkms_files(pair.layout, upstream))?;
+    let files = installed.check_package(pair.version)?;
+    let tree = inspect::check_dkms_tree(&installed, upstream)?;
+    note(format!(
+        "{DKMS_PACKAGE}: {files} files as packaged, {}, #[path] attributes resolve, udev rule \
+         in {}",
+        installed.integrity(),
+        pair.layout.udev_rules_dir
+    ));
+    let installed = inspect::install(pair.tools, scratch)?;
+    installed.check_payload(pair.tools_payload)?;
+    installed.check_expected(&expected_tools_files(pair.layout))?;
+    let files = installed.check_package(pair.version)?;
+    // The binary is complete and runs where it was installed.
+    capture(Command::new(scratch.join("usr/bin").join(tools::BINARY)).arg("--help"))
+        .context("the installed p2pctl does not run")?;
+    note(format!(
+        "{TOOLS_PACKAGE}: {files} files as packaged (man pages, bash/zsh/fish completions), {}, \
+         p2pctl --help runs; {}",
+        installed.integrity(),
+        installed.dependencies()?
+    ));
+    Ok(tree)
 }
 
 /// `cargo xtask package`.

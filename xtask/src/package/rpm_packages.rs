@@ -2,20 +2,18 @@
 //! text, built by `rpmbuild` with the shared scriptlet commands as `%post`/`%preun`; then the
 //! scratch-root check (`rpm2cpio | cpio`) and rpmlint.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::dkms::{self, Scriptlet};
 use super::layout::RPM;
 use super::payload::{Payload, MODE_FILE};
 use super::rpm::{self, RpmSpec};
+use super::{finding, install_and_check, rpmlint, tools, Built, Common, PackagePair};
 use super::{
-    check_installed_program, expected_dkms_files, expected_tools_files, DKMS_DESCRIPTION,
-    DKMS_PACKAGE, DKMS_SUMMARY, TOOLS_DESCRIPTION, TOOLS_PACKAGE, TOOLS_SUMMARY,
+    DKMS_DESCRIPTION, DKMS_PACKAGE, DKMS_SUMMARY, TOOLS_DESCRIPTION, TOOLS_PACKAGE, TOOLS_SUMMARY,
 };
-use super::{inspect, rpmlint, tools, Built, Common};
 use crate::util::{note, phase};
 
 /// The workspace's license (SPDX, `[workspace.package] license`).
@@ -96,53 +94,19 @@ pub fn build_and_check(
     note(tools_rpm.display().to_string());
 
     phase("install the .rpms into a scratch root (rpm2cpio | cpio) and check the files");
-    let scratch = dist.join("scratch-root/rpm");
-    let _ = fs::remove_dir_all(&scratch);
-    let installed = inspect::install_rpm(&dkms_rpm, &scratch)?;
-    installed.check_payload(&dkms_payload)?;
-    installed.check_expected(&expected_dkms_files(&RPM, upstream))?;
-    let files = installed.check_rpm(&version_release)?;
-    let tree = inspect::check_dkms_tree(&installed, upstream)?;
-    note(format!(
-        "{DKMS_PACKAGE}: {files} files as packaged, header digests match, #[path] attributes \
-         resolve, udev rule in {}",
-        RPM.udev_rules_dir
-    ));
-    let installed = inspect::install_rpm(&tools_rpm, &scratch)?;
-    installed.check_payload(&tools_payload)?;
-    installed.check_expected(&expected_tools_files(&RPM))?;
-    let files = installed.check_rpm(&version_release)?;
-    check_installed_program(&scratch)?;
-    let requires = crate::util::capture(
-        std::process::Command::new("rpm")
-            .args(["-qp", "--requires"])
-            .arg(&tools_rpm),
-    )?;
-    note(format!(
-        "{TOOLS_PACKAGE}: {files} files as packaged (man pages, bash/zsh/fish completions), \
-         header digests match, p2pctl --help runs; Requires: {}",
-        requires
-            .lines()
-            .filter(|r| !r.starts_with("rpmlib("))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    let pair = PackagePair {
+        layout: &RPM,
+        version: &version_release,
+        dkms: &dkms_rpm,
+        dkms_payload: &dkms_payload,
+        tools: &tools_rpm,
+        tools_payload: &tools_payload,
+    };
+    let tree = install_and_check(&pair, upstream, &dist.join("scratch-root/rpm"))?;
 
     phase("rpmlint");
     let (findings, output) = rpmlint::run(&[&dkms_rpm, &tools_rpm])?;
-    fs::write(dist.join("rpmlint.txt"), &output)?;
-    for finding in &findings {
-        note(finding.to_string());
-    }
-    let errors = findings.iter().filter(|f| f.severity == 'E').count();
-    let warnings = findings.iter().filter(|f| f.severity == 'W').count();
-    note(format!(
-        "{errors} error(s), {warnings} warning(s) (full output: {})",
-        dist.join("rpmlint.txt").display()
-    ));
-    if errors > 0 {
-        bail!("rpmlint reports {errors} error(s) (see above)");
-    }
+    finding::verdict("rpmlint", &findings, &output, &dist.join("rpmlint.txt"))?;
     Ok((vec![dkms_rpm, tools_rpm], tree))
 }
 

@@ -2,36 +2,16 @@
 //! [`super::lintian`]: errors fail the packaging, warnings are listed (and explained in
 //! docs/packaging.md or filtered with a reason in `packaging/rpmlint/hsa-p2p.toml`).
 
-use std::fmt;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use super::finding::Finding;
 use crate::util;
 
-/// One rpmlint line: `hsa-p2p-tools.x86_64: W: no-documentation` (with optional detail).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    /// `E`, `W` or `I`.
-    pub severity: char,
-    /// `hsa-p2p-tools.x86_64`.
-    pub package: String,
-    pub name: String,
-    pub detail: String,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.severity, self.package, self.name)?;
-        if !self.detail.is_empty() {
-            write!(f, " {}", self.detail)?;
-        }
-        Ok(())
-    }
-}
-
-/// Parses rpmlint's output (the summary line and explanations are ignored).
+/// Parses rpmlint's output (lines like `hsa-p2p-tools.x86_64: W: no-documentation`; the
+/// summary line and explanations are ignored).
 pub fn parse(output: &str) -> Vec<Finding> {
     output
         .lines()
