@@ -30,10 +30,10 @@ pub fn build_and_check(
 ) -> Result<(Vec<PathBuf>, PathBuf)> {
     let version = control::debian_version(&common.upstream, common.revision);
     let staging = dist.join("staging/deb");
-    let upstream = &common.info.version;
+    let dkms_version = &common.info.version;
 
     phase(format!("{DKMS_PACKAGE} {version} (.deb)"));
-    let dkms_payload = dkms::payload(&DEBIAN, upstream)?;
+    let dkms_payload = dkms::payload(&DEBIAN, dkms_version)?;
     let dkms_deb = build_dkms(common, &version, &dkms_payload, &staging)?;
     note(dkms_deb.display().to_string());
     phase(format!("{TOOLS_PACKAGE} {version} (.deb)"));
@@ -50,7 +50,7 @@ pub fn build_and_check(
         tools: &tools_deb,
         tools_payload: &tools_payload,
     };
-    let tree = install_and_check(&pair, upstream, &dist.join("scratch-root/deb"))?;
+    let tree = install_and_check(&pair, dkms_version, &dist.join("scratch-root/deb"))?;
 
     phase("lintian");
     let (findings, output) = lintian::run(&[&dkms_deb, &tools_deb])?;
@@ -148,13 +148,16 @@ fn build_dkms(
     let deb = DebPackage::new(control, staging.join(DKMS_PACKAGE))?;
     deb.add_payload(payload)?;
     deb.add_payload(&debian_files(common, version, DKMS_PACKAGE, "")?)?;
-    let upstream = &common.info.version;
+    let dkms_version = &common.info.version;
     for (name, scriptlet) in [
         ("postinst", Scriptlet::PostInstall),
         ("prerm", Scriptlet::PreRemove),
     ] {
         let template = format!("{DKMS_PACKAGE}.{name}");
-        deb.add_maintainer_script(name, &maintainer_script(&template, scriptlet, upstream)?)?;
+        deb.add_maintainer_script(
+            name,
+            &maintainer_script(&template, scriptlet, dkms_version)?,
+        )?;
     }
     deb.build(&util::target_dir().join("dist"), common.epoch)
 }

@@ -235,14 +235,15 @@ struct PackagePair<'a> {
 }
 
 /// Unpacks both packages of one format into `scratch` and runs the checks both formats share
-/// plus the format's own ([`inspect`]); returns the unpacked DKMS tree.
-fn install_and_check(pair: &PackagePair, upstream: &str, scratch: &Path) -> Result<PathBuf> {
+/// plus the format's own ([`inspect`]); returns the unpacked DKMS tree. `dkms_version` is the
+/// workspace version as `/usr/src` and DKMS spell it.
+fn install_and_check(pair: &PackagePair, dkms_version: &str, scratch: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(scratch);
     let installed = inspect::install(pair.dkms, scratch)?;
     installed.check_payload(pair.dkms_payload)?;
-    installed.check_expected(&expected_dkms_files(pair.layout, upstream))?;
+    installed.check_expected(&expected_dkms_files(pair.layout, dkms_version))?;
     let files = installed.check_package(pair.version)?;
-    let tree = inspect::check_dkms_tree(&installed, upstream)?;
+    let tree = inspect::check_dkms_tree(&installed, dkms_version)?;
     note(format!(
         "{DKMS_PACKAGE}: {files} files as packaged, {}, #[path] attributes resolve, udev rule \
          in {}",

@@ -27,7 +27,7 @@ pub fn build_and_check(
     built: &Built,
     dist: &Path,
 ) -> Result<(Vec<PathBuf>, PathBuf)> {
-    let upstream = &common.info.version;
+    let dkms_version = &common.info.version;
     let version_release = format!("{}-{}", common.upstream, common.revision);
     let work = dist.join("staging/rpm");
     let changelog_date = rpm::changelog_date(common.epoch)?;
@@ -35,10 +35,10 @@ pub fn build_and_check(
     let no_dirs: [String; 0] = [];
 
     phase(format!("{DKMS_PACKAGE} {version_release} (.rpm)"));
-    let mut dkms_payload = dkms::payload(&RPM, upstream)?;
+    let mut dkms_payload = dkms::payload(&RPM, dkms_version)?;
     let dkms_license = add_license(&mut dkms_payload, DKMS_PACKAGE)?;
     let dkms_docs = add_docs(&mut dkms_payload, DKMS_PACKAGE)?;
-    let usr_src = [format!("/usr/src/{}-{upstream}", dkms::DKMS_NAME)];
+    let usr_src = [format!("/usr/src/{}-{dkms_version}", dkms::DKMS_NAME)];
     let spec = RpmSpec {
         name: DKMS_PACKAGE,
         version: &common.upstream,
@@ -52,8 +52,8 @@ pub fn build_and_check(
         requires: &["dkms"],
         // Fedora's and openSUSE's rustc package; it must be the one that built the kernel.
         recommends: &["rust"],
-        post: Some(Scriptlet::PostInstall.commands(upstream)?),
-        preun: Some(Scriptlet::PreRemove.commands(upstream)?),
+        post: Some(Scriptlet::PostInstall.commands(dkms_version)?),
+        preun: Some(Scriptlet::PreRemove.commands(dkms_version)?),
         license_files: &dkms_license,
         doc_files: &dkms_docs,
         owned_dirs: &usr_src,
@@ -102,7 +102,7 @@ pub fn build_and_check(
         tools: &tools_rpm,
         tools_payload: &tools_payload,
     };
-    let tree = install_and_check(&pair, upstream, &dist.join("scratch-root/rpm"))?;
+    let tree = install_and_check(&pair, dkms_version, &dist.join("scratch-root/rpm"))?;
 
     phase("rpmlint");
     let (findings, output) = rpmlint::run(&[&dkms_rpm, &tools_rpm])?;
