@@ -29,10 +29,24 @@ pub unsafe fn ioctl(fd: RawFd, cmd: u32, arg: *mut u8) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd, request, arg) })
 }
 
+/// `offset` as C's `off_t`, bit for bit: the kernel reads mmap's offset as an unsigned long, and
+/// the module's offsets carry the buffer handle in their high bits (`abi::mmap_offset`), so
+/// offsets past `i64::MAX` are valid for its device (a negative `off_t` in C's view).
+#[cfg(target_pointer_width = "64")]
+fn off_t_bits(offset: u64) -> io::Result<libc::off_t> {
+    // CAST: a 64-bit off_t holds every u64 bit pattern; the sign is C's view only.
+    Ok(offset as libc::off_t)
+}
+
+/// `offset` as C's `off_t` where that has 32 bits: only offsets it can hold.
+#[cfg(not(target_pointer_width = "64"))]
+fn off_t_bits(offset: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))
+}
+
 /// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset)`.
 pub fn mmap_shared(fd: RawFd, len: usize, offset: u64) -> io::Result<*mut u8> {
-    let offset =
-        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    let offset = off_t_bits(offset)?;
     // SAFETY: a new mapping at an address the kernel chooses touches no existing memory.
     let address = unsafe {
         libc::mmap(
@@ -85,6 +99,23 @@ mod tests {
     }
 
     #[test]
+    fn offsets_with_the_top_bit_set_reach_the_driver() {
+        // The module's mmap offsets carry the buffer handle in their high bits
+        // (abi::mmap_offset); the kernel reads the offset as an unsigned long and lets
+        // character devices use all of it. /dev/zero is such a device.
+        let zero = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/zero")
+            .unwrap();
+        let offset = hsa_p2p_core::abi::mmap_offset(0xdead_beef);
+        assert!(offset > i64::MAX as u64, "the case needs the top bit set");
+        let address = mmap_shared(zero.as_raw_fd(), 4096, offset).unwrap();
+        // SAFETY: made by mmap_shared above, no longer used.
+        unsafe { munmap(address, 4096) }.unwrap();
+    }
+
+    #[test]
     fn errors_carry_the_os_error() {
         let file = tempfile::tempfile().unwrap();
         let mut block = [0u8; 8];
@@ -94,7 +125,8 @@ mod tests {
         assert_eq!(error.raw_os_error(), Some(libc::ENOTTY));
         let error = mmap_shared(-1, 4096, 0).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EBADF));
-        let error = mmap_shared(file.as_raw_fd(), 4096, u64::MAX).unwrap_err();
-        assert_eq!(error.raw_os_error(), Some(libc::EOVERFLOW));
+        // Not a multiple of the page size.
+        let error = mmap_shared(file.as_raw_fd(), 4096, 100).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EINVAL));
     }
 }
