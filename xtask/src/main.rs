@@ -5,7 +5,7 @@
 //! - `cargo xtask test-hw`: hardware-in-the-loop tests on this machine (`hwtests/`);
 //! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
 //!   and checks its topology (`--demo`: the built-in smoke machine).
-//! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`;
+//! - `cargo xtask package`: Debian and RPM packages (DKMS source, p2pctl) into `target/dist/`;
 //! - `cargo xtask patches`: the module as a checked kernel patch series in `target/patches/`;
 //! - `cargo xtask cross-check`: `cargo check` of the runtime for arm64 (Debian's std).
 
@@ -18,6 +18,7 @@ mod kernel;
 mod kmod;
 mod package;
 mod patches;
+mod run_report;
 mod test_hw;
 mod util;
 mod vm;
@@ -52,7 +53,8 @@ enum Command {
     /// Hardware-in-the-loop tests on this machine: preflight, load the module, validate amdkfd's
     /// and the module's topologies and transfers; KTAP, JUnit and JSON into target/test-hw.
     TestHw(test_hw::TestHwArgs),
-    /// Debian packages into target/dist: hsa-p2p-dkms (DKMS source) and hsa-p2p-tools (p2pctl).
+    /// Debian and/or RPM packages into target/dist: hsa-p2p-dkms (DKMS source, udev rule) and
+    /// hsa-p2p-tools (p2pctl, man pages, completions).
     Package(package::PackageArgs),
     /// The module as a kernel patch series (samples/rust/hsa_p2p) into target/patches, checked patch by patch.
     Patches(patches::PatchesArgs),
@@ -62,16 +64,12 @@ enum Command {
     /// `cargo check` of the runtime for another architecture (default arm64) against Debian's
     /// standard library of that architecture.
     CrossCheck(cross_check::CrossCheckArgs),
-    /// In-guest half of vm-test (run inside the VM by a static build of this binary).
-    #[command(hide = true)]
-    Guest(vm_test::guest_checks::GuestArgs),
 }
 
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Kernel(args) => kernel::kernel(&args).map(drop),
         Command::Build(args) => kmod::build(&args).map(drop),
-        Command::Vm(args) if args.demo => vm::demo::demo(&args).map(drop),
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
         Command::TestHw(args) => test_hw::test_hw(&args),
@@ -79,11 +77,12 @@ fn run(command: Command) -> Result<()> {
         Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::CrossCheck(args) => cross_check::cross_check(&args),
-        Command::Guest(args) => vm_test::guest_checks::run(&args),
     }
 }
 
 fn main() -> ExitCode {
+    // `test-hw` runs the hwtests device suites in this process; their probes run in a child.
+    hsa_p2p_hwtests::device::probe::serve();
     util::start_clock();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,

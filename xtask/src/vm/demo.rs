@@ -11,13 +11,11 @@
 //! Expected: three devices bound; `pci_p2pdma_distance` 4 for gpu0/gpu1 (same switch) and -1
 //! for pairs across the root ports (q35's host bridge is not whitelisted).
 
-use std::time::Duration;
-
 use anyhow::Result;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 
-use super::spec_boot::VmArgs;
+use super::options::{GuestSettings, GUEST_MODULE};
 use super::{GuestFile, Initramfs, ShmFile, VmConfig, VmOutcome};
 use crate::kernel::KernelEnv;
 use crate::util::{note, phase};
@@ -110,10 +108,10 @@ fn qemu_args(shm: &[ShmFile]) -> Vec<String> {
     args
 }
 
-/// Boots the demo machine; fails unless the guest script succeeded.
-pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
+/// Boots the demo machine (keeping the VRAM files with `keep_shm`); fails unless the guest
+/// script succeeded.
+pub fn demo(settings: &GuestSettings, keep_shm: bool) -> Result<VmOutcome> {
     let env = KernelEnv::load()?;
-    let module = crate::kmod::given_or_built(args.module.as_deref())?;
     let shm_files: Vec<ShmFile> = (0..3)
         .map(|index| ShmFile {
             path: format!("/dev/shm/hsa-p2p-demo-{}-gpu{index}", std::process::id()).into(),
@@ -127,12 +125,12 @@ pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
     let mut config = VmConfig::new("demo", &env.bzimage);
     config.qemu_args = qemu_args(&shm_files);
     config.shm_files = shm_files.clone();
-    config.keep_shm_files = args.keep_shm;
-    config.timeout = Duration::from_secs(args.timeout);
+    config.keep_shm_files = keep_shm;
+    config.timeout = settings.timeout;
     config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script: SCRIPT.into(),
-        files: vec![GuestFile::host("/hsa_p2p.ko", &module)],
+        files: vec![GuestFile::host(GUEST_MODULE, &settings.module)],
     };
     phase("boot the 3-GPU demo machine (QEMU TCG)");
     let outcome = super::run(&config)?;
@@ -144,7 +142,7 @@ pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
         .find_map(|l| l.strip_prefix("bound devices: "))
         .unwrap_or("?");
     note(format!("{bound} devices bound"));
-    if args.keep_shm {
+    if keep_shm {
         for (index, file) in shm_files.iter().enumerate() {
             let marker = marker(index);
             let found = file.read(DESCRIPTOR_PAGE_SIZE, marker.len())? == marker;

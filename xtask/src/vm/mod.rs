@@ -6,9 +6,11 @@
 //! [`initramfs::EXIT_SENTINEL`] line. QEMU is killed on every exit path (timeout, error,
 //! panic) by a drop guard; the shared-memory files are removed the same way unless kept.
 
-pub mod console;
 pub mod demo;
 pub mod initramfs;
+pub mod options;
+pub mod protocol;
+pub mod published_tree;
 pub mod spec_boot;
 
 use std::fs::{self, File, OpenOptions};
