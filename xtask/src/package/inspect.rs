@@ -405,7 +405,25 @@ pub fn check_dkms_tree(installed: &Installed, upstream_version: &str) -> Result<
         ensure!(text.contains(command), "{script} does not run `{command}`");
         ensure!(!text.contains('@'), "{script} still has an @…@ placeholder");
     }
+    for (script, text) in [("post-install", &postinst), ("pre-remove", &prerm)] {
+        check_shell_syntax(text).with_context(|| format!("{}: {script}", installed.package))?;
+    }
     Ok(tree)
+}
+
+/// `sh -n`: the script parses (the shared commands pasted into a maintainer script or an RPM
+/// scriptlet must still be valid shell).
+fn check_shell_syntax(script: &str) -> Result<()> {
+    let output = Command::new("sh")
+        .args(["-n", "-c", script])
+        .output()
+        .context("cannot run sh")?;
+    ensure!(
+        output.status.success(),
+        "not valid shell: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
 }
 
 fn gunzip(path: &Path) -> Result<String> {
@@ -451,6 +469,14 @@ mod tests {
         fs::remove_file(root.path().join("usr/bin/tool")).unwrap();
         let error = installed.check_payload(&payload).unwrap_err().to_string();
         assert!(error.contains("/usr/bin/tool not installed"), "{error}");
+    }
+
+    #[test]
+    fn scriptlets_must_be_valid_shell() {
+        assert!(check_shell_syntax("if true; then\n    echo ok\nfi\n").is_ok());
+        let error =
+            check_shell_syntax("case \"$1\" in\nconfigure)\n    echo\nesac; fi\n").unwrap_err();
+        assert!(error.to_string().contains("not valid shell"), "{error}");
     }
 
     #[test]
