@@ -17,6 +17,12 @@ step "format check (workspace, and the module's files that cargo does not see)"
 cargo fmt --all --check
 rustfmt --edition 2021 --check kmod/src/*.rs
 
+step "no inline assembly in the runtime (system calls go through libc, on every architecture)"
+if grep -rn 'asm!' runtime/src; then
+    echo "runtime/src must not use asm!: call libc instead"
+    exit 1
+fi
+
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -32,11 +38,14 @@ cargo xtask test-hw
 step "kernel toolchain and Rust-enabled 7.3 kernel (cached under target/kernel)"
 cargo xtask kernel
 
+step "runtime for arm64: cargo check --target aarch64-unknown-linux-gnu against Debian's arm64 standard library of the rustc-web that cargo xtask kernel installed (libstd-rust-web-dev:arm64, downloaded, not installed)"
+cargo xtask cross-check --target aarch64-unknown-linux-gnu
+
 step "hsa_p2p.ko with the kernel's clippy lints"
 cargo xtask build --clippy
 
-step "Debian packages (hsa-p2p-dkms, hsa-p2p-tools): scratch-root install check, lintian, dkms build against the kernel"
-cargo xtask package --dkms-build
+step "Debian and RPM packages (hsa-p2p-dkms, hsa-p2p-tools): scratch-root install checks, lintian, rpmlint, dkms build against the kernel"
+cargo xtask package --deb --rpm --dkms-build
 
 step "kernel patch series (samples/rust/hsa_p2p): every patch applies, builds with CLIPPY=1, checkpatch --strict has no error"
 cargo xtask patches --check

@@ -1,6 +1,7 @@
 //! hsa-p2p user space: the KFD topology reader, the predictor, peer-access reports and the
 //! explanations behind `p2pctl`.
 pub mod bench_report;
+pub mod cli;
 pub mod device;
 pub mod explain;
 pub mod kfd_validation;

@@ -6,7 +6,9 @@
 //! - `bookworm-backports`: bookworm + bookworm-backports, to install QEMU 10 with
 //!   `-t bookworm-backports` (its dependencies come from bookworm; libc6 is never upgraded);
 //! - `trixie-backports`: only ever used to *download* `linux-source-7.3` (arch all), never to
-//!   install anything.
+//!   install anything;
+//! - `bookworm-<arch>`: bookworm's packages of another architecture, only ever used to
+//!   *download* (e.g. the arm64 Rust standard library for `cargo xtask cross-check`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,8 @@ fn require_root(what: &str) -> Result<()> {
 /// An apt configuration with its own sources, lists and cache.
 pub struct PrivateApt {
     root: PathBuf,
+    /// A foreign architecture whose package lists this configuration also fetches.
+    foreign_architecture: Option<String>,
 }
 
 impl PrivateApt {
@@ -108,6 +112,22 @@ impl PrivateApt {
         )
     }
 
+    /// bookworm, bookworm-updates and bookworm-security for the Debian architecture `arch`
+    /// (e.g. `arm64`): for downloading that architecture's packages, never for installing.
+    pub fn bookworm_foreign(arch: &str) -> Result<Self> {
+        let mut apt = Self::new(
+            &format!("bookworm-{arch}"),
+            &format!(
+                "Types: deb\nURIs: {DEBIAN_MIRROR}\nSuites: bookworm bookworm-updates\n\
+                 Components: main\nArchitectures: {arch}\nSigned-By: {KEYRING}\n\n\
+                 Types: deb\nURIs: {DEBIAN_SECURITY}\nSuites: bookworm-security\n\
+                 Components: main\nArchitectures: {arch}\nSigned-By: {KEYRING}\n"
+            ),
+        )?;
+        apt.foreign_architecture = Some(arch.to_owned());
+        Ok(apt)
+    }
+
     fn new(name: &str, sources: &str) -> Result<Self> {
         let root = util::target_dir().join("apt").join(name);
         for dir in ["lists/partial", "cache/archives/partial"] {
@@ -122,7 +142,10 @@ impl PrivateApt {
             let _ = fs::remove_dir_all(root.join("lists"));
             fs::create_dir_all(root.join("lists/partial"))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            foreign_architecture: None,
+        })
     }
 
     fn options(&self, cmd: &mut Command) {
@@ -140,6 +163,10 @@ impl PrivateApt {
             ))
             .arg("-o")
             .arg(format!("Dir::Cache={}", root.join("cache").display()));
+        if let Some(arch) = &self.foreign_architecture {
+            // apt ignores sources of architectures it is not configured for.
+            cmd.arg("-o").arg(format!("APT::Architectures::={arch}"));
+        }
     }
 
     /// An `apt-get` command using this configuration.
@@ -203,8 +230,9 @@ impl PrivateApt {
             .args(["-o", "APT::Sandbox::User=root", "download", "-q"])
             .arg(format!("{package}={version}")))
         .with_context(|| format!("cannot download {package} {version}"))?;
-        // apt-get download escapes ':' of epochs as %3a.
-        let name = format!("{package}_{}_", version.replace(':', "%3a"));
+        // apt-get download escapes ':' of epochs as %3a; `name:arch` is saved as `name_…`.
+        let name = package.split_once(':').map_or(package, |(name, _)| name);
+        let name = format!("{name}_{}_", version.replace(':', "%3a"));
         fs::read_dir(dir)?
             .flatten()
             .map(|e| e.path())

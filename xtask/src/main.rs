@@ -5,11 +5,13 @@
 //! - `cargo xtask test-hw`: hardware-in-the-loop tests on this machine (`hwtests/`);
 //! - `cargo xtask vm [SPEC] [-- CMD]`: boots a spec's machine in QEMU, loads the module, shows
 //!   and checks its topology (`--demo`: the built-in smoke machine).
-//! - `cargo xtask package`: Debian packages (DKMS source, p2pctl) into `target/dist/`;
-//! - `cargo xtask patches`: the module as a checked kernel patch series in `target/patches/`.
+//! - `cargo xtask package`: Debian and RPM packages (DKMS source, p2pctl) into `target/dist/`;
+//! - `cargo xtask patches`: the module as a checked kernel patch series in `target/patches/`;
+//! - `cargo xtask cross-check`: `cargo check` of the runtime for arm64 (Debian's std).
 
 mod apt;
 mod bench;
+mod cross_check;
 mod emulation;
 mod guest_tools;
 mod kernel;
@@ -51,13 +53,17 @@ enum Command {
     /// Hardware-in-the-loop tests on this machine: preflight, load the module, validate amdkfd's
     /// and the module's topologies and transfers; KTAP, JUnit and JSON into target/test-hw.
     TestHw(test_hw::TestHwArgs),
-    /// Debian packages into target/dist: hsa-p2p-dkms (DKMS source) and hsa-p2p-tools (p2pctl).
+    /// Debian and/or RPM packages into target/dist: hsa-p2p-dkms (DKMS source, udev rule) and
+    /// hsa-p2p-tools (p2pctl, man pages, completions).
     Package(package::PackageArgs),
     /// The module as a kernel patch series (samples/rust/hsa_p2p) into target/patches, checked patch by patch.
     Patches(patches::PatchesArgs),
     /// Direct vs staged peer-copy bandwidth, memcpy baseline and 4 KiB latency on the
     /// two-GPU same-switch machine (JSON into target/bench/).
     Bench(bench::BenchArgs),
+    /// `cargo check` of the runtime for another architecture (default arm64) against Debian's
+    /// standard library of that architecture.
+    CrossCheck(cross_check::CrossCheckArgs),
 }
 
 fn run(command: Command) -> Result<()> {
@@ -70,6 +76,7 @@ fn run(command: Command) -> Result<()> {
         Command::Package(args) => package::package(&args).map(drop),
         Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::CrossCheck(args) => cross_check::cross_check(&args),
     }
 }
 

@@ -1,98 +1,58 @@
-//! JUnit XML in the dialect GitHub Actions reporters, GitLab and Jenkins read: `testsuites` >
-//! `testsuite` > `testcase` with `failure` / `skipped` children and `time` in seconds.
+//! JUnit XML through `quick-junit` (the writer nextest uses), in the dialect GitHub Actions
+//! reporters, GitLab and Jenkins read: `testsuites` > `testsuite` > `testcase` with `failure` /
+//! `skipped` children and `time` in seconds; quick-junit escapes the text, drops what XML 1.0
+//! forbids, and counts tests, failures and skips per suite and in total.
 //!
-//! Notes of a case go to its `system-out`.
+//! A failure's first line is its `message`, all its lines the element's text; notes of a case
+//! go to its `system-out`.
 
-use std::fmt::Write as _;
+use std::time::Duration;
 
-use super::{suites, Case, Outcome, Summary};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-/// Escapes text for attributes and element content; drops characters XML 1.0 forbids.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+use super::{suites, Case, Outcome};
+
+fn total_time<'a>(cases: impl IntoIterator<Item = &'a Case>) -> Duration {
+    cases.into_iter().map(|case| case.duration).sum()
 }
 
-fn seconds(cases: &[&Case]) -> f64 {
-    cases.iter().map(|case| case.duration.as_secs_f64()).sum()
+fn test_case(suite: &str, case: &Case) -> TestCase {
+    let status = match &case.outcome {
+        Outcome::Pass => TestCaseStatus::success(),
+        Outcome::Fail(_) => {
+            let lines = case.outcome.failure_lines();
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status
+                .set_message(lines[0])
+                .set_type("failure")
+                .set_description(lines.join("\n"));
+            status
+        }
+        Outcome::Skip(reason) => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(reason.as_str());
+            status
+        }
+    };
+    let mut test_case = TestCase::new(case.name.as_str(), status);
+    test_case.set_classname(suite).set_time(case.duration);
+    if !case.notes.is_empty() {
+        test_case.set_system_out(case.notes.join("\n"));
+    }
+    test_case
 }
 
 /// The JUnit document for `cases`, `run_name` naming the root `testsuites`.
 pub fn junit(run_name: &str, cases: &[Case]) -> String {
-    let total = Summary::of(cases);
-    let all: Vec<&Case> = cases.iter().collect();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
-        escape(run_name),
-        cases.len(),
-        total.failed,
-        total.skipped,
-        seconds(&all)
-    );
+    let mut report = Report::new(run_name);
+    report.set_time(total_time(cases));
     for (suite, members) in suites(cases) {
-        let counts = Summary::of(members.iter().copied());
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
-            escape(suite),
-            members.len(),
-            counts.failed,
-            counts.skipped,
-            seconds(&members)
-        );
-        for case in members {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                escape(suite),
-                escape(&case.name),
-                case.duration.as_secs_f64()
-            );
-            if case.outcome == Outcome::Pass && case.notes.is_empty() {
-                out.push_str("/>\n");
-                continue;
-            }
-            out.push_str(">\n");
-            match &case.outcome {
-                Outcome::Pass => {}
-                Outcome::Fail(_) => {
-                    let lines = case.outcome.failure_lines();
-                    let _ = writeln!(
-                        out,
-                        "      <failure message=\"{}\" type=\"failure\">{}</failure>",
-                        escape(lines[0]),
-                        escape(&lines.join("\n"))
-                    );
-                }
-                Outcome::Skip(reason) => {
-                    let _ = writeln!(out, "      <skipped message=\"{}\"/>", escape(reason));
-                }
-            }
-            if !case.notes.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "      <system-out>{}</system-out>",
-                    escape(&case.notes.join("\n"))
-                );
-            }
-            out.push_str("    </testcase>\n");
-        }
-        out.push_str("  </testsuite>\n");
+        let mut test_suite = TestSuite::new(suite);
+        test_suite.set_time(total_time(members.iter().copied()));
+        test_suite.add_test_cases(members.iter().map(|case| test_case(suite, case)));
+        report.add_test_suite(test_suite);
     }
-    out.push_str("</testsuites>\n");
-    out
+    report
+        .to_string()
+        .expect("serialising a report into memory cannot fail")
 }

@@ -215,7 +215,7 @@ impl Device {
             ));
         }
         // SAFETY: `bytes` is writable and at least as long as the size `command` encodes.
-        unsafe { sys::ioctl(self.file.as_raw_fd(), command, bytes.as_mut_ptr()) }.map(drop)
+        unsafe { sys::ioctl(self.file.as_raw_fd(), command, bytes.as_mut_ptr()) }
     }
 
     fn ioctl<T>(&self, op: &'static str, command: u32, args: &mut T) -> Result<(), DeviceError> {
@@ -229,7 +229,6 @@ impl Device {
                 std::ptr::from_mut(args).cast(),
             )
         }
-        .map(drop)
         .map_err(|source| DeviceError::from_io(op, source))
     }
 

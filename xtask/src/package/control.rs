@@ -91,14 +91,18 @@ fn extended_description(text: &str) -> String {
     out
 }
 
-/// The Debian version of a Cargo version: upstream version (a SemVer pre-release sorts before
-/// the release, so `-rc.1` becomes `~rc.1`), `-`, Debian revision.
-pub fn debian_version(cargo_version: &str, revision: u32) -> String {
-    let upstream = match cargo_version.split_once('-') {
+/// The upstream version of a Cargo version as Debian and RPM write it: a SemVer pre-release
+/// sorts before the release, so `-rc.1` becomes `~rc.1` (both formats sort `~` first; RPM
+/// allows no `-` in `Version` at all). Build metadata (`+build`) stays as it is.
+pub fn upstream_version(cargo_version: &str) -> String {
+    match cargo_version.split_once('-') {
         Some((release, pre)) => format!("{release}~{pre}"),
         None => cargo_version.to_owned(),
-    };
-    // Build metadata (`+build`) has no meaning for ordering; Debian allows `+` as is.
+    }
+}
+
+/// The Debian version of an upstream version: `<upstream>-<revision>`.
+pub fn debian_version(upstream: &str, revision: u32) -> String {
     format!("{upstream}-{revision}")
 }
 
@@ -157,7 +161,10 @@ mod tests {
 
     #[test]
     fn derives_debian_versions() {
-        assert_eq!(debian_version("0.1.0", 1), "0.1.0-1");
-        assert_eq!(debian_version("1.2.0-rc.1", 2), "1.2.0~rc.1-2");
+        assert_eq!(debian_version(&upstream_version("0.1.0"), 1), "0.1.0-1");
+        assert_eq!(
+            debian_version(&upstream_version("1.2.0-rc.1"), 2),
+            "1.2.0~rc.1-2"
+        );
     }
 }

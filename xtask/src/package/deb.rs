@@ -11,12 +11,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::control::Control;
+use super::payload::{Payload, MODE_EXECUTABLE, MODE_FILE};
 use crate::util::{capture, run};
-
-/// Mode of an ordinary shipped file.
-pub const MODE_FILE: u32 = 0o644;
-/// Mode of programs and scripts.
-pub const MODE_EXECUTABLE: u32 = 0o755;
 
 /// A binary package being staged under `root` (the future `/`).
 pub struct DebPackage {
@@ -36,21 +32,9 @@ impl DebPackage {
         Ok(Self { control, root })
     }
 
-    /// Ships `contents` at the absolute package path `path` (e.g. `/usr/bin/p2pctl`).
-    pub fn add_bytes(&self, path: &str, contents: &[u8], mode: u32) -> Result<()> {
-        let target = self.staged(path);
-        fs::create_dir_all(target.parent().expect("package paths are absolute"))?;
-        fs::write(&target, contents)
-            .with_context(|| format!("cannot write {}", target.display()))?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot chmod {}", target.display()))
-    }
-
-    /// Ships the file `source` at `path`.
-    pub fn add_file(&self, path: &str, source: &Path, mode: u32) -> Result<()> {
-        let contents =
-            fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
-        self.add_bytes(path, &contents, mode)
+    /// Ships the files of `payload` (shared with the `.rpm`), or Debian's own files.
+    pub fn add_payload(&self, payload: &Payload) -> Result<()> {
+        payload.stage(&self.root)
     }
 
     /// Adds a maintainer script (`postinst`, `prerm`, ...) to `DEBIAN/`.
@@ -59,15 +43,6 @@ impl DebPackage {
         fs::write(&target, text).with_context(|| format!("cannot write {}", target.display()))?;
         fs::set_permissions(&target, fs::Permissions::from_mode(MODE_EXECUTABLE))?;
         Ok(())
-    }
-
-    /// `/usr/share/doc/<package>/`.
-    pub fn doc_dir(&self) -> String {
-        format!("/usr/share/doc/{}", self.control.package)
-    }
-
-    fn staged(&self, path: &str) -> PathBuf {
-        self.root.join(path.trim_start_matches('/'))
     }
 
     /// Shipped files (not `DEBIAN/`), relative to the root, sorted.

@@ -2,6 +2,8 @@
 //! the module's kbuild file and sources, the shared core's sources, and the kbuild wrapper
 //! whose `check` is the PRE_BUILD explanation of why a kernel cannot build the module.
 //!
+//! The same payload and [`Scriptlet`] commands make the `.deb` and the `.rpm`.
+//!
 //! The layout is the repository's (`src/`, `core/src/`): the crate root mounts the core's files
 //! with `#[path = "../core/src/…"]`, and [`check_path_attributes`] proves every such path
 //! resolves inside the packaged tree.
@@ -11,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::deb::{DebPackage, MODE_EXECUTABLE, MODE_FILE};
+use super::layout::Layout;
+use super::payload::{Payload, MODE_EXECUTABLE, MODE_FILE};
 use crate::util;
 
 /// DKMS module name (`dkms status` shows it; `/usr/src/<name>-<version>`).
@@ -79,37 +82,74 @@ pub fn dkms_conf(template: &str, version: &str) -> String {
     template.replace("@VERSION@", version)
 }
 
-/// Fills the staging root of `hsa-p2p-dkms` for the upstream `version`; returns the
-/// `/usr/src` directory inside the package.
-pub fn stage(deb: &DebPackage, version: &str) -> Result<String> {
+/// The files of `hsa-p2p-dkms` for the upstream `version` (both formats): the source tree
+/// under `/usr/src/hsa-p2p-<version>/` and the udev rule for `/dev/hsa_p2p`.
+pub fn payload(layout: &Layout, version: &str) -> Result<Payload> {
     let root = util::workspace_root();
     let kmod = root.join("kmod");
     let packaging = root.join("packaging");
     let usr_src = format!("/usr/src/{DKMS_NAME}-{version}");
+    let mut payload = Payload::default();
 
     let template = read(&packaging.join("dkms/dkms.conf.in"))?;
-    deb.add_bytes(
+    payload.add_bytes(
         &format!("{usr_src}/dkms.conf"),
         dkms_conf(&template, version).as_bytes(),
         MODE_FILE,
-    )?;
-    deb.add_file(
+    );
+    payload.add_file(
         &format!("{usr_src}/{KBUILD_WRAPPER}"),
         &packaging.join("dkms/hsa-p2p-kbuild"),
         MODE_EXECUTABLE,
     )?;
     for file in module_sources(&kmod)? {
-        deb.add_file(
+        payload.add_file(
             &format!("{usr_src}/{}", file.display()),
             &kmod.join(&file),
             MODE_FILE,
         )?;
     }
-    for script in ["postinst", "prerm"] {
-        let text = read(&packaging.join(format!("debian/hsa-p2p-dkms.{script}")))?;
-        deb.add_maintainer_script(script, &text.replace("@VERSION@", version))?;
+    payload.add_file(
+        &udev_rule_path(layout),
+        &packaging.join(format!("udev/{UDEV_RULE}")),
+        MODE_FILE,
+    )?;
+    Ok(payload)
+}
+
+/// The udev rule giving `/dev/hsa_p2p` to the render group.
+pub const UDEV_RULE: &str = "70-hsa-p2p.rules";
+
+/// Where `layout` installs [`UDEV_RULE`].
+pub fn udev_rule_path(layout: &Layout) -> String {
+    format!("{}/{UDEV_RULE}", layout.udev_rules_dir)
+}
+
+/// When a scriptlet runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Scriptlet {
+    /// After installation: `dkms add` and `dkms install` for every kernel.
+    PostInstall,
+    /// Before removal or upgrade: `dkms remove --all`.
+    PreRemove,
+}
+
+impl Scriptlet {
+    fn file(self) -> &'static str {
+        match self {
+            Self::PostInstall => "post-install.sh",
+            Self::PreRemove => "pre-remove.sh",
+        }
     }
-    Ok(usr_src)
+
+    /// The shell commands for `version` (`packaging/dkms/<scriptlet>.sh`), shared by the
+    /// Debian maintainer scripts and the RPM scriptlets.
+    pub fn commands(self, version: &str) -> Result<String> {
+        let path = util::workspace_root()
+            .join("packaging/dkms")
+            .join(self.file());
+        Ok(read(&path)?.replace("@VERSION@", version))
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -150,5 +190,42 @@ mod tests {
         assert!(conf.contains(&format!("PRE_BUILD=\"{KBUILD_WRAPPER} check")));
         assert!(conf.contains(&format!("PACKAGE_NAME=\"{DKMS_NAME}\"")));
         assert!(!conf.contains('@'));
+    }
+
+    #[test]
+    fn both_layouts_ship_the_same_tree_and_the_udev_rule() {
+        use super::super::layout::{DEBIAN, RPM};
+        let deb = payload(&DEBIAN, "1.2.3").unwrap();
+        let rpm = payload(&RPM, "1.2.3").unwrap();
+        let tree = |p: &Payload| -> Vec<String> {
+            p.files()
+                .iter()
+                .map(|f| f.path.clone())
+                .filter(|path| path.starts_with("/usr/src/"))
+                .collect()
+        };
+        assert_eq!(tree(&deb), tree(&rpm));
+        assert!(tree(&deb).contains(&"/usr/src/hsa-p2p-1.2.3/dkms.conf".to_owned()));
+        let rule = deb
+            .files()
+            .iter()
+            .find(|f| f.path == "/lib/udev/rules.d/70-hsa-p2p.rules")
+            .expect("the udev rule");
+        let rule = String::from_utf8_lossy(&rule.contents);
+        assert!(rule.contains(r#"KERNEL=="hsa_p2p""#) && rule.contains(r#"GROUP="render""#));
+        assert!(rule.contains(r#"MODE="0660""#));
+        assert!(rpm
+            .files()
+            .iter()
+            .any(|f| f.path == "/usr/lib/udev/rules.d/70-hsa-p2p.rules"));
+    }
+
+    #[test]
+    fn scriptlets_register_and_remove_the_version() {
+        let post = Scriptlet::PostInstall.commands("1.2.3").unwrap();
+        assert!(post.contains("VERSION=1.2.3") && post.contains("dkms add"));
+        assert!(post.contains("dkms install"));
+        let pre = Scriptlet::PreRemove.commands("1.2.3").unwrap();
+        assert!(pre.contains("dkms remove") && !pre.contains('@'));
     }
 }

@@ -2,33 +2,15 @@
 //! packaging; warnings and informational tags are listed (the accepted ones are explained in
 //! docs/packaging.md or overridden in the package with a reason).
 
-use std::fmt;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-/// One lintian tag line: `E: hsa-p2p-tools: tag-name detail`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tag {
-    pub severity: char,
-    pub package: String,
-    pub name: String,
-    pub detail: String,
-}
-
-impl fmt::Display for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.severity, self.package, self.name)?;
-        if !self.detail.is_empty() {
-            write!(f, " {}", self.detail)?;
-        }
-        Ok(())
-    }
-}
+use super::finding::Finding;
 
 /// Parses lintian's output (lines that are not tags, like `N:` notes, are ignored).
-pub fn parse(output: &str) -> Vec<Tag> {
+pub fn parse(output: &str) -> Vec<Finding> {
     output
         .lines()
         .filter_map(|line| {
@@ -39,7 +21,7 @@ pub fn parse(output: &str) -> Vec<Tag> {
             };
             let (package, rest) = rest.split_once(": ")?;
             let (name, detail) = rest.split_once(' ').unwrap_or((rest, ""));
-            Some(Tag {
+            Some(Finding {
                 severity,
                 package: package.split_whitespace().next()?.to_owned(),
                 name: name.to_owned(),
@@ -50,7 +32,7 @@ pub fn parse(output: &str) -> Vec<Tag> {
 }
 
 /// `lintian --info --display-experimental --pedantic` on `debs`; never fails on tags itself.
-pub fn run(debs: &[&Path]) -> Result<(Vec<Tag>, String)> {
+pub fn run(debs: &[&Path]) -> Result<(Vec<Finding>, String)> {
     let output = Command::new("lintian")
         .args([
             "--fail-on",

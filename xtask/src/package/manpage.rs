@@ -1,182 +1,171 @@
-//! `p2pctl(1)`, generated from the binary's own `--help` texts (like help2man), so the man page
-//! cannot drift from the CLI: a fixed NAME/DESCRIPTION/FILES frame, and the help of the program
-//! and of each command as preformatted sections.
+//! The man pages of `p2pctl`, rendered by `clap_mangen` from the CLI definition itself
+//! (`hsa_p2p_runtime::cli::command`), so they cannot drift from the program: `p2pctl(1)` and
+//! one page per command (`p2pctl-topo(1)`, …), as `clap_mangen::generate_to` lays them out.
+//! Only what clap does not know is added here: FILES and SEE ALSO.
 
-/// What goes into the man page.
-pub struct ManPage<'a> {
-    pub name: &'a str,
-    /// One-line summary for NAME when `--help` has none.
-    pub fallback_summary: &'a str,
+use clap_mangen::roff::{bold, italic, roman, Roff};
+use clap_mangen::Man;
+
+use hsa_p2p_runtime::cli::{self, PROGRAM};
+
+/// One rendered page.
+#[derive(Debug, Clone)]
+pub struct ManPage {
+    /// `p2pctl.1`, `p2pctl-topo.1`, …
+    pub file_name: String,
+    pub roff: String,
+}
+
+/// What the pages say beyond the CLI definition.
+pub struct Frame<'a> {
+    /// The packaged version (`.TH` source field: `hsa-p2p <version>`).
     pub version: &'a str,
     /// `.TH` date, `YYYY-MM-DD`.
     pub date: &'a str,
-    pub help: &'a str,
-    pub commands: &'a [(String, String)],
-    /// Paragraphs for DESCRIPTION after the summary.
-    pub description: &'a [&'a str],
-    /// (path, what it is) for FILES.
+    /// (path, what it is) for the main page's FILES.
     pub files: &'a [(&'a str, &'a str)],
-    pub see_also: &'a str,
+    /// Pages of other programs for every page's SEE ALSO (`dkms(8)`).
+    pub see_also: &'a [&'a str],
 }
 
-/// Command names listed under `Commands:` in clap's help (without clap's own `help`).
-pub fn listed_commands(help: &str) -> Vec<String> {
-    let mut commands = Vec::new();
-    let mut in_commands = false;
-    for line in help.lines() {
-        if line.trim_end() == "Commands:" {
-            in_commands = true;
-            continue;
-        }
-        if in_commands {
-            // The section ends at the first line that is not an indented entry.
-            if !line.starts_with("  ") {
-                break;
-            }
-            // Continuation lines of a long description are indented further.
-            if line.starts_with("   ") {
-                continue;
-            }
-            if let Some(name) = line.split_whitespace().next() {
-                if name != "help" {
-                    commands.push(name.to_owned());
-                }
-            }
-        }
-    }
-    commands
+fn man(command: clap::Command, frame: &Frame) -> Man {
+    Man::new(command)
+        .date(frame.date)
+        .source(format!("hsa-p2p {}", frame.version))
+        .manual("User Commands")
 }
 
-/// roff-escapes one line of text (backslashes, leading control characters, minus signs).
-pub fn escape(line: &str) -> String {
-    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
-    if escaped.starts_with('.') || escaped.starts_with('\'') {
-        format!("\\&{escaped}")
-    } else {
-        escaped
-    }
+fn render(man: &Man, extra: &Roff) -> String {
+    let mut out = Vec::new();
+    man.render(&mut out).expect("rendering into memory");
+    let mut text = String::from_utf8(out).expect("roff is UTF-8");
+    text.push_str(&extra.render());
+    text
 }
 
-fn preformatted(text: &str) -> String {
-    let mut out = String::from(".nf\n");
-    for line in text.trim_end().lines() {
-        if line.trim().is_empty() {
-            out.push_str(".sp\n");
-        } else {
-            out.push_str(&escape(line));
-            out.push('\n');
+/// FILES (when given) and SEE ALSO, the sections clap knows nothing about.
+fn extra_sections(files: &[(&str, &str)], references: &[String]) -> Roff {
+    let mut roff = Roff::new();
+    if !files.is_empty() {
+        roff.control("SH", ["FILES"]);
+        for (path, what) in files {
+            roff.control("TP", []);
+            roff.text([italic(*path)]);
+            roff.text([roman(*what)]);
         }
     }
-    out.push_str(".fi\n");
-    out
+    roff.control("SH", ["SEE ALSO"]);
+    let mut line = Vec::new();
+    for (index, reference) in references.iter().enumerate() {
+        if index > 0 {
+            line.push(roman(", "));
+        }
+        // `name(section)`: the name bold, the section roman, as man-pages(7) asks.
+        match reference.split_once('(') {
+            Some((name, section)) => {
+                line.push(bold(name));
+                line.push(roman(format!("({section}")));
+            }
+            None => line.push(bold(reference.as_str())),
+        }
+    }
+    roff.text(line);
+    roff
 }
 
-impl ManPage<'_> {
-    /// The first line of `--help` is clap's `about`; use it as the NAME summary.
-    fn summary(&self) -> String {
-        let first = self.help.lines().next().unwrap_or_default().trim();
-        if first.is_empty() || first.starts_with("Usage:") {
-            self.fallback_summary.to_owned()
-        } else {
-            first.trim_end_matches('.').to_owned()
-        }
-    }
+/// `p2pctl(1)` and one page per visible command.
+pub fn pages(frame: &Frame) -> Vec<ManPage> {
+    // As clap_mangen::generate_to: no `help` command; building names the commands
+    // `p2pctl-<command>`.
+    let mut command = cli::command().disable_help_subcommand(true);
+    command.build();
+    let commands: Vec<clap::Command> = command
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .cloned()
+        .collect();
+    let others = frame.see_also.iter().map(|s| (*s).to_owned());
 
-    pub fn render(&self) -> String {
-        let upper = self.name.to_uppercase();
-        let mut page = format!(
-            ".\\\" Generated by `cargo xtask package` from `{name} --help`.\n\
-             .TH {upper} 1 {date} \"hsa-p2p {version}\" \"User Commands\"\n\
-             .SH NAME\n{name} \\- {summary}\n\
-             .SH SYNOPSIS\n.B {name}\n[\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n\
-             .SH DESCRIPTION\n",
-            name = self.name,
-            date = self.date,
-            version = self.version,
-            summary = escape(&self.summary()),
-        );
-        for (index, paragraph) in self.description.iter().enumerate() {
-            if index > 0 {
-                page.push_str(".PP\n");
-            }
-            page.push_str(&escape(paragraph));
-            page.push('\n');
-        }
-        if !self.help.trim().is_empty() {
-            page.push_str(".SH OPTIONS AND COMMANDS\n");
-            page.push_str(&preformatted(self.help));
-        }
-        for (command, help) in self.commands {
-            page.push_str(&format!(".SS \"{} {}\"\n", self.name, escape(command)));
-            page.push_str(&preformatted(help));
-        }
-        if !self.files.is_empty() {
-            page.push_str(".SH FILES\n");
-            for (path, what) in self.files {
-                page.push_str(&format!(".TP\n.I {}\n{}\n", escape(path), escape(what)));
-            }
-        }
-        page.push_str(&format!(".SH SEE ALSO\n{}\n", escape(self.see_also)));
-        page
+    let mut references: Vec<String> = commands
+        .iter()
+        .map(|c| format!("{}(1)", c.get_display_name().unwrap_or(c.get_name())))
+        .collect();
+    references.extend(others.clone());
+    let main = man(command, frame);
+    let mut pages = vec![ManPage {
+        file_name: main.get_filename(),
+        roff: render(&main, &extra_sections(frame.files, &references)),
+    }];
+    for sub in commands {
+        let mut references = vec![format!("{PROGRAM}(1)")];
+        references.extend(others.clone());
+        let page = man(sub, frame);
+        pages.push(ManPage {
+            file_name: page.get_filename(),
+            roff: render(&page, &extra_sections(&[], &references)),
+        });
     }
+    pages
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const HELP: &str = "Inspect the topology.\n\nUsage: p2pctl <COMMAND>\n\nCommands:\n  \
-                        topo     Print the topology\n  explain  Why two GPUs cannot talk,\n           \
-                        continued\n  help     Print this message\n\nOptions:\n  -h, --help  Print help\n";
-
-    #[test]
-    fn lists_clap_commands() {
-        assert_eq!(listed_commands(HELP), ["topo", "explain"]);
-        assert!(listed_commands("").is_empty());
-    }
-
-    #[test]
-    fn escapes_roff() {
-        assert_eq!(escape("--root a\\b"), "\\-\\-root a\\eb");
-        assert_eq!(escape(".hidden"), "\\&.hidden");
-    }
-
-    #[test]
-    fn renders_sections() {
-        let commands = [("topo".to_owned(), "Print the topology\n".to_owned())];
-        let page = ManPage {
-            name: "p2pctl",
-            fallback_summary: "fallback",
+    fn frame() -> Frame<'static> {
+        Frame {
             version: "0.1.0",
             date: "2026-01-01",
-            help: HELP,
-            commands: &commands,
-            description: &["One.", "Two."],
             files: &[("/sys/x", "the tree")],
-            see_also: "dkms(8)",
+            see_also: &["dkms(8)"],
         }
-        .render();
-        assert!(page.contains(".TH P2PCTL 1 2026-01-01 \"hsa-p2p 0.1.0\""));
-        assert!(page.contains(".SH NAME\np2pctl \\- Inspect the topology\n"));
-        assert!(page.contains(".SS \"p2pctl topo\"\n.nf\nPrint the topology\n.fi\n"));
-        assert!(page.contains(".TP\n.I /sys/x\nthe tree\n"));
-        let empty = ManPage {
-            help: "",
-            commands: &[],
-            ..ManPage {
-                name: "p2pctl",
-                fallback_summary: "fallback",
-                version: "0.1.0",
-                date: "2026-01-01",
-                help: HELP,
-                commands: &commands,
-                description: &["One."],
-                files: &[],
-                see_also: "x",
-            }
+    }
+
+    #[test]
+    fn one_page_per_command_from_the_cli_definition() {
+        let pages = pages(&frame());
+        let names: Vec<&str> = pages.iter().map(|p| p.file_name.as_str()).collect();
+        let mut expected = vec![format!("{PROGRAM}.1")];
+        expected.extend(
+            cli::command()
+                .get_subcommands()
+                .map(|c| format!("{PROGRAM}-{}.1", c.get_name())),
+        );
+        assert_eq!(names, expected);
+        assert!(!names.contains(&"p2pctl-help.1"));
+    }
+
+    #[test]
+    fn the_main_page_has_the_frame_and_every_option() {
+        let main = &pages(&frame())[0].roff;
+        assert!(main.contains(".TH p2pctl 1 2026-01-01 \"hsa-p2p 0.1.0\" \"User Commands\""));
+        assert!(
+            main.contains(".SH FILES\n.TP\n\\fI/sys/x\\fR\nthe tree\n"),
+            "{main}"
+        );
+        assert!(main.contains(".SH \"SEE ALSO\""), "{main}");
+        for command in cli::command().get_subcommands() {
+            let reference = format!("\\fBp2pctl\\-{}\\fR(1)", command.get_name());
+            assert!(main.contains(&reference), "{reference} missing:\n{main}");
         }
-        .render();
-        assert!(empty.contains("p2pctl \\- fallback\n"));
-        assert!(!empty.contains("OPTIONS AND COMMANDS"));
+        assert!(main.contains("\\-\\-version"), "{main}");
+        assert!(main.contains("\\fBdkms\\fR(8)"), "{main}");
+    }
+
+    #[test]
+    fn command_pages_document_their_options() {
+        let pages = pages(&frame());
+        let copy = pages
+            .iter()
+            .find(|p| p.file_name == "p2pctl-copy.1")
+            .expect("a page for p2pctl copy");
+        for option in ["\\-\\-from", "\\-\\-to", "\\-\\-staged", "\\-\\-device"] {
+            assert!(
+                copy.roff.contains(option),
+                "{option} missing:\n{}",
+                copy.roff
+            );
+        }
+        assert!(copy.roff.contains("\\fBp2pctl\\fR(1)"), "{}", copy.roff);
     }
 }

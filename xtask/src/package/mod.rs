@@ -1,26 +1,37 @@
-//! `cargo xtask package`: Debian packages into `target/dist/`.
+//! `cargo xtask package`: Debian and RPM packages into `target/dist/`.
 //!
-//! - `hsa-p2p-dkms_<version>_all.deb`: the module's source for DKMS under
-//!   `/usr/src/hsa-p2p-<upstream>/` (see [`dkms`]), with maintainer scripts that run
+//! - `hsa-p2p-dkms`: the module's source for DKMS under `/usr/src/hsa-p2p-<upstream>/` (see
+//!   [`dkms`]), the udev rule for `/dev/hsa_p2p`, and scriptlets that run
 //!   `dkms add`/`install`/`remove`;
-//! - `hsa-p2p-tools_<version>_amd64.deb`: the release `p2pctl` and its man page (see [`tools`]).
+//! - `hsa-p2p-tools`: the release `p2pctl`, its man pages and shell completions (see [`tools`]).
 //!
-//! Then, always: both are unpacked into a scratch root and checked ([`inspect`]), and `lintian`
-//! must report no error ([`lintian`]). With `--dkms-build`, the unpacked DKMS source is also
-//! built by the real `dkms` against the kernel of `cargo xtask kernel` ([`dkms_build`]).
+//! Both formats are made from one [`payload::Payload`] per package (paths differing only where
+//! the distributions' [`layout`]s do) and the same scriptlet commands. Then, always: every
+//! package is unpacked into a scratch root and checked ([`inspect`]), and `lintian` (`.deb`) or
+//! `rpmlint` (`.rpm`) must report no error. With `--dkms-build`, the unpacked DKMS source is
+//! also built by the real `dkms` against the kernel of `cargo xtask kernel` ([`dkms_build`]).
 //!
 //! The version is the workspace's (`[workspace.package] version` of the root Cargo.toml) plus a
-//! Debian revision; dates come from the last commit, so rebuilding a commit gives the same files.
+//! package revision; dates come from the last commit, so rebuilding a commit gives the same
+//! files.
 
 mod changelog;
+mod completions;
 mod control;
 mod copyright;
 mod deb;
+mod deb_packages;
 mod dkms;
 mod dkms_build;
+mod finding;
 mod inspect;
+mod layout;
 mod lintian;
 mod manpage;
+mod payload;
+mod rpm;
+mod rpm_packages;
+mod rpmlint;
 mod tools;
 
 use std::fs;
@@ -31,26 +42,50 @@ use anyhow::{bail, Context, Result};
 
 use crate::apt;
 use crate::util::{self, capture, note, phase};
-use changelog::ChangelogEntry;
-use control::Control;
-use copyright::Copyright;
-use deb::{DebPackage, MODE_EXECUTABLE, MODE_FILE};
 use inspect::Expected;
+use layout::Layout;
 
-/// Debian source name shared by both binary packages.
+/// Source name shared by both binary packages.
 const SOURCE: &str = "hsa-p2p";
 const DKMS_PACKAGE: &str = "hsa-p2p-dkms";
 const TOOLS_PACKAGE: &str = "hsa-p2p-tools";
 const DEFAULT_MAINTAINER: &str = "hsa-p2p developers <hsa-p2p@example.org>";
 const COPYRIGHT_HOLDERS: &str = "2026 hsa-p2p developers";
 
-/// Host packages the packaging needs: dpkg-dev (dpkg-shlibdeps), binutils (strip), lintian.
-const PACKAGING_TOOLS: &[&str] = &["dpkg-dev", "binutils", "lintian", "gzip", "man-db"];
+/// Host packages the `.deb`s need: dpkg-dev (dpkg-shlibdeps), binutils (strip), lintian.
+const DEB_TOOLS: &[&str] = &["dpkg-dev", "binutils", "lintian", "gzip", "man-db"];
+/// Host packages the `.rpm`s need (all Debian packages): rpmbuild, rpm2cpio/cpio, rpmlint;
+/// binutils and gzip for the payload they share with the `.deb`s.
+const RPM_TOOLS: &[&str] = &["rpm", "rpm2cpio", "cpio", "rpmlint", "binutils", "gzip"];
+
+/// What both formats say about the DKMS package.
+const DKMS_SUMMARY: &str = "PCIe peer-to-peer between GPUs, KFD-style topology (DKMS source)";
+const DKMS_DESCRIPTION: &str = "hsa_p2p is a Rust kernel module that binds GPUs, decides \
+    which pairs may reach each other's VRAM through PCIe BARs (the rules of amdgpu's \
+    peer-to-peer support), and publishes the result as a KFD-format topology with p2p_links \
+    under /sys/kernel/hsa_p2p/topology.\n\n\
+    This package provides the module's source for DKMS and a udev rule giving /dev/hsa_p2p to \
+    the render group. It builds only for kernels configured with CONFIG_RUST=y whose Rust \
+    build artefacts are installed, with the same rustc that built the kernel; for any other \
+    kernel the build stops with a sentence saying which of these is missing.";
+/// What both formats say about the tools package.
+const TOOLS_SUMMARY: &str = "Inspect and explain GPU peer-to-peer topologies (p2pctl)";
+const TOOLS_DESCRIPTION: &str = "p2pctl reads a KFD-format topology (the hsa_p2p module's \
+    /sys/kernel/hsa_p2p/topology or amdkfd's /sys/class/kfd/kfd/topology), prints the \
+    peer-access matrix and explains why two GPUs can or cannot reach each other's memory \
+    over PCIe.";
 
 /// Options of `cargo xtask package`.
 #[derive(clap::Args, Debug)]
 pub struct PackageArgs {
-    /// Debian revision appended to the workspace version (`<version>-<revision>`).
+    /// Build the Debian packages (the default when neither --deb nor --rpm is given).
+    #[arg(long)]
+    pub deb: bool,
+    /// Build the RPM packages (Fedora, RHEL, openSUSE) with rpmbuild, checked with rpmlint.
+    #[arg(long)]
+    pub rpm: bool,
+    /// Package revision appended to the workspace version (Debian `<version>-<revision>`,
+    /// RPM `Release`).
     #[arg(long, default_value_t = 1)]
     pub revision: u32,
     /// Maintainer field and changelog signature ("Name <email>").
@@ -66,6 +101,12 @@ pub struct PackageArgs {
     /// Show the output of cargo and dkms.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+impl PackageArgs {
+    fn deb_wanted(&self) -> bool {
+        self.deb || !self.rpm
+    }
 }
 
 /// The `[workspace.package]` fields the packages use.
@@ -134,90 +175,113 @@ fn commit() -> String {
     .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// Settings both packages share.
+/// Settings all packages share.
 struct Common<'a> {
     info: &'a WorkspaceInfo,
-    version: String,
+    /// The upstream version as both formats write it (`~` before a pre-release).
+    upstream: String,
+    revision: u32,
     maintainer: &'a str,
     epoch: u64,
-    date: String,
     commit: String,
 }
 
 impl Common<'_> {
-    fn control(&self, package: &str, architecture: &str, section: &str) -> Control {
-        Control {
-            package: package.to_owned(),
-            source: SOURCE.to_owned(),
-            version: self.version.clone(),
-            architecture: architecture.to_owned(),
-            maintainer: self.maintainer.to_owned(),
-            section: section.to_owned(),
-            depends: Vec::new(),
-            recommends: Vec::new(),
-            homepage: self.info.repository.clone(),
-            synopsis: String::new(),
-            description: String::new(),
-            installed_size_kib: None,
-        }
-    }
-
-    /// `copyright` and `changelog.Debian.gz` under `/usr/share/doc/<package>/`.
-    fn add_docs(&self, deb: &DebPackage, comment: &str) -> Result<()> {
-        let doc = deb.doc_dir();
-        let copyright = Copyright {
-            upstream_name: SOURCE,
-            contact: self.maintainer,
-            source: &self.info.repository,
-            holders: COPYRIGHT_HOLDERS,
-            comment,
-        };
-        deb.add_bytes(
-            &format!("{doc}/copyright"),
-            copyright.render().as_bytes(),
-            MODE_FILE,
-        )?;
-        let changes = [format!(
+    /// The changelog line of both formats.
+    fn changes(&self) -> Vec<String> {
+        vec![format!(
             "Package hsa-p2p {} (workspace version), built from commit {}.",
             self.info.version, self.commit
-        )];
-        let entry = ChangelogEntry {
-            source: SOURCE,
-            version: &self.version,
-            maintainer: self.maintainer,
-            changes: &changes,
-            date: &self.date,
-        };
-        deb.add_bytes(
-            &format!("{doc}/changelog.Debian.gz"),
-            &changelog::gzip(entry.render().as_bytes())?,
-            MODE_FILE,
-        )
+        )]
     }
+}
 
-    /// Ships `packaging/lintian/<package>` as the package's lintian overrides, if present.
-    fn add_lintian_overrides(&self, deb: &DebPackage) -> Result<()> {
-        let package = &deb.control.package;
-        let overrides = util::workspace_root().join(format!("packaging/lintian/{package}"));
-        if overrides.is_file() {
-            deb.add_file(
-                &format!("/usr/share/lintian/overrides/{package}"),
-                &overrides,
-                MODE_FILE,
-            )?;
-        }
-        Ok(())
-    }
+/// The files both formats check in the DKMS package, under `layout`.
+fn expected_dkms_files(layout: &Layout, version: &str) -> Vec<Expected> {
+    let usr_src = format!("usr/src/{}-{version}", dkms::DKMS_NAME);
+    vec![
+        Expected::file(format!("{usr_src}/dkms.conf")),
+        Expected::file(format!("{usr_src}/Kbuild")),
+        Expected::file(format!("{usr_src}/src/hsa_p2p_main.rs")),
+        Expected::program(format!("{usr_src}/{}", dkms::KBUILD_WRAPPER)),
+        Expected::file(dkms::udev_rule_path(layout)),
+    ]
+}
+
+/// The files both formats check in the tools package, under `layout`: the program, its main
+/// man page and the three completions.
+fn expected_tools_files(layout: &Layout) -> Vec<Expected> {
+    let mut expected = vec![
+        Expected::program(format!("/usr/bin/{}", tools::BINARY)),
+        Expected::file(format!("{}/{}.1.gz", layout::MAN1_DIR, tools::BINARY)),
+    ];
+    expected.extend(
+        completions::SHELLS
+            .iter()
+            .map(|shell| Expected::file(completions::install_path(*shell, layout))),
+    );
+    expected
+}
+
+/// One format's pair of packages with the payloads they were made from.
+struct PackagePair<'a> {
+    layout: &'a Layout,
+    /// `<upstream>-<revision>` as the format writes it.
+    version: &'a str,
+    dkms: &'a Path,
+    dkms_payload: &'a payload::Payload,
+    tools: &'a Path,
+    tools_payload: &'a payload::Payload,
+}
+
+/// Unpacks both packages of one format into `scratch` and runs the checks both formats share
+/// plus the format's own ([`inspect`]); returns the unpacked DKMS tree. `dkms_version` is the
+/// workspace version as `/usr/src` and DKMS spell it.
+fn install_and_check(pair: &PackagePair, dkms_version: &str, scratch: &Path) -> Result<PathBuf> {
+    let _ = fs::remove_dir_all(scratch);
+    let installed = inspect::install(pair.dkms, scratch)?;
+    installed.check_payload(pair.dkms_payload)?;
+    installed.check_expected(&expected_dkms_files(pair.layout, dkms_version))?;
+    let files = installed.check_package(pair.version)?;
+    let tree = inspect::check_dkms_tree(&installed, dkms_version)?;
+    note(format!(
+        "{DKMS_PACKAGE}: {files} files as packaged, {}, #[path] attributes resolve, udev rule \
+         in {}",
+        installed.integrity(),
+        pair.layout.udev_rules_dir
+    ));
+    let installed = inspect::install(pair.tools, scratch)?;
+    installed.check_payload(pair.tools_payload)?;
+    installed.check_expected(&expected_tools_files(pair.layout))?;
+    let files = installed.check_package(pair.version)?;
+    // The binary is complete and runs where it was installed.
+    capture(Command::new(scratch.join("usr/bin").join(tools::BINARY)).arg("--help"))
+        .context("the installed p2pctl does not run")?;
+    note(format!(
+        "{TOOLS_PACKAGE}: {files} files as packaged (man pages, bash/zsh/fish completions), {}, \
+         p2pctl --help runs; {}",
+        installed.integrity(),
+        installed.dependencies()?
+    ));
+    Ok(tree)
 }
 
 /// `cargo xtask package`.
 /// Returns the built packages.
 pub fn package(args: &PackageArgs) -> Result<Vec<PathBuf>> {
     phase("packaging tools");
-    let mut needed = PACKAGING_TOOLS.to_vec();
+    let mut needed = Vec::new();
+    if args.deb_wanted() {
+        needed.extend_from_slice(DEB_TOOLS);
+    }
+    if args.rpm {
+        needed.extend_from_slice(RPM_TOOLS);
+    }
     if args.dkms_build {
         needed.push("dkms");
     }
+    needed.sort_unstable();
+    needed.dedup();
     if args.no_install {
         let missing: Vec<_> = needed.iter().filter(|p| !apt::is_installed(p)).collect();
         if !missing.is_empty() {
@@ -230,90 +294,67 @@ pub fn package(args: &PackageArgs) -> Result<Vec<PathBuf>> {
     let root = util::workspace_root();
     let manifest = fs::read_to_string(root.join("Cargo.toml")).context("cannot read Cargo.toml")?;
     let info = workspace_info(&manifest)?;
-    let epoch = source_date_epoch();
     let common = Common {
-        version: control::debian_version(&info.version, args.revision),
+        upstream: control::upstream_version(&info.version),
+        revision: args.revision,
         info: &info,
         maintainer: &args.maintainer,
-        epoch,
-        date: changelog::rfc2822(epoch)?,
+        epoch: source_date_epoch(),
         commit: commit(),
     };
     let dist = util::target_dir().join("dist");
     let staging = dist.join("staging");
     fs::create_dir_all(&dist)?;
     for stale in fs::read_dir(&dist)?.flatten() {
-        if stale.path().extension().is_some_and(|e| e == "deb") {
+        if stale
+            .path()
+            .extension()
+            .is_some_and(|e| e == "deb" || e == "rpm")
+        {
             fs::remove_file(stale.path())?;
         }
     }
 
-    phase(format!("{DKMS_PACKAGE} {}", common.version));
-    let dkms_deb = build_dkms_package(&common, &staging)?;
-    note(dkms_deb.display().to_string());
-
     phase(format!(
-        "{TOOLS_PACKAGE} {}: cargo build --release -p {} --bin {}",
-        common.version,
+        "p2pctl for {TOOLS_PACKAGE}: cargo build --release -p {} --bin {}",
         tools::RUNTIME_CRATE,
         tools::BINARY
     ));
-    let tools_deb = build_tools_package(&common, &staging, args.verbose)?;
-    note(tools_deb.display().to_string());
-
-    phase("install into a scratch root (dpkg-deb -x) and check the files");
-    let scratch = dist.join("scratch-root");
-    let _ = fs::remove_dir_all(&scratch);
-    let installed_dkms = inspect::install(&dkms_deb, &scratch)?;
-    let usr_src = format!("usr/src/{}-{}", dkms::DKMS_NAME, info.version);
-    let files = installed_dkms.check(
-        &common.version,
-        &[
-            Expected::file(format!("{usr_src}/dkms.conf")),
-            Expected::file(format!("{usr_src}/Kbuild")),
-            Expected::file(format!("{usr_src}/src/hsa_p2p_main.rs")),
-            Expected::program(format!("{usr_src}/{}", dkms::KBUILD_WRAPPER)),
-        ],
+    let binary = tools::build_release(args.verbose)?;
+    let stripped = staging.join("bin").join(tools::BINARY);
+    tools::strip(&binary, &stripped)?;
+    let date = capture(
+        Command::new("date")
+            .args(["-u", "+%Y-%m-%d", "-d"])
+            .arg(format!("@{}", common.epoch)),
     )?;
-    let tree = inspect::check_dkms_tree(&installed_dkms, &info.version)?;
-    note(format!(
-        "{DKMS_PACKAGE}: {files} files, md5sums match, #[path] attributes resolve in /{usr_src}"
-    ));
-    let installed_tools = inspect::install(&tools_deb, &scratch)?;
-    let files = installed_tools.check(
-        &common.version,
-        &[
-            Expected::program("usr/bin/p2pctl"),
-            Expected::file("usr/share/man/man1/p2pctl.1.gz"),
-        ],
-    )?;
-    capture(Command::new(scratch.join("usr/bin/p2pctl")).arg("--help"))
-        .context("the installed p2pctl does not run")?;
-    note(format!(
-        "{TOOLS_PACKAGE}: {files} files, md5sums match, p2pctl --help runs; Depends: {}",
-        installed_tools.field("Depends")?
-    ));
+    let frame = manpage::Frame {
+        version: &info.version,
+        date: date.trim(),
+        files: MAN_FILES,
+        see_also: &["dkms(8)"],
+    };
+    let built = Built {
+        stripped_binary: &stripped,
+        man_frame: &frame,
+    };
 
-    phase("lintian");
-    let (tags, output) = lintian::run(&[&dkms_deb, &tools_deb])?;
-    fs::write(dist.join("lintian.txt"), &output)?;
-    for tag in &tags {
-        note(tag.to_string());
+    let mut packages = Vec::new();
+    let mut dkms_tree = None;
+    if args.deb_wanted() {
+        let (debs, tree) = deb_packages::build_and_check(&common, &built, &dist)?;
+        packages.extend(debs);
+        dkms_tree = Some(tree);
     }
-    let errors = tags.iter().filter(|t| t.severity == 'E').count();
-    let warnings = tags.iter().filter(|t| t.severity == 'W').count();
-    note(format!(
-        "{errors} error(s), {warnings} warning(s), {} other tag(s) (full output: {})",
-        tags.len() - errors - warnings,
-        dist.join("lintian.txt").display()
-    ));
-    if errors > 0 {
-        bail!("lintian reports {errors} error(s) (see above)");
+    if args.rpm {
+        let (rpms, tree) = rpm_packages::build_and_check(&common, &built, &dist)?;
+        packages.extend(rpms);
+        dkms_tree.get_or_insert(tree);
     }
 
-    if args.dkms_build {
+    if let (true, Some(tree)) = (args.dkms_build, &dkms_tree) {
         phase("dkms build of the packaged source against the cargo xtask kernel");
-        let module = dkms_build::build(&tree, &info.version, args.verbose)?;
+        let module = dkms_build::build(tree, &common.info.version, args.verbose)?;
         note(format!(
             "{} ({} KiB)",
             module.display(),
@@ -322,109 +363,36 @@ pub fn package(args: &PackageArgs) -> Result<Vec<PathBuf>> {
     }
 
     phase(format!("packages in {}", dist.display()));
-    for deb in [&dkms_deb, &tools_deb] {
+    for package in &packages {
         note(format!(
             "{} ({} KiB)",
-            deb.file_name().unwrap_or_default().to_string_lossy(),
-            fs::metadata(deb)?.len().div_ceil(1024)
+            package.file_name().unwrap_or_default().to_string_lossy(),
+            fs::metadata(package)?.len().div_ceil(1024)
         ));
     }
-    Ok(vec![dkms_deb, tools_deb])
+    Ok(packages)
 }
 
-fn build_dkms_package(common: &Common, staging: &Path) -> Result<PathBuf> {
-    let mut control = common.control(DKMS_PACKAGE, "all", "kernel");
-    control.depends = vec!["dkms (>= 3.0)".to_owned()];
-    // The module must be compiled by the rustc that built the kernel; Debian's is rustc-web
-    // (bookworm) or rustc.
-    control.recommends = vec!["rustc-web | rustc".to_owned()];
-    control.synopsis =
-        "PCIe peer-to-peer between GPUs, KFD-style topology (DKMS source)".to_owned();
-    control.description = "hsa_p2p is a Rust kernel module that binds GPUs, decides which pairs \
-        may reach\neach other's VRAM through PCIe BARs (the rules of amdgpu's peer-to-peer \
-        support),\nand publishes the result as a KFD-format topology with p2p_links under\n\
-        /sys/kernel/hsa_p2p/topology.\n\n\
-        This package provides the module's source for DKMS. It builds only for kernels\n\
-        configured with CONFIG_RUST=y whose Rust build artefacts are installed, with\n\
-        the same rustc that built the kernel; for any other kernel the build stops\n\
-        with a sentence saying which of these is missing."
-        .to_owned();
-    let deb = DebPackage::new(control, staging.join(DKMS_PACKAGE))?;
-    dkms::stage(&deb, &common.info.version)?;
-    common.add_docs(&deb, "")?;
-    common.add_lintian_overrides(&deb)?;
-    deb.build(&util::target_dir().join("dist"), common.epoch)
-}
+/// FILES of `p2pctl(1)`.
+const MAN_FILES: &[(&str, &str)] = &[
+    (
+        "/sys/kernel/hsa_p2p/topology",
+        "The topology published by the hsa_p2p module, in the KFD layout.",
+    ),
+    (
+        "/sys/class/kfd/kfd/topology",
+        "amdkfd's topology, when the amdgpu driver is loaded.",
+    ),
+    (
+        "/dev/hsa_p2p",
+        "The module's peer-transfer device (p2pctl copy, p2pctl bench).",
+    ),
+];
 
-fn build_tools_package(common: &Common, staging: &Path, verbose: bool) -> Result<PathBuf> {
-    let binary = tools::build_release(verbose)?;
-    // Named p2pctl: clap prints argv[0] in the help texts the man page is made from.
-    let stripped = staging.join("bin").join(tools::BINARY);
-    tools::strip(&binary, &stripped)?;
-    let mut control = common.control(TOOLS_PACKAGE, "amd64", "utils");
-    control.depends =
-        tools::shared_library_depends(&stripped, TOOLS_PACKAGE, &staging.join("shlibdeps"))?;
-    control.synopsis = "p2pctl: inspect and explain GPU peer-to-peer topologies".to_owned();
-    control.description = "p2pctl reads a KFD-format topology (the hsa_p2p module's\n\
-        /sys/kernel/hsa_p2p/topology or amdkfd's /sys/class/kfd/kfd/topology), prints\n\
-        the peer-access matrix and explains why two GPUs can or cannot reach each\n\
-        other's memory over PCIe."
-        .to_owned();
-    let deb = DebPackage::new(control, staging.join(TOOLS_PACKAGE))?;
-    deb.add_file("/usr/bin/p2pctl", &stripped, MODE_EXECUTABLE)?;
-
-    let (help, commands) = tools::help_texts(&stripped)?;
-    if help.trim().is_empty() {
-        note("warning: `p2pctl --help` printed nothing: the man page has no OPTIONS AND COMMANDS section");
-    }
-    let date = capture(
-        Command::new("date")
-            .args(["-u", "+%Y-%m-%d", "-d"])
-            .arg(format!("@{}", common.epoch)),
-    )?;
-    let man = manpage::ManPage {
-        name: tools::BINARY,
-        fallback_summary: "inspect and explain GPU peer-to-peer topologies",
-        version: &common.info.version,
-        date: date.trim(),
-        help: &help,
-        commands: &commands,
-        description: &[
-            "p2pctl reads a KFD-format topology tree and reports which GPUs may access each \
-             other's VRAM through PCIe BARs, with the reason for every refused pair.",
-            "It reads the tree published by the hsa_p2p kernel module (package hsa-p2p-dkms) \
-             or amdkfd's own tree.",
-        ],
-        files: &[
-            (
-                "/sys/kernel/hsa_p2p/topology",
-                "The topology published by the hsa_p2p module, in the KFD layout.",
-            ),
-            (
-                "/sys/class/kfd/kfd/topology",
-                "amdkfd's topology, when the amdgpu driver is loaded.",
-            ),
-        ],
-        see_also: "dkms(8)",
-    }
-    .render();
-    deb.add_bytes(
-        "/usr/share/man/man1/p2pctl.1.gz",
-        &changelog::gzip(man.as_bytes())?,
-        MODE_FILE,
-    )?;
-    let crates = tools::linked_crates()?;
-    let comment = if crates.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "/usr/bin/p2pctl statically links these Rust crates (name, version,\nlicense):\n{}",
-            crates.join("\n")
-        )
-    };
-    common.add_docs(&deb, &comment)?;
-    common.add_lintian_overrides(&deb)?;
-    deb.build(&util::target_dir().join("dist"), common.epoch)
+/// What the build made once for every format.
+struct Built<'a> {
+    stripped_binary: &'a Path,
+    man_frame: &'a manpage::Frame<'a>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The `hsa-p2p-tools` binary package: the release `p2pctl`, stripped like dh_strip does, its
-//! shared-library dependencies computed by `dpkg-shlibdeps`, and a man page.
+//! The `hsa-p2p-tools` package: the release `p2pctl`, stripped like dh_strip does, its man
+//! pages and shell completions; for the `.deb`, its shared-library dependencies computed by
+//! `dpkg-shlibdeps` (rpmbuild finds them itself).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,11 +8,15 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::changelog::gzip;
+use super::layout::{self, Layout};
+use super::payload::{Payload, MODE_EXECUTABLE, MODE_FILE};
+use super::{completions, manpage};
 use crate::util::{self, capture, note, run_logged};
 
 /// The package (crate) and binary that make up the tools package.
 pub const RUNTIME_CRATE: &str = "hsa-p2p-runtime";
-pub const BINARY: &str = "p2pctl";
+pub const BINARY: &str = hsa_p2p_runtime::cli::PROGRAM;
 
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -93,6 +98,24 @@ pub fn parse_shlibdeps(output: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// One line of `cargo tree --prefix none --format "{p}|{l}"` as `name version (license)`;
+/// `None` for workspace crates (shown with their path: this package's own code).
+fn linked_crate(line: &str) -> Option<String> {
+    // cargo tree marks a crate it has shown before with ` (*)` at the end of the line.
+    let line = line.trim_end().trim_end_matches(" (*)");
+    let (package, license) = line.split_once('|')?;
+    let package = package.trim();
+    if package.contains(" (/") {
+        return None;
+    }
+    let license = if license.trim().is_empty() {
+        "license not declared"
+    } else {
+        license.trim()
+    };
+    Some(format!("{package} ({license})"))
+}
+
 /// The crates.io crates statically linked into p2pctl, `name version (license)`, sorted.
 pub fn linked_crates() -> Result<Vec<String>> {
     let tree = capture(cargo().current_dir(util::workspace_root()).args([
@@ -100,31 +123,16 @@ pub fn linked_crates() -> Result<Vec<String>> {
         "--locked",
         "-p",
         RUNTIME_CRATE,
+        // Proc-macros (clap_derive, serde_derive and their syn/quote) run at build time only.
         "-e",
-        "normal",
+        "normal,no-proc-macro",
         "--prefix",
         "none",
         "--format",
         "{p}|{l}",
     ]))
     .context("cargo tree failed")?;
-    let mut crates: Vec<String> = tree
-        .lines()
-        .filter_map(|line| {
-            let (package, license) = line.split_once('|')?;
-            let package = package.trim_end_matches(" (*)").trim();
-            // Workspace crates are shown with their path; they are this package's own code.
-            if package.contains(" (/") {
-                return None;
-            }
-            let license = if license.trim().is_empty() {
-                "license not declared"
-            } else {
-                license.trim()
-            };
-            Some(format!("{package} ({license})"))
-        })
-        .collect();
+    let mut crates: Vec<String> = tree.lines().filter_map(linked_crate).collect();
     crates.sort();
     crates.dedup();
     if crates.is_empty() {
@@ -133,17 +141,27 @@ pub fn linked_crates() -> Result<Vec<String>> {
     Ok(crates)
 }
 
-/// `p2pctl --help` and, for each listed command, `p2pctl <command> --help`.
-pub fn help_texts(binary: &Path) -> Result<(String, Vec<(String, String)>)> {
-    let help = capture(Command::new(binary).arg("--help"))
-        .with_context(|| format!("{} --help failed", binary.display()))?;
-    let mut commands = Vec::new();
-    for command in super::manpage::listed_commands(&help) {
-        let text = capture(Command::new(binary).args([command.as_str(), "--help"]))
-            .with_context(|| format!("{} {command} --help failed", binary.display()))?;
-        commands.push((command, text));
+/// The files of `hsa-p2p-tools` under `layout` (both formats): the stripped `binary`, the man
+/// pages (gzip-compressed, as both distribution families ship them) and the bash, zsh and fish
+/// completions.
+pub fn payload(layout: &Layout, binary: &Path, frame: &manpage::Frame) -> Result<Payload> {
+    let mut payload = Payload::default();
+    payload.add_file(&format!("/usr/bin/{BINARY}"), binary, MODE_EXECUTABLE)?;
+    for page in manpage::pages(frame) {
+        payload.add_bytes(
+            &format!("{}/{}.gz", layout::MAN1_DIR, page.file_name),
+            &gzip(page.roff.as_bytes())?,
+            MODE_FILE,
+        );
     }
-    Ok((help, commands))
+    for shell in completions::SHELLS {
+        payload.add_bytes(
+            &completions::install_path(shell, layout),
+            &completions::script(shell),
+            MODE_FILE,
+        );
+    }
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -157,5 +175,22 @@ mod tests {
             ["libc6 (>= 2.34)", "libgcc-s1 (>= 4.2)"]
         );
         assert!(parse_shlibdeps("misc:Depends=\n").is_err());
+    }
+
+    #[test]
+    fn reads_cargo_tree_lines() {
+        // A repeated crate: cargo tree appends ` (*)` after the license, not the name.
+        assert_eq!(
+            linked_crate("clap v4.6.9|MIT OR Apache-2.0 (*)").as_deref(),
+            Some("clap v4.6.9 (MIT OR Apache-2.0)")
+        );
+        assert_eq!(
+            linked_crate("odd v0.1.0|").as_deref(),
+            Some("odd v0.1.0 (license not declared)")
+        );
+        assert_eq!(
+            linked_crate("hsa-p2p-core v0.1.0 (/src/kmod/core)|GPL-2.0-only"),
+            None
+        );
     }
 }

@@ -2,24 +2,11 @@
 //! latency, and a memcpy baseline measured in the same process.
 
 use anyhow::{bail, Result};
-use clap::Args;
 
-use hsa_p2p_runtime::device::bench::{render, run as run_bench, BenchOptions};
+use hsa_p2p_runtime::cli::BenchArgs;
+use hsa_p2p_runtime::device::bench::{render, run as run_bench};
 use hsa_p2p_runtime::device::transfer::read_published;
 use hsa_p2p_runtime::device::Device;
-
-use crate::device_args::DeviceArgs;
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    #[command(flatten)]
-    pub options: BenchOptions,
-    #[command(flatten)]
-    pub target: DeviceArgs,
-    /// Print the hsa-p2p/bench/v1 JSON document.
-    #[arg(long)]
-    pub json: bool,
-}
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let topology = read_published(&args.target.root)?;

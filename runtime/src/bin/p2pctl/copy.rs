@@ -2,40 +2,12 @@
 //! VRAM through `/dev/hsa_p2p`, direct when the published topology allows it.
 
 use anyhow::{bail, Result};
-use clap::Args;
 
+use hsa_p2p_runtime::cli::CopyArgs;
 use hsa_p2p_runtime::device::transfer::{copy_verified, read_published, resolve_gpu};
 use hsa_p2p_runtime::device::{Device, PathChoice};
 
-use crate::device_args::DeviceArgs;
 use hsa_p2p_runtime::spec::ByteSize;
-
-#[derive(Args, Debug)]
-pub struct CopyArgs {
-    /// Source GPU: node id, `nodeN`, or `gpuN` (the N-th GPU).
-    #[arg(long)]
-    pub from: String,
-    /// Destination GPU (same forms).
-    #[arg(long)]
-    pub to: String,
-    /// Bytes to copy (suffixes K, M, G).
-    #[arg(long, default_value = "64M")]
-    pub size: ByteSize,
-    /// Copy through a system-memory bounce buffer even when a direct path exists.
-    #[arg(long, conflicts_with = "direct")]
-    pub staged: bool,
-    /// Fail (with the module's EXDEV) instead of staging when there is no direct path.
-    #[arg(long)]
-    pub direct: bool,
-    /// Seed of the random source data.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    #[command(flatten)]
-    pub target: DeviceArgs,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
 
 pub fn run(args: &CopyArgs) -> Result<()> {
     let topology = read_published(&args.target.root)?;

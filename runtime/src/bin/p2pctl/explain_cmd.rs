@@ -1,34 +1,16 @@
 //! `p2pctl why A B`.
 
 use anyhow::{bail, Result};
-use clap::Args;
 use serde::Serialize;
 
 use std::path::PathBuf;
 
+use hsa_p2p_runtime::cli::WhyArgs;
 use hsa_p2p_runtime::explain::{explain, explain_on_machine, Explanation, Reason, Verdict};
 use hsa_p2p_runtime::report::Labels;
 
 use crate::output::emit;
-use crate::source::SourceArgs;
-
-#[derive(Args, Debug)]
-pub struct WhyArgs {
-    /// The accessing GPU: node id, `nodeN`, or a spec GPU id with --spec.
-    pub accessor: String,
-    /// The GPU whose VRAM is accessed (same forms).
-    pub owner: String,
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Print the verdict as JSON (hsa-p2p/why/v1).
-    #[arg(long)]
-    pub json: bool,
-    /// Where the machine's `sys/` and `proc/` are, for pairs the tree gives no reason for
-    /// (amdkfd's tree): the rules are applied to its PCI facts [default: `/` when reading the
-    /// running kernel's topology; not used with --root or --spec unless given].
-    #[arg(long, value_name = "DIR", conflicts_with = "spec")]
-    pub machine_root: Option<PathBuf>,
-}
+use crate::source;
 
 #[derive(Serialize)]
 struct WhyDocument<'a> {
@@ -49,7 +31,7 @@ struct WhyDocument<'a> {
 }
 
 pub fn run(args: &WhyArgs) -> Result<()> {
-    let loaded = args.source.load()?;
+    let loaded = source::load(&args.source)?;
     let from = resolve(&args.accessor, &loaded.labels)?;
     let to = resolve(&args.owner, &loaded.labels)?;
     let machine_root = args.machine_root.clone().or_else(|| {

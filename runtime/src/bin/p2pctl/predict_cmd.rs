@@ -1,33 +1,18 @@
 //! `p2pctl predict SPEC.toml`: the topology the kernel rules produce for a machine description.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 
 use hsa_p2p_core::topology::Topology;
+use hsa_p2p_runtime::cli::PredictArgs;
 use hsa_p2p_runtime::peers::peer_pairs;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::sysfs::write_tree;
 
 use crate::output::emit;
 use crate::source::load_spec;
-
-#[derive(Args, Debug)]
-pub struct PredictArgs {
-    /// The machine description (see docs/topology-spec.md).
-    pub spec: PathBuf,
-    /// Print the hsa-p2p/topology/v1 JSON document instead of matrices.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the predicted topology as a sysfs tree into DIR (created; must be empty).
-    #[arg(long, value_name = "DIR")]
-    pub emit_sysfs: Option<PathBuf>,
-    /// With --emit-sysfs: replace DIR if it exists.
-    #[arg(long, requires = "emit_sysfs")]
-    pub force: bool,
-}
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let loaded = load_spec(&args.spec)?;

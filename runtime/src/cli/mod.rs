@@ -1,0 +1,88 @@
+//! The command line of `p2pctl`, defined here rather than in the binary so that tools can
+//! reach the `clap::Command` itself: `cargo xtask package` renders the man pages
+//! (`clap_mangen`) and shell completions (`clap_complete`) from [`command`], and they cannot
+//! drift from the CLI.
+
+mod device;
+mod predict;
+mod source;
+mod why;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+pub use device::{BenchArgs, CopyArgs, DeviceArgs};
+pub use predict::PredictArgs;
+pub use source::SourceArgs;
+pub use why::WhyArgs;
+
+/// The program's name (binary, man page, completions).
+pub const PROGRAM: &str = "p2pctl";
+
+/// `p2pctl [COMMAND]`.
+#[derive(Parser)]
+#[command(
+    name = PROGRAM,
+    version,
+    about = "Inspect and predict KFD peer-to-peer (HSA_AMD_P2P) topologies",
+    long_about = "Inspect and predict KFD peer-to-peer (HSA_AMD_P2P) topologies.\n\n\
+        p2pctl reads a KFD-format topology tree and reports which GPUs may access each other's \
+        VRAM through PCIe BARs, with the reason for every refused pair. It reads amdkfd's tree \
+        or the one the hsa_p2p kernel module publishes (package hsa-p2p-dkms), or predicts one \
+        from a machine description; with the module loaded it also copies between GPUs through \
+        /dev/hsa_p2p."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `p2pctl`.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Nodes and links of a topology as tables (or hsa-p2p/topology/v1 JSON).
+    Topo {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Print the hsa-p2p/topology/v1 JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// GPU x GPU access, link type, weight and bandwidth matrices (row = accessor).
+    Matrix {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Print the hsa-p2p/matrix/v1 JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why GPU A may or may not access GPU B's VRAM, and what to change.
+    Why(WhyArgs),
+    /// The topology the kernel rules produce for a machine description (topologies/*.toml).
+    Predict(PredictArgs),
+    /// The topology as a Graphviz digraph (`p2pctl dot | dot -Tsvg > topo.svg`).
+    Dot {
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Copy between two GPUs' VRAM through /dev/hsa_p2p (direct when allowed), verified.
+    Copy(CopyArgs),
+    /// Direct and staged copy bandwidth matrix, 4 KiB latency and a memcpy baseline.
+    Bench(BenchArgs),
+}
+
+/// The `clap::Command` of `p2pctl`, with every subcommand and option.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap's own checks: conflicting or missing argument names, defaults that do not parse.
+        command().debug_assert();
+        assert_eq!(command().get_name(), PROGRAM);
+    }
+}

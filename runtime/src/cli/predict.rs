@@ -1,0 +1,21 @@
+//! `p2pctl predict SPEC.toml`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `p2pctl predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The machine description (see docs/topology-spec.md).
+    pub spec: PathBuf,
+    /// Print the hsa-p2p/topology/v1 JSON document instead of matrices.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the predicted topology as a sysfs tree into DIR (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub emit_sysfs: Option<PathBuf>,
+    /// With --emit-sysfs: replace DIR if it exists.
+    #[arg(long, requires = "emit_sysfs")]
+    pub force: bool,
+}
