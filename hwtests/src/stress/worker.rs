@@ -371,11 +371,28 @@ impl Worker<'_> {
         }
     }
 
-    /// Reads `range` of `live` back and compares it with the shadow.
+    /// Reads `range` of `live` back and compares it with the shadow. Returns false (and retires
+    /// the buffer's mapping) when the mapping is revoked.
     fn verify_range(&mut self, live: &mut Live, range: std::ops::Range<usize>, what: &str) -> bool {
-        let Some(mapping) = &live.mapping else {
-            return false;
-        };
+        match self.compare(live, range, what) {
+            Some(Access::Done) => true,
+            Some(Access::Revoked) => {
+                self.revoked(live);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Reads `range` of `live` through its mapping and counts a difference from the shadow as
+    /// a corruption; `None` when there is no mapping or the window failed (counted).
+    fn compare(
+        &mut self,
+        live: &Live,
+        range: std::ops::Range<usize>,
+        what: &str,
+    ) -> Option<Access> {
+        let mapping = live.mapping.as_ref()?;
         let mut seen = vec![0u8; range.len()];
         // SAFETY: `range` lies inside the live mapping.
         match unsafe {
@@ -401,16 +418,13 @@ impl Worker<'_> {
                         ),
                     );
                 }
-                true
+                Some(Access::Done)
             }
-            Ok(Access::Revoked) => {
-                self.revoked(live);
-                false
-            }
+            Ok(Access::Revoked) => Some(Access::Revoked),
             Err(error) => {
                 self.tally
                     .fail(Failure::Contract, format!("memfd window: {error}"));
-                false
+                None
             }
         }
     }
@@ -862,11 +876,11 @@ impl Worker<'_> {
         };
         let old = std::mem::replace(&mut self.device, device);
         drop(old);
-        for mut live in std::mem::take(&mut self.live) {
+        for live in std::mem::take(&mut self.live) {
+            // The old file is gone: its mappings show the old content or fault (both fine),
+            // and there is no file left to ask which.
             let everything = 0..live.shadow.len();
-            if live.mapping.is_some() {
-                self.verify_range(&mut live, everything, "after close");
-            }
+            self.compare(&live, everything, "after close");
             if self.device.info(live.buffer.handle).is_ok() {
                 self.tally.fail(
                     Failure::Isolation,
