@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hsa_p2p_hwtests::context::DEFAULT_PAIR_COPY_BYTES;
 use hsa_p2p_hwtests::report::write_reports;
-use hsa_p2p_hwtests::stress::{self, Config, Summary};
+use hsa_p2p_hwtests::stress::{self, StressOptions};
 use hsa_p2p_hwtests::{cases, device, Context, Filter, ModuleState};
 
 #[derive(Parser, Debug)]
@@ -31,33 +31,14 @@ enum Command {
     Stress(StressArgs),
 }
 
-/// Options of `hwtests stress` (defaults: [`Config::default`]).
+/// Options of `hwtests stress`.
 #[derive(clap::Args, Debug)]
 struct StressArgs {
-    /// Seed of every choice (replays a campaign's sequences).
-    #[arg(long, default_value_t = Config::default().seed)]
-    seed: u64,
-    /// Worker operations in total.
-    #[arg(long, default_value_t = Config::default().ops)]
-    ops: u64,
-    /// Worker processes.
-    #[arg(long, default_value_t = Config::default().processes)]
-    processes: u32,
-    /// Threads per worker process.
-    #[arg(long, default_value_t = Config::default().threads)]
-    threads: u32,
-    /// Unbind/rebind cycles to complete at least.
-    #[arg(long, default_value_t = Config::default().min_unbinds)]
-    min_unbinds: u64,
-    /// Percent of ioctls and binds made with slab fault injection armed (0: none).
-    #[arg(long, default_value_t = Config::default().fault_percent)]
-    fault_percent: u32,
+    #[command(flatten)]
+    options: StressOptions,
     /// Unload this module at the end and check kmemleak.
     #[arg(long, value_name = "MODULE")]
     unload: Option<String>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = Config::default().deadline_seconds)]
-    deadline: u64,
     /// Write the summary (JSON, hsa-p2p/stress/v1) to this file.
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
@@ -145,17 +126,8 @@ fn main() -> ExitCode {
 }
 
 fn stress_campaign(args: StressArgs) -> ExitCode {
-    let config = Config {
-        seed: args.seed,
-        ops: args.ops,
-        processes: args.processes,
-        threads: args.threads,
-        min_unbinds: args.min_unbinds,
-        fault_percent: args.fault_percent,
-        unload: args.unload,
-        deadline_seconds: args.deadline,
-        ..Config::default()
-    };
+    let mut config = args.options.config();
+    config.unload = args.unload;
     eprintln!(
         "stress: seed {}, {} operations over {} processes x {} threads, at least {} unbinds",
         config.seed, config.ops, config.processes, config.threads, config.min_unbinds
@@ -167,7 +139,7 @@ fn stress_campaign(args: StressArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    print!("{}", describe(&summary));
+    print!("{summary}");
     if let Some(path) = &args.summary {
         let json = serde_json::to_string_pretty(&summary).expect("plain data serialises");
         if let Err(error) = std::fs::write(path, json + "\n") {
@@ -180,36 +152,4 @@ fn stress_campaign(args: StressArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// The summary for people: counters, then every failure kept.
-fn describe(summary: &Summary) -> String {
-    let mut text = format!(
-        "stress: seed {} | {} ops | {} unbinds | {} faults injected{} | {} copies verified \
-         ({} bytes) | {} topology reads | {:.1} s\n\
-         stress: isolation violations {} | corruptions {} | contract violations {} | torn \
-         reads {} | leaks {}\n",
-        summary.seed,
-        summary.ops,
-        summary.unbinds,
-        summary.faults_injected,
-        if summary.fault_injection {
-            ""
-        } else {
-            " (no fault injection in this kernel)"
-        },
-        summary.copies_verified,
-        summary.bytes_verified,
-        summary.topology_reads,
-        summary.seconds,
-        summary.isolation_violations,
-        summary.corruptions,
-        summary.contract_violations,
-        summary.torn_reads,
-        summary.leaks,
-    );
-    for failure in summary.failures.iter().chain(&summary.leak_reports) {
-        text.push_str(&format!("stress: FAIL {failure}\n"));
-    }
-    text
 }

@@ -19,6 +19,7 @@ mod kmod;
 mod package;
 mod patches;
 mod run_report;
+mod stress;
 mod test_hw;
 mod util;
 mod vm;
@@ -76,6 +77,7 @@ fn run(command: Command) -> Result<()> {
         Command::Package(args) => package::package(&args).map(drop),
         Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Stress(args) => stress::stress(&args),
         Command::CrossCheck(args) => cross_check::cross_check(&args),
     }
 }

@@ -174,6 +174,117 @@ impl Summary {
     }
 }
 
+/// The campaign's size and seed on a command line (`hwtests stress`, `cargo xtask stress`).
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct StressOptions {
+    /// Seed of every choice (replays a campaign's sequences).
+    #[arg(long, default_value_t = Config::default().seed)]
+    pub seed: u64,
+    /// Worker operations in total.
+    #[arg(long, default_value_t = Config::default().ops)]
+    pub ops: u64,
+    /// Worker processes.
+    #[arg(long, default_value_t = Config::default().processes)]
+    pub processes: u32,
+    /// Threads per worker process (each with its own open file).
+    #[arg(long, default_value_t = Config::default().threads)]
+    pub threads: u32,
+    /// Unbind/rebind cycles to complete at least.
+    #[arg(long, default_value_t = Config::default().min_unbinds)]
+    pub min_unbinds: u64,
+    /// Percent of ioctls and binds made with slab fault injection armed (0: none).
+    #[arg(long, default_value_t = Config::default().fault_percent)]
+    pub fault_percent: u32,
+    /// Give up after this many seconds (a hang is a failure).
+    #[arg(long, default_value_t = Config::default().deadline_seconds)]
+    pub deadline: u64,
+}
+
+impl Default for StressOptions {
+    fn default() -> Self {
+        let config = Config::default();
+        StressOptions {
+            seed: config.seed,
+            ops: config.ops,
+            processes: config.processes,
+            threads: config.threads,
+            min_unbinds: config.min_unbinds,
+            fault_percent: config.fault_percent,
+            deadline: config.deadline_seconds,
+        }
+    }
+}
+
+impl StressOptions {
+    /// The campaign these options describe, on the machine's default paths.
+    pub fn config(&self) -> Config {
+        Config {
+            seed: self.seed,
+            ops: self.ops,
+            processes: self.processes,
+            threads: self.threads,
+            min_unbinds: self.min_unbinds,
+            fault_percent: self.fault_percent,
+            deadline_seconds: self.deadline,
+            ..Config::default()
+        }
+    }
+
+    /// The same options as `hwtests stress` arguments.
+    pub fn to_args(&self) -> String {
+        format!(
+            "--seed {} --ops {} --processes {} --threads {} --min-unbinds {} --fault-percent {} \
+             --deadline {}",
+            self.seed,
+            self.ops,
+            self.processes,
+            self.threads,
+            self.min_unbinds,
+            self.fault_percent,
+            self.deadline
+        )
+    }
+}
+
+impl std::fmt::Display for Summary {
+    /// The summary for people: counters, then every failure kept.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "stress: seed {} | {} ops | {} unbinds | {} faults injected{} | {} copies verified \
+             ({} bytes) | {} topology reads | {:.1} s",
+            self.seed,
+            self.ops,
+            self.unbinds,
+            self.faults_injected,
+            if self.fault_injection {
+                ""
+            } else {
+                " (no fault injection in this kernel)"
+            },
+            self.copies_verified,
+            self.bytes_verified,
+            self.topology_reads,
+            self.seconds,
+        )?;
+        writeln!(
+            f,
+            "stress: isolation violations {} | corruptions {} | contract violations {} | torn \
+             reads {} | splats {} | leaks {}",
+            self.isolation_violations,
+            self.corruptions,
+            self.contract_violations,
+            self.torn_reads,
+            self.splats,
+            self.leaks,
+        )?;
+        for failure in self.failures.iter().chain(&self.leak_reports) {
+            writeln!(f, "stress: FAIL {failure}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What one worker process runs ([`Probe::StressWorker`]: a child of the campaign's program
 /// that prints its [`Tally`] as one JSON line).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -526,6 +637,32 @@ pub fn parse_kmemleak(report: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_survive_the_trip_through_a_command_line() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: StressOptions,
+        }
+        let options = StressOptions {
+            seed: 42,
+            ops: 123,
+            processes: 4,
+            threads: 1,
+            min_unbinds: 7,
+            fault_percent: 0,
+            deadline: 60,
+        };
+        let line = format!("stress {}", options.to_args());
+        let parsed = Cli::try_parse_from(line.split_whitespace()).unwrap();
+        assert_eq!(parsed.options, options);
+        assert_eq!(
+            Cli::try_parse_from(["stress"]).unwrap().options,
+            StressOptions::default()
+        );
+    }
 
     #[test]
     fn derived_seeds_differ_per_part_and_repeat_per_seed() {
