@@ -89,7 +89,7 @@ fn summary(report: &Value) -> Result<Value> {
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let env = KernelEnv::load()?;
-    let module = crate::kmod::given_or_built(args.module.as_deref())?;
+    let module = crate::kmod::given_or_built(args.module.as_deref(), Default::default())?;
     let p2pctl = crate::guest_tools::static_p2pctl()?;
     let spec = Spec::load(&util::workspace_root().join("topologies").join(BENCH_SPEC))?;
     let machine = emulate(&spec, &format!("hsa-p2p-bench-{}", std::process::id()))?;

@@ -11,6 +11,7 @@
 mod apt;
 mod bench;
 mod emulation;
+mod flavour;
 mod guest_tools;
 mod kernel;
 mod kmod;

@@ -11,8 +11,6 @@
 //! Expected: three devices bound; `pci_p2pdma_distance` 4 for gpu0/gpu1 (same switch) and -1
 //! for pairs across the root ports (q35's host bridge is not whitelisted).
 
-use std::time::Duration;
-
 use anyhow::Result;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
@@ -112,8 +110,8 @@ fn qemu_args(shm: &[ShmFile]) -> Vec<String> {
 
 /// Boots the demo machine; fails unless the guest script succeeded.
 pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
-    let env = KernelEnv::load()?;
-    let module = crate::kmod::given_or_built(args.module.as_deref())?;
+    let env = KernelEnv::load_flavour(args.flavour.flavour())?;
+    let module = crate::kmod::given_or_built(args.module.as_deref(), args.flavour)?;
     let shm_files: Vec<ShmFile> = (0..3)
         .map(|index| ShmFile {
             path: format!("/dev/shm/hsa-p2p-demo-{}-gpu{index}", std::process::id()).into(),
@@ -128,7 +126,7 @@ pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
     config.qemu_args = qemu_args(&shm_files);
     config.shm_files = shm_files.clone();
     config.keep_shm_files = args.keep_shm;
-    config.timeout = Duration::from_secs(args.timeout);
+    config.timeout = args.flavour.flavour().timeout(args.timeout);
     config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script: SCRIPT.into(),

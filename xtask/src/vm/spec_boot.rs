@@ -8,7 +8,6 @@
 //! `cargo xtask vm`'s.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hsa_p2p_runtime::predict::predict;
@@ -18,6 +17,7 @@ use hsa_p2p_runtime::sysfs::{read_topology, write_tree};
 
 use super::{GuestFile, Initramfs};
 use crate::emulation::emulate;
+use crate::flavour::FlavourArgs;
 use crate::util::{self, note, phase};
 use crate::vm_test::tree_dump::{differences, dump_command, parse_dump, tree_of, Tree};
 
@@ -35,7 +35,7 @@ pub struct VmArgs {
     /// Boot the built-in 3-GPU smoke machine instead (no spec; checks binding only).
     #[arg(long)]
     pub demo: bool,
-    /// Whole-run timeout in seconds.
+    /// Whole-run timeout in seconds (multiplied by the flavour's slowdown, 4 for `--debug`).
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
     /// Keep the /dev/shm VRAM files after the run.
@@ -47,6 +47,8 @@ pub struct VmArgs {
     /// Echo the guest console.
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub flavour: FlavourArgs,
     /// Command to run in the guest after loading the module (busybox sh -c).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -65,8 +67,9 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         refresh: false,
         force: false,
         no_install: false,
+        flavour: args.flavour,
     })?;
-    let module = crate::kmod::given_or_built(args.module.as_deref())?;
+    let module = crate::kmod::given_or_built(args.module.as_deref(), args.flavour)?;
     let shm_prefix = format!("hsa-p2p-vm-{}-{}", std::process::id(), spec.name);
     let machine = emulate(&spec, &shm_prefix)
         .with_context(|| format!("QEMU cannot express {}", spec_path.display()))?;
@@ -76,7 +79,7 @@ pub fn boot(args: &VmArgs) -> Result<()> {
 
     let mut config = machine.vm_config(format!("vm-{}", spec.name), &env.bzimage);
     config.keep_shm_files = args.keep_shm;
-    config.timeout = Duration::from_secs(args.timeout);
+    config.timeout = args.flavour.flavour().timeout(args.timeout);
     config.echo = args.verbose;
     config.initramfs = Initramfs {
         script: guest_script(&args.command),

@@ -56,6 +56,13 @@ enum GuestCheck {
         /// The GPU's PCI address.
         address: String,
     },
+    /// Unbind and bind the last GPU while threads read the topology by the `generation_id`
+    /// protocol: no torn tree may be accepted.
+    RepublishReaders {
+        /// Unbind/bind cycles.
+        #[arg(long, default_value_t = 20)]
+        cycles: u32,
+    },
 }
 
 /// Runs a guest check.
@@ -66,6 +73,9 @@ pub fn run(args: &GuestArgs) -> Result<()> {
         GuestCheck::ForeignHandle { handle } => foreign_handle(*handle),
         GuestCheck::TouchAfterFree => touch_after_free(),
         GuestCheck::TouchAfterUnbind { address } => touch_after_unbind(address),
+        GuestCheck::RepublishReaders { cycles } => {
+            super::republish_readers::republish_readers(*cycles)
+        }
     }
 }
 

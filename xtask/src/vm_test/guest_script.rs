@@ -109,6 +109,7 @@ pub fn transfer_script(
         "echo \"@@DEVNODE $(stat -c '%F %a %u:%g' /dev/hsa_p2p)\"".into(),
         format!("{GUEST_CHECKER} guest bad-input || fail bad-input"),
         cli.join("\n"),
+        format!("{GUEST_CHECKER} guest republish-readers || fail republish-readers"),
         format!("{GUEST_CHECKER} guest transfers --size {size} || fail transfers"),
         "rmmod hsa_p2p || fail rmmod".into(),
         "echo '@@DMESG'; dmesg -r; echo '@@DMESG_END'".into(),

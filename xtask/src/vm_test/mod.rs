@@ -11,18 +11,20 @@ pub mod guest_checks;
 mod guest_script;
 mod hwtests_in_guest;
 mod report;
+mod republish_readers;
 mod transfers;
 pub mod tree_dump;
 mod why_check;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use hsa_p2p_runtime::predict::predict_in_bind_order;
 use hsa_p2p_runtime::spec::{PcieElementKind, Spec};
 
 use crate::emulation::{emulate, EmulatedMachine};
+use crate::flavour::{Flavour, FlavourArgs};
 use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
 use crate::vm::{self, GuestFile, Initramfs, VmConfig};
@@ -42,7 +44,7 @@ pub struct VmTestArgs {
     /// Module to load (default: build it with `cargo xtask build`).
     #[arg(long, value_name = "KO")]
     pub module: Option<PathBuf>,
-    /// Per-VM timeout in seconds.
+    /// Per-VM timeout in seconds (multiplied by the flavour's slowdown, 4 for `--debug`).
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
     /// Echo the guest console.
@@ -51,6 +53,12 @@ pub struct VmTestArgs {
     /// Run only the peer-transfer and bad-input machine.
     #[arg(long)]
     pub transfers_only: bool,
+    /// Leave out a shipped spec (by file name without `.toml`), e.g. a machine too slow for
+    /// the debug flavour in CI; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub flavour: FlavourArgs,
 }
 
 /// What every guest gets: the module under test and the static `p2pctl`.
@@ -74,12 +82,21 @@ fn shipped_specs() -> Result<Vec<PathBuf>> {
 /// Runs the checks; fails if any case failed.
 pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     let specs = if args.specs.is_empty() {
-        shipped_specs()?
+        let mut specs = shipped_specs()?;
+        specs.retain(|path| {
+            let name = path.file_stem().unwrap_or_default().to_string_lossy();
+            let excluded = args.exclude.iter().any(|e| *e == name);
+            if excluded {
+                note(format!("{name}: left out (--exclude)"));
+            }
+            !excluded
+        });
+        specs
     } else {
         args.specs.clone()
     };
-    let env = KernelEnv::load()?;
-    let module = crate::kmod::given_or_built(args.module.as_deref())?;
+    let env = KernelEnv::load_flavour(args.flavour.flavour())?;
+    let module = crate::kmod::given_or_built(args.module.as_deref(), args.flavour)?;
     let payload = GuestPayload {
         module,
         p2pctl: crate::guest_tools::static_p2pctl()?,
@@ -88,7 +105,7 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     let mut cases = Vec::new();
     if args.transfers_only {
         cases.extend(transfers::run_transfers(&env, &payload, args)?);
-        return finish(cases);
+        return finish(cases, args.flavour.flavour());
     }
     for path in &specs {
         let spec = Spec::load(path)?;
@@ -116,14 +133,14 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
         cases.extend(run_refusal(&env, &payload, args)?);
         cases.extend(transfers::run_transfers(&env, &payload, args)?);
     }
-    finish(cases)
+    finish(cases, args.flavour.flavour())
 }
 
-/// Prints KTAP, writes JUnit; fails if a case failed.
-fn finish(cases: Vec<Case>) -> Result<()> {
+/// Prints KTAP, writes JUnit (`target/vm-test[-debug]/junit.xml`); fails if a case failed.
+fn finish(cases: Vec<Case>, flavour: Flavour) -> Result<()> {
     let ktap = report::ktap(&cases);
     println!("{ktap}");
-    let junit = util::target_dir().join("vm-test").join("junit.xml");
+    let junit = flavour.target_subdir("vm-test").join("junit.xml");
     report::write_junit(&cases, &junit)?;
     std::fs::write(junit.with_file_name("results.ktap"), &ktap)?;
     note(format!("JUnit: {}", junit.display()));
@@ -194,7 +211,7 @@ fn vm_config(
     args: &VmTestArgs,
 ) -> VmConfig {
     let mut config = machine.vm_config(format!("vm-test-{name}"), &env.bzimage);
-    config.timeout = Duration::from_secs(args.timeout);
+    config.timeout = args.flavour.flavour().timeout(args.timeout);
     config.echo = args.verbose;
     config.initramfs = Initramfs {
         script,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use hsa_p2p_core::abi;
@@ -120,7 +120,7 @@ fn run_one(
     let linked = pairs.iter().copied().find(|&(a, b)| has_link(a, b));
     let unlinked = pairs.iter().copied().find(|&(a, b)| !has_link(a, b));
     let mut config = machine.vm_config(format!("vm-test-transfers-{}", spec.name), &env.bzimage);
-    config.timeout = Duration::from_secs(args.timeout);
+    config.timeout = args.flavour.flavour().timeout(args.timeout);
     config.echo = args.verbose;
     // Read by the host after the run, then removed here.
     config.keep_shm_files = true;
@@ -188,7 +188,12 @@ fn run_one(
             } else {
                 Outcome::Fail(vec![result.to_owned()])
             };
-            cases.push(case(&format!("bad_input_{name}"), result, 0.0));
+            let name = if name.starts_with("republish_") {
+                name.to_owned()
+            } else {
+                format!("bad_input_{name}")
+            };
+            cases.push(case(&name, result, 0.0));
         }
     }
     if checks == 0 {
