@@ -17,7 +17,7 @@ use crate::facts::{GpuFacts, IommuMode, MachineFacts, PlatformFacts};
 use crate::platform::{iommu_mode, numa_facts};
 use crate::publish::{publish, KernelTopology, PeerTable};
 use crate::shim::{hsa_p2p_p2pdma_distance, raw_pci_dev};
-use crate::sysfs::SysfsDir;
+use crate::sysfs::TopologyDir;
 use crate::vram::Vram;
 
 /// A GPU bound to the driver.
@@ -42,7 +42,7 @@ pub(crate) enum PeerAccess {
 pub(crate) struct Registry {
     gpus: KVec<BoundGpu>,
     generation: u64,
-    published: Option<SysfsDir>,
+    published: Option<TopologyDir>,
     pcie_p2p: bool,
     peers: PeerTable,
 }
@@ -181,9 +181,7 @@ impl Registry {
         })?;
         self.peers = topology.peer_table()?;
         self.generation += 1;
-        // The directory name must be free before the new tree is created.
-        self.published = None;
-        self.published = Some(publish(&topology, self.generation)?);
+        publish(&mut self.published, &topology, self.generation)?;
         pr_info!(
             "topology generation {}: {} GPUs, {} p2p links\n",
             self.generation,
