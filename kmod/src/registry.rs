@@ -144,9 +144,12 @@ impl Registry {
         )
     }
 
-    /// Removes the published tree (module exit).
+    /// Removes the published tree and frees the bookkeeping (module exit, after every GPU is
+    /// gone: the registry is a static, never dropped, so its vectors must be freed here).
     pub(crate) fn unpublish(&mut self) {
         self.published = None;
+        self.gpus = KVec::new();
+        self.peers = PeerTable::new();
     }
 
     /// Rebuilds the topology from the bound GPUs and publishes it with a new generation.
