@@ -91,7 +91,8 @@ pub struct VmConfig {
     pub shm_files: Vec<ShmFile>,
     /// Keep the shared-memory files after the run (to inspect what the guest wrote).
     pub keep_shm_files: bool,
-    /// Kernel command-line arguments added to `console=ttyS0 panic=-1 oops=panic`.
+    /// Kernel command-line arguments added to `console=ttyS0 panic=-1 oops=panic
+    /// log_buf_len=4M`.
     pub append: Vec<String>,
     /// Whole-run limit, boot included.
     pub timeout: Duration,
@@ -266,6 +267,9 @@ fn qemu_command(config: &VmConfig, initrd: &std::path::Path) -> Command {
         "console=ttyS0".to_owned(),
         "panic=-1".to_owned(),
         "oops=panic".to_owned(),
+        // The kernel log printed at the end must still hold the whole run: debug kernels log
+        // every delayed kobject release, which overflows the default 128 KiB.
+        "log_buf_len=4M".to_owned(),
     ];
     append.extend(config.append.iter().cloned());
     let mut cmd = Command::new("qemu-system-x86_64");

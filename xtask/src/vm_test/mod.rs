@@ -53,9 +53,9 @@ pub struct VmTestArgs {
     /// Run only the peer-transfer and bad-input machine.
     #[arg(long)]
     pub transfers_only: bool,
-    /// Leave out a shipped spec (by file name without `.toml`), e.g. a machine too slow for
-    /// the debug flavour in CI; repeatable.
-    #[arg(long, value_name = "NAME")]
+    /// Leave out shipped specs (file names without `.toml`, comma-separated or repeated),
+    /// e.g. machines that add little on the debug flavour but minutes of CI time.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub exclude: Vec<String>,
     #[command(flatten)]
     pub flavour: FlavourArgs,
