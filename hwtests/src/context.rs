@@ -1,13 +1,22 @@
-//! What the tests run against: a root directory (`/`, or a fixture) and the state of the
-//! `hsa_p2p` module as the caller established it. Facts and trees are read once and shared.
+//! What the tests run against: a root directory (`/`, or a fixture), the state of the
+//! `hsa_p2p` module as the caller established it, and how to open its device (the real node
+//! under the root, or a fake in host tests). Facts and trees are read once and shared.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::sysfs::{read_topology, HSA_P2P_TOPOLOGY, KFD_TOPOLOGY};
 
+use crate::device::real::RealBackend;
+use crate::device::Backend;
 use crate::machine_facts::Inventory;
+
+/// Opens the device under test; why not when it cannot.
+pub type DeviceOpener = Arc<dyn Fn(&Context) -> Result<Box<dyn Backend>, String> + Send + Sync>;
+
+/// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair` by default.
+pub const DEFAULT_PAIR_COPY_BYTES: u64 = 1 << 20;
 
 /// What the caller knows about the `hsa_p2p` module.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,11 +33,13 @@ pub enum ModuleState {
 pub type TreeRead = Option<Result<Topology, String>>;
 
 /// The test context.
-#[derive(Debug)]
 pub struct Context {
     root: PathBuf,
     /// The module's state.
     pub module: ModuleState,
+    /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
+    pub pair_copy_bytes: u64,
+    opener: DeviceOpener,
     inventory: OnceLock<Result<Inventory, String>>,
     kfd_tree: OnceLock<TreeRead>,
     module_tree: OnceLock<TreeRead>,
@@ -46,15 +57,43 @@ impl Context {
         Context {
             root: root.into(),
             module,
+            pair_copy_bytes: DEFAULT_PAIR_COPY_BYTES,
+            opener: Arc::new(|context: &Context| {
+                let node = context.device_path();
+                RealBackend::open(&node)
+                    .map(|backend| Box::new(backend) as Box<dyn Backend>)
+                    .map_err(|error| error.to_string())
+            }),
             inventory: OnceLock::new(),
             kfd_tree: OnceLock::new(),
             module_tree: OnceLock::new(),
         }
     }
 
+    /// The same context with another way to open the device (a fake, in host tests).
+    pub fn with_device(mut self, opener: DeviceOpener) -> Self {
+        self.opener = opener;
+        self
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The module's device node.
+    pub fn device_path(&self) -> PathBuf {
+        self.under_root(hsa_p2p_runtime::device::DEVICE_PATH)
+    }
+
+    /// The module's PCI driver directory (`bind`, `unbind`, one link per bound device).
+    pub fn driver_path(&self) -> PathBuf {
+        self.under_root("/sys/bus/pci/drivers/hsa_p2p")
+    }
+
+    /// Opens the device under test.
+    pub fn open_device(&self) -> Result<Box<dyn Backend>, String> {
+        (self.opener)(self)
     }
 
     /// amdkfd's topology directory.
@@ -103,5 +142,15 @@ impl Context {
             .join(format!("sys/module/{module}/parameters/{parameter}"));
         let value = std::fs::read_to_string(path).ok()?;
         Some(matches!(value.trim(), "Y" | "y" | "1"))
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("root", &self.root)
+            .field("module", &self.module)
+            .field("pair_copy_bytes", &self.pair_copy_bytes)
+            .finish_non_exhaustive()
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Named test cases ([`cases`]) validate a machine's topologies — amdkfd's own and the
 //! `hsa_p2p` module's — against the shared rules applied to the machine's PCI facts
-//! ([`machine_facts`], [`kfd_validation`]), and peer transfers through the module. The
+//! ([`machine_facts`], [`kfd_validation`]), and the module's device ([`device`]): peer
+//! transfers, answers to bad input, handles, mappings and unbinding. The
 //! [`runner`] runs them (with an `--only` filter) into a [`report::Run`] that renders as KTAP,
 //! JUnit XML and JSON. `cargo xtask test-hw` drives it on a real machine; the `hwtests` binary
 //! runs it anywhere, including against a fixture directory standing in for `/`.
 
 pub mod cases;
 pub mod context;
+pub mod device;
 pub mod report;
 pub mod runner;
 

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use hsa_p2p_hwtests::context::DEFAULT_PAIR_COPY_BYTES;
 use hsa_p2p_hwtests::report::write_reports;
-use hsa_p2p_hwtests::{cases, Context, Filter, ModuleState};
+use hsa_p2p_hwtests::{cases, device, Context, Filter, ModuleState};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,12 +30,17 @@ struct Args {
     /// The hsa_p2p module could not be loaded: skip its tests with this reason.
     #[arg(long, value_name = "REASON")]
     module_unavailable: Option<String>,
+    /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PAIR_COPY_BYTES)]
+    pair_copy_bytes: u64,
     /// List the tests and exit.
     #[arg(long)]
     list: bool,
 }
 
 fn main() -> ExitCode {
+    // A child started by a device case runs its probe and exits here.
+    device::probe::serve();
     let args = Args::parse();
     let filter = Filter::new(args.only.clone());
     if args.list {
@@ -53,7 +59,8 @@ fn main() -> ExitCode {
         (false, Some(reason)) => ModuleState::Unavailable(reason),
         (false, None) => ModuleState::Unknown,
     };
-    let context = Context::new(&args.root, module);
+    let mut context = Context::new(&args.root, module);
+    context.pair_copy_bytes = args.pair_copy_bytes;
     let mut run = hsa_p2p_hwtests::run("hwtests", &context, &filter);
     run.environment
         .push(("root".into(), args.root.display().to_string()));

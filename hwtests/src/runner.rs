@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::context::Context;
-use crate::report::{Case, Outcome, Run};
+use crate::report::{Case, CopyRecord, Outcome, Run};
 
 /// What a test function returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,14 +16,24 @@ pub struct TestOutput {
     pub outcome: Outcome,
     /// Remarks that do not change the outcome.
     pub notes: Vec<String>,
+    /// Copies left in VRAM for an outside observer to verify.
+    pub copies: Vec<CopyRecord>,
+}
+
+impl TestOutput {
+    /// An outcome with notes.
+    pub fn with_notes(outcome: Outcome, notes: Vec<String>) -> Self {
+        TestOutput {
+            outcome,
+            notes,
+            copies: Vec::new(),
+        }
+    }
 }
 
 impl From<Outcome> for TestOutput {
     fn from(outcome: Outcome) -> Self {
-        TestOutput {
-            outcome,
-            notes: Vec::new(),
-        }
+        TestOutput::with_notes(outcome, Vec::new())
     }
 }
 
@@ -115,6 +125,7 @@ pub fn run(name: &str, tests: &[Test], filter: &Filter, context: &Context) -> Ru
         }
         let started = Instant::now();
         let output = (test.run)(context);
+        run.copies.extend(output.copies);
         run.cases.push(Case {
             suite: test.suite.to_string(),
             name: test.name.to_string(),

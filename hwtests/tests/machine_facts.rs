@@ -5,7 +5,8 @@ mod common;
 use common::fixture;
 use hsa_p2p_core::facts::{IommuMode, PciAddress};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
-use hsa_p2p_hwtests::machine_facts::{parse_address, Inventory, P2pdmaVerdict};
+use hsa_p2p_hwtests::machine_facts::{parse_address, Inventory};
+use hsa_p2p_runtime::p2pdma::P2pdmaPath;
 
 fn address(text: &str) -> PciAddress {
     parse_address(text).unwrap()
@@ -54,18 +55,20 @@ fn p2pdma_follows_the_kernel_walk() {
         amd.device(address("0000:04:00.0")).unwrap(),
     );
     // Up two levels on each side to the switch's upstream port.
-    assert_eq!(amd.p2pdma(a, b), P2pdmaVerdict::Switch { distance: 4 });
+    assert_eq!(amd.p2pdma(a, b), P2pdmaPath::Switch { distance: 4 });
 
     let intel = Inventory::collect(&fixture("four-gpu-intel")).unwrap();
     let device = |text| intel.device(address(text)).unwrap();
     assert_eq!(
         intel.p2pdma(device("0000:03:00.0"), device("0000:05:00.0")),
-        P2pdmaVerdict::Switch { distance: 4 }
+        P2pdmaPath::Switch { distance: 4 }
     );
     // Different root ports of a host bridge (8086:a700) that is not whitelisted.
     assert_eq!(
         intel.p2pdma(device("0000:03:00.0"), device("0000:06:00.0")),
-        P2pdmaVerdict::NotSupported
+        P2pdmaPath::NotSupported {
+            acs_redirected: false
+        }
     );
     assert_eq!(intel.iommu_mode(&intel.amdgpu_devices()), IommuMode::Remap);
     // The switch ports' config space shows ACS without redirect.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::fixture;
 use common::ktap_grammar::{self, KtapResult};
-use hsa_p2p_hwtests::report::{junit, ktap, write_reports, Case, Outcome, Run};
+use hsa_p2p_hwtests::report::{
+    junit, ktap, write_reports, Case, JsonOutcome, JsonReport, Outcome, Run,
+};
 use hsa_p2p_hwtests::{Context, Filter, ModuleState};
 
 fn tricky_run() -> Run {
@@ -49,6 +51,7 @@ fn tricky_run() -> Run {
         ],
         deselected: vec!["kfd.left_out".into()],
         environment: vec![("kernel".into(), "7.3.4".into())],
+        copies: Vec::new(),
     }
 }
 
@@ -119,7 +122,7 @@ fn a_suite_of_skips_is_skipped_in_ktap() {
     );
     let run = hsa_p2p_hwtests::run("test-hw", &context, &Filter::default());
     let suites = ktap_grammar::parse(&ktap(&run.cases)).unwrap();
-    assert_eq!(suites.len(), 3);
+    assert_eq!(suites.len(), hsa_p2p_hwtests::cases::SUITES.len());
     for suite in &suites {
         assert!(suite.ok);
         assert_eq!(
@@ -197,7 +200,8 @@ fn reports_of_a_fixture_run_parse_back_and_leave_deselected_tests_out() {
         &Filter::new(["kfd.*", "transfer.direct*"]),
     );
     assert_eq!(run.cases.len(), 5);
-    assert_eq!(run.deselected.len(), 7);
+    let deselected = hsa_p2p_hwtests::cases::all().len() - 5;
+    assert_eq!(run.deselected.len(), deselected);
     let dir = tempfile::tempdir().unwrap();
     let files = write_reports(&run, dir.path()).unwrap();
 
@@ -225,26 +229,28 @@ fn reports_of_a_fixture_run_parse_back_and_leave_deselected_tests_out() {
         .collect();
     assert_eq!(suites, ["kfd", "transfer"], "deselected suite reported");
 
-    let json: serde_json::Value =
+    let json: JsonReport =
         serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).unwrap();
     assert_eq!(
-        json["summary"],
-        serde_json::json!({"passed": 3, "failed": 1, "skipped": 1})
+        (
+            json.summary.passed,
+            json.summary.failed,
+            json.summary.skipped
+        ),
+        (3, 1, 1)
     );
-    assert_eq!(json["deselected"].as_array().unwrap().len(), 7);
-    let failed = json["cases"]
-        .as_array()
-        .unwrap()
+    assert_eq!(json.deselected.len(), deselected);
+    let failed = json
+        .cases
         .iter()
-        .find(|c| c["outcome"] == "fail")
+        .find(|c| c.outcome == JsonOutcome::Fail)
         .unwrap();
-    assert_eq!(failed["name"], "p2p_link_properties_match_rules");
+    assert_eq!(failed.name, "p2p_link_properties_match_rules");
     assert_eq!(
-        failed["reasons"][0],
+        failed.reasons[0],
         "node 2 (0000:04:00.0) -> node 1 (0000:03:00.0): weight is 60, the rules predict 40"
     );
-    assert!(failed["notes"][0]
-        .as_str()
-        .unwrap()
-        .contains("known upstream deviation"));
+    assert!(failed.notes[0].contains("known upstream deviation"));
+    let back = Run::from(json);
+    assert_eq!(back.cases.len(), 5);
 }

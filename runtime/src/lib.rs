@@ -1,9 +1,11 @@
 //! hsa-p2p user space: the KFD topology reader, the predictor, peer-access reports and the
 //! explanations behind `p2pctl`.
+pub mod bench_report;
 pub mod device;
 pub mod explain;
 pub mod kfd_validation;
 pub mod machine_facts;
+pub mod p2pdma;
 pub mod peers;
 pub mod predict;
 pub mod report;

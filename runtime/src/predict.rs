@@ -1,6 +1,6 @@
 //! The topology the kernel rules produce for a spec: spec -> machine facts -> core builder.
 
-use hsa_p2p_core::builder::{build_topology, BuildError, P2pdmaOracle};
+use hsa_p2p_core::builder::{build_topology, gpu_node_id, BuildError, P2pdmaOracle};
 use hsa_p2p_core::facts::{CpuFacts, GpuFacts, IommuMode, MachineFacts, PlatformFacts, XgmiFacts};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
@@ -17,7 +17,7 @@ const BAR_ALIGNMENT: u64 = 1 << 30;
 pub struct Prediction {
     /// The KFD topology the kernel module would publish.
     pub topology: Topology,
-    /// The spec's GPU ids in bind order (the `i`-th bound GPU is node `cpus + i`).
+    /// The spec's GPU ids in bind order (the `i`-th bound GPU is node `gpu_node_id(cpus, i)`).
     pub gpu_labels: Vec<String>,
     /// The facts the rules were given, by GPU index.
     pub gpus: Vec<GpuFacts>,
@@ -30,7 +30,7 @@ impl Prediction {
         self.gpu_labels
             .iter()
             .position(|l| l == label)
-            .map(|index| (cpus + index) as u32)
+            .map(|index| gpu_node_id(cpus, index))
     }
 }
 

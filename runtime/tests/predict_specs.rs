@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_runtime::predict::{predict, Prediction};
@@ -161,7 +162,7 @@ fn unbinding_a_gpu_equals_removing_its_node_for_every_shipped_spec() {
             let rest: Vec<usize> = (0..spec.gpus.len()).filter(|&i| i != removed).collect();
             let rebuilt = predict_in_bind_order(&spec, &rest).unwrap();
             let mut removed_topology = full.topology.clone();
-            removed_topology.remove_node((spec.cpus.len() + removed) as u32);
+            removed_topology.remove_node(gpu_node_id(spec.cpus.len(), removed));
             removed_topology.generation_id = rebuilt.topology.generation_id;
             assert_eq!(
                 removed_topology, rebuilt.topology,

@@ -4,105 +4,126 @@
 //! The guest's JSON and a summary go to `target/bench/`.
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use hsa_p2p_runtime::device::bench::BenchOptions;
+use anyhow::{anyhow, bail, Context, Result};
+use hsa_p2p_runtime::bench_report::{BenchOptions, BenchReport};
 use hsa_p2p_runtime::spec::Spec;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::emulation::emulate;
 use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
-use crate::vm::{self, GuestFile, Initramfs};
+use crate::vm::options::{load_module_step, GuestOptions};
+use crate::vm::protocol::{self, print_document, read_document};
+use crate::vm::{self, GuestFile};
 
 /// The spec the benchmark boots.
 pub const BENCH_SPEC: &str = "same-switch.toml";
 
-const JSON_BEGIN: &str = "@@BENCH_JSON";
-const JSON_END: &str = "@@BENCH_JSON_END";
+/// The section the guest's report travels in.
+const REPORT: &str = "bench-report";
+
+/// Timeout when none is given.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub options: BenchOptions,
-    /// Module to load (default: build it with `cargo xtask build`).
-    #[arg(long, value_name = "KO")]
-    pub module: Option<PathBuf>,
-    /// Whole-run timeout in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// Echo the guest console.
-    #[arg(long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub guest: GuestOptions,
 }
 
-fn script(args: &BenchArgs) -> String {
-    format!(
-        "insmod /hsa_p2p.ko || exit 10\n\
-         p2pctl bench --json {options} > /tmp/bench.json || exit 11\n\
-         echo {JSON_BEGIN}; cat /tmp/bench.json; echo {JSON_END}\n\
-         rmmod hsa_p2p || exit 12\n",
-        options = args.options.to_args(),
-    )
+fn script(options: &BenchOptions) -> String {
+    protocol::script([
+        load_module_step(),
+        format!(
+            "p2pctl bench --json {} > /tmp/bench.json || fail p2pctl bench",
+            options.to_args()
+        ),
+        print_document(REPORT, "/tmp/bench.json"),
+        "rmmod hsa_p2p || fail rmmod".into(),
+    ])
 }
 
-fn extract_json(console: &str) -> Result<Value> {
-    let report = vm::console::section(console, JSON_BEGIN, JSON_END)
-        .context("the guest printed no benchmark JSON")?;
-    serde_json::from_str(&report.lines.join("\n")).context("the guest's benchmark JSON is invalid")
+/// Whether the headline numbers meet the targets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct Targets {
+    direct_at_least_1_8x_staged: bool,
+    direct_at_least_70_percent_of_memcpy: bool,
 }
 
 /// The headline numbers of a guest report: the pair with a direct path.
-fn summary(report: &Value) -> Result<Value> {
-    let pair = report["pairs"]
-        .as_array()
-        .and_then(|pairs| pairs.iter().find(|p| p["direct_gbps"].is_number()))
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct Summary {
+    from: u32,
+    to: u32,
+    size_bytes: u64,
+    direct_gbps: f64,
+    direct_gbps_aliased: Option<f64>,
+    staged_gbps: f64,
+    direct_over_staged: f64,
+    memcpy_gbps: f64,
+    direct_over_memcpy: f64,
+    direct_latency_4k_us: Option<f64>,
+    staged_latency_4k_us: f64,
+    verified: bool,
+    targets: Targets,
+}
+
+/// `target/bench/bench.json`.
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    spec: &'a str,
+    accelerator: &'static str,
+    summary: &'a Summary,
+    guest: &'a BenchReport,
+}
+
+fn summary(report: &BenchReport) -> Result<Summary> {
+    let (pair, direct) = report
+        .pairs
+        .iter()
+        .find_map(|pair| pair.direct_gbps.map(|direct| (pair, direct)))
         .context("no GPU pair with a direct path in the report")?;
-    let direct = pair["direct_gbps"].as_f64().unwrap_or(0.0);
-    let staged = pair["staged_gbps"].as_f64().unwrap_or(0.0);
-    let memcpy = report["memcpy_gbps"].as_f64().unwrap_or(0.0);
-    let ratio = if staged > 0.0 { direct / staged } else { 0.0 };
-    let of_memcpy = if memcpy > 0.0 { direct / memcpy } else { 0.0 };
-    Ok(json!({
-        "from": pair["from"],
-        "to": pair["to"],
-        "size_bytes": report["size_bytes"],
-        "direct_gbps": direct,
-        "direct_gbps_aliased": pair["direct_gbps_aliased"],
-        "staged_gbps": staged,
-        "direct_over_staged": ratio,
-        "memcpy_gbps": memcpy,
-        "direct_over_memcpy": of_memcpy,
-        "direct_latency_4k_us": pair["direct_latency_us"],
-        "staged_latency_4k_us": pair["staged_latency_us"],
-        "verified": pair["verified"],
-        "targets": {
-            "direct_at_least_1_8x_staged": ratio >= 1.8,
-            "direct_at_least_70_percent_of_memcpy": of_memcpy >= 0.7,
+    let ratio = |of: f64| if of > 0.0 { direct / of } else { 0.0 };
+    let (over_staged, over_memcpy) = (ratio(pair.staged_gbps), ratio(report.memcpy_gbps));
+    Ok(Summary {
+        from: pair.from,
+        to: pair.to,
+        size_bytes: report.size_bytes,
+        direct_gbps: direct,
+        direct_gbps_aliased: pair.direct_gbps_aliased,
+        staged_gbps: pair.staged_gbps,
+        direct_over_staged: over_staged,
+        memcpy_gbps: report.memcpy_gbps,
+        direct_over_memcpy: over_memcpy,
+        direct_latency_4k_us: pair.direct_latency_us,
+        staged_latency_4k_us: pair.staged_latency_us,
+        verified: pair.verified,
+        targets: Targets {
+            direct_at_least_1_8x_staged: over_staged >= 1.8,
+            direct_at_least_70_percent_of_memcpy: over_memcpy >= 0.7,
         },
-    }))
+    })
 }
 
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let env = KernelEnv::load()?;
-    let module = crate::kmod::given_or_built(args.module.as_deref(), Default::default())?;
+    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
+    let env = KernelEnv::load_flavour(settings.flavour)?;
     let p2pctl = crate::guest_tools::static_p2pctl()?;
     let spec = Spec::load(&util::workspace_root().join("topologies").join(BENCH_SPEC))?;
     let machine = emulate(&spec, &format!("hsa-p2p-bench-{}", std::process::id()))?;
     let mut config = machine.vm_config("bench", &env.bzimage);
-    config.timeout = Duration::from_secs(args.timeout);
-    config.echo = args.verbose;
-    config.initramfs = Initramfs {
-        script: script(args),
-        files: vec![
-            GuestFile::host("/hsa_p2p.ko", &module),
-            GuestFile::host("/bin/p2pctl", &p2pctl),
-        ],
-    };
+    settings.apply(
+        &mut config,
+        script(&args.options),
+        vec![GuestFile::host("/bin/p2pctl", &p2pctl)],
+    );
     phase(format!(
         "{}: benchmark {} copies between {} GPUs (QEMU TCG)",
         spec.name,
@@ -110,34 +131,35 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         machine.gpus.len()
     ));
     let run = vm::run(&config)?;
-    run.check()?;
-    let report = extract_json(&run.console_log)?;
+    run.check()
+        .with_context(|| protocol::failures(&run.console_log).join("; "))?;
+    let report: BenchReport = read_document(&run.console_log, REPORT).map_err(|e| anyhow!(e))?;
     let headline = summary(&report)?;
-    let document = json!({
-        "schema": "hsa-p2p/xtask-bench/v1",
-        "spec": spec.name,
-        "accelerator": "tcg",
-        "summary": headline,
-        "guest": report,
-    });
+    let document = Document {
+        schema: "hsa-p2p/xtask-bench/v1",
+        spec: &spec.name,
+        accelerator: "tcg",
+        summary: &headline,
+        guest: &report,
+    };
     let dir = util::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     let path = dir.join("bench.json");
     fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")?;
-    let number = |key: &str| headline[key].as_f64().unwrap_or(f64::NAN);
+    let or_nan = |value: Option<f64>| value.unwrap_or(f64::NAN);
     println!(
         "direct {:.3} GB/s (aliased offsets: {:.3}), staged {:.3} GB/s, direct/staged {:.2}x, memcpy {:.3} GB/s (direct = {:.0}% of memcpy), 4 KiB latency direct {:.1} us / staged {:.1} us",
-        number("direct_gbps"),
-        number("direct_gbps_aliased"),
-        number("staged_gbps"),
-        number("direct_over_staged"),
-        number("memcpy_gbps"),
-        number("direct_over_memcpy") * 100.0,
-        number("direct_latency_4k_us"),
-        number("staged_latency_4k_us"),
+        headline.direct_gbps,
+        or_nan(headline.direct_gbps_aliased),
+        headline.staged_gbps,
+        headline.direct_over_staged,
+        headline.memcpy_gbps,
+        headline.direct_over_memcpy * 100.0,
+        or_nan(headline.direct_latency_4k_us),
+        headline.staged_latency_4k_us,
     );
     note(format!("JSON: {}", path.display()));
-    if headline["verified"] != json!(true) {
+    if !headline.verified {
         bail!("a benchmark copy did not verify");
     }
     Ok(())
@@ -145,30 +167,46 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use hsa_p2p_runtime::bench_report::{PairBench, BENCH_SCHEMA};
+
     use super::*;
 
     #[test]
     fn summary_takes_the_direct_pair() {
-        let report = json!({
-            "size_bytes": 16,
-            "memcpy_gbps": 4.0,
-            "pairs": [
-                {"from": 1, "to": 2, "direct_gbps": 2.0, "staged_gbps": 1.0,
-                 "direct_latency_us": 10.0, "staged_latency_us": 20.0, "verified": true},
-            ],
-        });
+        let pair = |from, direct_gbps| PairBench {
+            from,
+            to: 2,
+            direct_gbps,
+            direct_gbps_aliased: None,
+            staged_gbps: 1.0,
+            direct_over_staged: None,
+            direct_latency_us: Some(10.0),
+            staged_latency_us: 20.0,
+            verified: true,
+        };
+        let report = BenchReport {
+            schema: BENCH_SCHEMA.into(),
+            size_bytes: 16,
+            iterations: 1,
+            latency_iterations: 1,
+            memcpy_gbps: 4.0,
+            pairs: vec![pair(3, None), pair(1, Some(2.0))],
+        };
         let headline = summary(&report).unwrap();
-        assert_eq!(headline["direct_over_staged"], json!(2.0));
-        assert_eq!(headline["direct_over_memcpy"], json!(0.5));
+        assert_eq!((headline.from, headline.direct_over_staged), (1, 2.0));
+        assert_eq!(headline.direct_over_memcpy, 0.5);
         assert_eq!(
-            headline["targets"]["direct_at_least_1_8x_staged"],
-            json!(true)
+            headline.targets,
+            Targets {
+                direct_at_least_1_8x_staged: true,
+                direct_at_least_70_percent_of_memcpy: false,
+            }
         );
+        let console =
+            protocol::printed_document(REPORT, &serde_json::to_string_pretty(&report).unwrap());
         assert_eq!(
-            headline["targets"]["direct_at_least_70_percent_of_memcpy"],
-            json!(false)
+            read_document::<BenchReport>(&console, REPORT).unwrap(),
+            report
         );
-        let console = format!("noise\n{JSON_BEGIN}\r\n{{\"a\": 1}}\n{JSON_END}\n");
-        assert_eq!(extract_json(&console).unwrap(), json!({"a": 1}));
     }
 }

@@ -8,6 +8,7 @@
 //! spec must agree pair by pair, or the spec is reported as not emulable.
 
 use anyhow::{bail, Result};
+use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
@@ -83,7 +84,7 @@ fn scale_factor(spec: &Spec) -> Result<u64> {
 
 /// Peer-access verdict per ordered GPU pair: (p2p link, XGMI io_link, denial reason bits).
 fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bool, u32)> {
-    let node = |gpu: usize| (cpu_count + gpu) as u32;
+    let node = |gpu: usize| gpu_node_id(cpu_count, gpu);
     let mut out = Vec::new();
     for accessor in 0..gpus {
         for owner in (0..gpus).filter(|&owner| owner != accessor) {
@@ -180,19 +181,7 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
             label: gpu.id.clone(),
             shm_path: format!("/dev/shm/{shm_prefix}-{}", gpu.id),
             bar_size: facts.bar_size,
-            descriptor: Descriptor {
-                vram_size: facts.vram_size,
-                numa_node: facts.numa_node,
-                dma_mask_bits: facts.dma_mask_bits,
-                pcie: facts.pcie,
-                pcie_atomics: facts.pcie_atomics,
-                xgmi_connected_to_cpu: facts.xgmi_connected_to_cpu,
-                xgmi: facts.xgmi,
-                gfx_target_version: facts.gfx_target_version,
-                simd_count: facts.simd_count,
-                unique_id: facts.unique_id,
-            }
-            .encode(),
+            descriptor: Descriptor::of(facts).encode(),
         })
         .collect::<Vec<_>>();
 

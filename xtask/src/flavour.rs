@@ -111,7 +111,7 @@ impl Flavour {
     }
 
     /// A guest timeout given for the normal flavour, scaled for this one.
-    pub fn timeout(self, normal_seconds: u64) -> Duration {
-        Duration::from_secs(normal_seconds * u64::from(self.slowdown()))
+    pub fn timeout(self, normal: Duration) -> Duration {
+        normal * self.slowdown()
     }
 }

@@ -13,7 +13,7 @@ const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds `bin` of `package` as a static release binary under `target/guest/` and returns it.
 /// A separate target directory keeps the static build from invalidating the host build.
-pub fn static_binary(package: &str, bin: &str) -> Result<PathBuf> {
+fn static_binary(package: &str, bin: &str) -> Result<PathBuf> {
     let target_dir = util::target_dir().join("guest");
     phase(format!("static {bin} for the guest"));
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -44,4 +44,9 @@ pub fn static_binary(package: &str, bin: &str) -> Result<PathBuf> {
 /// The static `p2pctl`.
 pub fn static_p2pctl() -> Result<PathBuf> {
     static_binary("hsa-p2p-runtime", "p2pctl")
+}
+
+/// The static `hwtests`.
+pub fn static_hwtests() -> Result<PathBuf> {
+    static_binary("hsa-p2p-hwtests", "hwtests")
 }

@@ -17,6 +17,7 @@ mod kernel;
 mod kmod;
 mod package;
 mod patches;
+mod run_report;
 mod test_hw;
 mod util;
 mod vm;
@@ -58,27 +59,24 @@ enum Command {
     /// Direct vs staged peer-copy bandwidth, memcpy baseline and 4 KiB latency on the
     /// two-GPU same-switch machine (JSON into target/bench/).
     Bench(bench::BenchArgs),
-    /// In-guest half of vm-test (run inside the VM by a static build of this binary).
-    #[command(hide = true)]
-    Guest(vm_test::guest_checks::GuestArgs),
 }
 
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Kernel(args) => kernel::kernel(&args).map(drop),
         Command::Build(args) => kmod::build(&args).map(drop),
-        Command::Vm(args) if args.demo => vm::demo::demo(&args).map(drop),
         Command::Vm(args) => vm::spec_boot::boot(&args),
         Command::VmTest(args) => vm_test::vm_test(&args),
         Command::TestHw(args) => test_hw::test_hw(&args),
         Command::Package(args) => package::package(&args).map(drop),
         Command::Patches(args) => patches::patches(&args),
         Command::Bench(args) => bench::bench(&args),
-        Command::Guest(args) => vm_test::guest_checks::run(&args),
     }
 }
 
 fn main() -> ExitCode {
+    // `test-hw` runs the hwtests device suites in this process; their probes run in a child.
+    hsa_p2p_hwtests::device::probe::serve();
     util::start_clock();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,

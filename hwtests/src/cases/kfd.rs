@@ -93,8 +93,10 @@ fn peer_access_matches_gate(context: &Context) -> TestOutput {
 }
 
 fn p2p_link_properties_match_rules(context: &Context) -> TestOutput {
-    validated(context, |validation| TestOutput {
-        outcome: Outcome::from_problems(validation.property_problems()),
-        notes: validation.known_deviations(),
+    validated(context, |validation| {
+        TestOutput::with_notes(
+            Outcome::from_problems(validation.property_problems()),
+            validation.known_deviations(),
+        )
     })
 }

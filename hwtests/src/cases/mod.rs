@@ -1,14 +1,31 @@
-//! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`)
-//! and peer transfers (`transfer`).
+//! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
+//! peer transfers (`transfer`), the device's answers to bad input (`abi`) and its behaviour
+//! across files, processes and unbinding (`device`).
+//!
+//! A suite is one file here declaring `pub const TESTS: &[Test]`, plus its line in [`SUITES`];
+//! the device suites talk to the device only through [`crate::device::Session`], so that the
+//! host tests run them against the fake backend.
 
+pub mod abi;
+pub mod device;
 pub mod kfd;
 pub mod module_topology;
+mod republish;
 pub mod transfer;
 mod tree_checks;
 
 use crate::runner::Test;
 
+/// Every suite, in run order (`device` last: its pair copies stay in VRAM for the host).
+pub const SUITES: &[&[Test]] = &[
+    kfd::TESTS,
+    module_topology::TESTS,
+    transfer::TESTS,
+    abi::TESTS,
+    device::TESTS,
+];
+
 /// Every test, in run order.
 pub fn all() -> Vec<Test> {
-    [kfd::TESTS, module_topology::TESTS, transfer::TESTS].concat()
+    SUITES.concat()
 }

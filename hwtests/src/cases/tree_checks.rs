@@ -41,26 +41,26 @@ pub fn subject<'a>(
 /// The tree is readable and consistent (the reader checks links, counts and numbering).
 pub fn tree_is_consistent(subject: &Subject<'_>) -> TestOutput {
     let gpus = subject.tree.nodes.iter().filter(|n| n.is_gpu()).count();
-    TestOutput {
-        outcome: Outcome::Pass,
-        notes: vec![format!(
+    TestOutput::with_notes(
+        Outcome::Pass,
+        vec![format!(
             "{} nodes ({gpus} GPUs), generation_id {}",
             subject.tree.nodes.len(),
             subject.tree.generation_id
         )],
-    }
+    )
 }
 
 /// Every GPU node is a PCI device bound to the kind's driver, and every bound device a node.
 pub fn gpus_match_pci_devices(subject: &Subject<'_>, kind: TreeKind) -> TestOutput {
     match match_gpus(subject.inventory, subject.tree, kind) {
-        Ok(pairs) => TestOutput {
-            outcome: Outcome::Pass,
-            notes: pairs
+        Ok(pairs) => TestOutput::with_notes(
+            Outcome::Pass,
+            pairs
                 .iter()
                 .map(|(node, device)| format!("node {node} is {}", device.address))
                 .collect(),
-        },
+        ),
         Err(problems) => Outcome::Fail(problems).into(),
     }
 }
@@ -95,11 +95,11 @@ pub fn peer_access_matches_gate(validation: &Validation) -> TestOutput {
         .iter()
         .map(|node| node.p2p_links.len())
         .sum();
-    TestOutput {
-        outcome: Outcome::from_problems(validation.presence_problems()),
-        notes: vec![format!(
+    TestOutput::with_notes(
+        Outcome::from_problems(validation.presence_problems()),
+        vec![format!(
             "{} GPUs, {links} p2p links predicted (indirect links included)",
             validation.gpu_count
         )],
-    }
+    )
 }

@@ -4,6 +4,7 @@
 //! A case is identified by its suite and name; a skipped case always carries the reason, and a
 //! passing case may carry notes (e.g. known upstream deviations) that every format shows.
 
+mod copy_record;
 mod json;
 mod junit;
 mod ktap;
@@ -12,7 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use json::{json, JsonCase, JsonReport};
+pub use copy_record::{CopyPath, CopyRecord};
+pub use json::{json, JsonCase, JsonOutcome, JsonReport};
 pub use junit::junit;
 pub use ktap::ktap;
 
@@ -115,7 +117,7 @@ impl Case {
 }
 
 /// Counts of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Cases that passed.
     pub passed: usize,
@@ -174,6 +176,9 @@ pub struct Run {
     pub deselected: Vec<String>,
     /// Facts about the machine and the preflight, `(key, value)` in order.
     pub environment: Vec<(String, String)>,
+    /// The copies whose bytes an observer outside the machine can verify (the emulated
+    /// machine's host reads the VRAM backing files).
+    pub copies: Vec<CopyRecord>,
 }
 
 impl Run {

@@ -239,6 +239,8 @@ pub mod cmd {
     pub const COPY: u32 = iowr::<CopyArgs>(IOCTL_TYPE, 0x45);
     /// [`InfoArgs`].
     pub const INFO: u32 = iowr::<InfoArgs>(IOCTL_TYPE, 0x46);
+    /// Every command.
+    pub const ALL: [u32; 7] = [VERSION, ALLOC, FREE, MAP_PEER, UNMAP_PEER, COPY, INFO];
 }
 
 /// The errors of this ABI, with their (x86-64 / asm-generic) errno values.
@@ -409,15 +411,7 @@ mod tests {
 
     #[test]
     fn commands_are_distinct() {
-        let all = [
-            cmd::VERSION,
-            cmd::ALLOC,
-            cmd::FREE,
-            cmd::MAP_PEER,
-            cmd::UNMAP_PEER,
-            cmd::COPY,
-            cmd::INFO,
-        ];
+        let all = cmd::ALL;
         for (i, a) in all.iter().enumerate() {
             assert_ne!(*a, 0);
             assert!(all[i + 1..].iter().all(|b| a != b));

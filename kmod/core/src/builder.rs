@@ -97,13 +97,14 @@ impl<E: core::fmt::Display> core::fmt::Display for BuildError<E> {
     }
 }
 
-/// Node id of GPU `index`: GPU nodes follow the CPU nodes.
-pub fn gpu_node_id(machine: &MachineFacts<'_>, index: usize) -> u32 {
-    (machine.cpus.len() + index) as u32
+/// Node id of GPU `index` of a machine with `cpu_count` CPU nodes: GPU nodes follow the CPU
+/// nodes, in builder (bind) order.
+pub const fn gpu_node_id(cpu_count: usize, index: usize) -> u32 {
+    (cpu_count + index) as u32
 }
 
 fn gpu_link_of(machine: &MachineFacts<'_>, index: usize, gpu: &GpuFacts) -> LinkProperties {
-    gpu_to_cpu_link(gpu_node_id(machine, index), gpu.numa_node, gpu)
+    gpu_to_cpu_link(gpu_node_id(machine.cpus.len(), index), gpu.numa_node, gpu)
 }
 
 fn cpu_link(machine: &MachineFacts<'_>, from: u32, to: u32) -> LinkProperties {
@@ -118,7 +119,7 @@ fn gpu_node_record(machine: &MachineFacts<'_>, index: usize, gpu: &GpuFacts) -> 
         HeapType::FrameBufferPrivate
     };
     NodeRecord {
-        id: gpu_node_id(machine, index),
+        id: gpu_node_id(machine.cpus.len(), index),
         kind: NodeKind::Gpu(index),
         gpu_id: gpu_id(machine.gpus, index),
         properties: NodeProperties {
@@ -208,7 +209,7 @@ fn add_gpu<S: TopologySink>(
     index: usize,
     gpu: &GpuFacts,
 ) -> Result<(), S::Error> {
-    let node = gpu_node_id(machine, index);
+    let node = gpu_node_id(machine.cpus.len(), index);
     sink.add_node(&gpu_node_record(machine, index, gpu))?;
 
     // io_links: the PCIe link to the GPU's CPU (both ends), then XGMI links to hive peers.
@@ -218,7 +219,7 @@ fn add_gpu<S: TopologySink>(
     for (peer_index, peer) in machine.gpus[..index].iter().enumerate() {
         if let (true, Some(mine), Some(theirs)) = (gpu.shares_hive_with(peer), gpu.xgmi, peer.xgmi)
         {
-            let peer_node = gpu_node_id(machine, peer_index);
+            let peer_node = gpu_node_id(machine.cpus.len(), peer_index);
             sink.add_io_link(&xgmi_link(node, peer_node, &mine, &theirs))?;
             sink.add_io_link(&xgmi_link(peer_node, node, &theirs, &mine))?;
         }
@@ -256,7 +257,10 @@ fn add_peer_link<S: TopologySink>(
     let (owner_gpu, accessor_gpu) = (&machine.gpus[owner], &machine.gpus[accessor]);
     let distance = oracle.p2pdma_distance(owner, accessor);
     let reasons = check_peer_access(owner_gpu, accessor_gpu, &machine.platform, distance);
-    let (owner_node, accessor_node) = (gpu_node_id(machine, owner), gpu_node_id(machine, accessor));
+    let (owner_node, accessor_node) = (
+        gpu_node_id(machine.cpus.len(), owner),
+        gpu_node_id(machine.cpus.len(), accessor),
+    );
     if !reasons.is_empty() {
         return sink.add_peer_denial(&PeerDenial {
             node_from: accessor_node,

@@ -9,7 +9,7 @@
 //! Layout: little-endian, fixed offsets, [`DESCRIPTOR_LEN`] bytes, FNV-1a checksum of the bytes
 //! before the checksum field.
 
-use crate::facts::XgmiFacts;
+use crate::facts::{GpuFacts, PciAddress, XgmiFacts};
 use crate::pcie::{PcieGen, PcieLink};
 
 /// `"HP2P"` read as a little-endian u32.
@@ -116,7 +116,62 @@ fn put(bytes: &mut [u8; DESCRIPTOR_LEN], offset: usize, value: &[u8]) {
     bytes[offset..offset + value.len()].copy_from_slice(value);
 }
 
+/// What the PCI core knows about a GPU, which its descriptor does not carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciIdentity {
+    /// Its address.
+    pub pci: PciAddress,
+    /// PCI vendor id.
+    pub vendor_id: u32,
+    /// PCI device id.
+    pub device_id: u32,
+    /// Start of the VRAM BAR.
+    pub bar_base: u64,
+    /// Size of the VRAM BAR.
+    pub bar_size: u64,
+}
+
 impl Descriptor {
+    /// The descriptor carrying what `facts` says beyond the PCI core (what the emulated
+    /// machine's harness writes).
+    pub fn of(facts: &GpuFacts) -> Descriptor {
+        Descriptor {
+            vram_size: facts.vram_size,
+            numa_node: facts.numa_node,
+            dma_mask_bits: facts.dma_mask_bits,
+            pcie: facts.pcie,
+            pcie_atomics: facts.pcie_atomics,
+            xgmi_connected_to_cpu: facts.xgmi_connected_to_cpu,
+            xgmi: facts.xgmi,
+            gfx_target_version: facts.gfx_target_version,
+            simd_count: facts.simd_count,
+            unique_id: facts.unique_id,
+        }
+    }
+
+    /// The GPU's facts: this descriptor's and the PCI core's (what the module reads at probe;
+    /// an emulated GPU has no DRM render node).
+    pub fn gpu_facts(&self, pci: PciIdentity) -> GpuFacts {
+        GpuFacts {
+            pci: pci.pci,
+            vendor_id: pci.vendor_id,
+            device_id: pci.device_id,
+            gfx_target_version: self.gfx_target_version,
+            simd_count: self.simd_count,
+            vram_size: self.vram_size,
+            bar_base: pci.bar_base,
+            bar_size: pci.bar_size,
+            numa_node: self.numa_node,
+            dma_mask_bits: self.dma_mask_bits,
+            xgmi: self.xgmi,
+            xgmi_connected_to_cpu: self.xgmi_connected_to_cpu,
+            pcie: self.pcie,
+            pcie_atomics: self.pcie_atomics,
+            drm_render_minor: 0,
+            unique_id: self.unique_id,
+        }
+    }
+
     /// Encodes the descriptor.
     pub fn encode(&self) -> [u8; DESCRIPTOR_LEN] {
         let mut bytes = [0u8; DESCRIPTOR_LEN];

@@ -25,6 +25,18 @@
     clippy::ref_as_ptr,
     clippy::float_arithmetic
 )]
+// No panics on any input: nothing that panics on a value it did not check.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

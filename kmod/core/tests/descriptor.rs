@@ -1,7 +1,7 @@
 //! The emulated GPU's descriptor page: round trip and every refusal.
 
-use hsa_p2p_core::descriptor::{Descriptor, DescriptorError, DESCRIPTOR_LEN};
-use hsa_p2p_core::facts::XgmiFacts;
+use hsa_p2p_core::descriptor::{Descriptor, DescriptorError, PciIdentity, DESCRIPTOR_LEN};
+use hsa_p2p_core::facts::{PciAddress, XgmiFacts};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use proptest::prelude::*;
 
@@ -40,6 +40,28 @@ fn round_trips() {
         ..sample()
     };
     assert_eq!(Descriptor::decode(&no_hive.encode()), Ok(no_hive));
+}
+
+#[test]
+fn facts_round_trip_through_the_descriptor_and_the_pci_identity() {
+    let pci = PciIdentity {
+        pci: PciAddress {
+            domain: 0,
+            bus: 3,
+            device: 0,
+            function: 0,
+        },
+        vendor_id: 0x1af4,
+        device_id: 0x1110,
+        bar_base: 0xfe00_0000,
+        bar_size: 64 << 20,
+    };
+    let facts = sample().gpu_facts(pci);
+    assert_eq!(Descriptor::of(&facts), sample());
+    assert_eq!(
+        (facts.pci, facts.bar_size, facts.drm_render_minor),
+        (pci.pci, pci.bar_size, 0)
+    );
 }
 
 #[test]

@@ -136,7 +136,7 @@ proptest! {
         let facts = machine.facts();
         let cpus = machine.cpus.len() as u32;
         for (a, gpu_a) in machine.gpus.iter().enumerate() {
-            let node_a = gpu_node_id(&facts, a);
+            let node_a = gpu_node_id(facts.cpus.len(), a);
             // Indirect links.
             for cpu in (0..cpus).filter(|&c| c != gpu_a.numa_node) {
                 let link = topology.p2p_link(node_a, cpu);
@@ -146,7 +146,7 @@ proptest! {
                 prop_assert_eq!(topology.p2p_link(cpu, node_a).is_some(), gpu_a.is_large_bar());
             }
             for (b, gpu_b) in machine.gpus.iter().enumerate().filter(|(b, _)| *b != a) {
-                let node_b = gpu_node_id(&facts, b);
+                let node_b = gpu_node_id(facts.cpus.len(), b);
                 let link = topology.p2p_link(node_a, node_b);
                 let denial = topology.denial(node_a, node_b);
                 if gpu_a.shares_hive_with(gpu_b) {
@@ -196,7 +196,7 @@ proptest! {
     ) {
         let index = which.index(machine.gpus.len());
         let original = build(&machine);
-        let node = gpu_node_id(&machine.facts(), index);
+        let node = gpu_node_id(machine.facts().cpus.len(), index);
         let mut removed = original.clone();
         removed.remove_node(node);
 
@@ -223,7 +223,7 @@ proptest! {
         let mut generations = vec![topology.generation_id];
         for pick in picks.iter().take(machine.gpus.len()) {
             let gpus_left = topology.nodes.len() - cpus;
-            topology.remove_node((cpus + pick.index(gpus_left)) as u32);
+            topology.remove_node(gpu_node_id(cpus, pick.index(gpus_left)));
             prop_assert_eq!(topology.dangling_links(), vec![]);
             prop_assert!(!generations.contains(&topology.generation_id));
             generations.push(topology.generation_id);

@@ -127,7 +127,7 @@ pub struct PeerMapping {
 }
 
 /// The path a copy took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyPath {
     /// BAR to BAR.

@@ -1,7 +1,7 @@
 //! `pci_p2pdma_distance` approximated from sysfs.
 //!
-//! The PCI core does not publish its P2PDMA verdict, so it is recomputed the way
-//! `calc_map_type_and_dist` (drivers/pci/p2pdma.c) does, from what sysfs shows:
+//! The PCI core does not publish its P2PDMA verdict, so it is recomputed with the kernel's
+//! walk ([`crate::p2pdma::walk`]) from what sysfs shows:
 //!
 //! - the PCI hierarchy is the device's resolved directory (`/sys/devices/pci0000:00/<root
 //!   port>/<switch ports>/<device>`): a common upstream bridge with no ACS redirect on the way
@@ -20,6 +20,7 @@ use hsa_p2p_core::builder::P2pdmaOracle;
 use hsa_p2p_core::facts::PciAddress;
 
 use super::{Inventory, PciDevice};
+use crate::p2pdma::{walk, P2pdmaPath};
 
 /// `pci_p2pdma_whitelist`: (vendor, device, requires both devices under the same host bridge).
 pub const HOST_BRIDGE_WHITELIST: &[(u16, u16, bool)] = &[
@@ -41,35 +42,6 @@ pub const HOST_BRIDGE_WHITELIST: &[(u16, u16, bool)] = &[
 
 /// AMD's PCI vendor id: its host bridges stand in for "AMD CPU" when `/proc/cpuinfo` is absent.
 pub const AMD_VENDOR: u16 = 0x1022;
-
-/// How P2P DMA between two devices travels, as `calc_map_type_and_dist` decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum P2pdmaVerdict {
-    /// Through a common upstream bridge without ACS redirect.
-    Switch {
-        /// The kernel's distance.
-        distance: u32,
-    },
-    /// Through an allowed host bridge.
-    HostBridge {
-        /// The kernel's distance.
-        distance: u32,
-    },
-    /// Refused ("do not share an upstream bridge or whitelisted host bridge").
-    NotSupported,
-}
-
-impl P2pdmaVerdict {
-    /// `pci_p2pdma_distance`, None for -1.
-    pub fn distance(self) -> Option<u32> {
-        match self {
-            P2pdmaVerdict::Switch { distance } | P2pdmaVerdict::HostBridge { distance } => {
-                Some(distance)
-            }
-            P2pdmaVerdict::NotSupported => None,
-        }
-    }
-}
 
 impl Inventory {
     /// The device itself followed by its upstream bridges (the kernel's walk).
@@ -121,40 +93,12 @@ impl Inventory {
         }
     }
 
-    /// The verdict for `client` reaching `provider`'s memory.
-    pub fn p2pdma(&self, provider: &PciDevice, client: &PciDevice) -> P2pdmaVerdict {
-        let (chain_a, chain_b) = (Self::chain(provider), Self::chain(client));
-        let mut acs_count = 0;
-        let mut common = None;
-        for (dist_a, a) in chain_a.iter().enumerate() {
-            if self.acs_redirects(*a) {
-                acs_count += 1;
-            }
-            if let Some(dist_b) = chain_b.iter().position(|b| b == a) {
-                common = Some((dist_a, dist_b));
-                break;
-            }
-        }
-        let distance = match common {
-            Some((dist_a, dist_b)) => {
-                acs_count += chain_b[..dist_b]
-                    .iter()
-                    .filter(|b| self.acs_redirects(**b))
-                    .count();
-                let distance = (dist_a + dist_b) as u32;
-                if acs_count == 0 {
-                    return P2pdmaVerdict::Switch { distance };
-                }
-                distance
-            }
-            // No common bridge: the kernel's loops leave both counters at the chain lengths.
-            None => (chain_a.len() + chain_b.len()) as u32,
-        };
-        if self.host_bridges_allow(provider, client) {
-            P2pdmaVerdict::HostBridge { distance }
-        } else {
-            P2pdmaVerdict::NotSupported
-        }
+    /// The path for `client` reaching `provider`'s memory.
+    pub fn p2pdma(&self, provider: &PciDevice, client: &PciDevice) -> P2pdmaPath {
+        walk(&Self::chain(provider), &Self::chain(client), |address| {
+            self.acs_redirects(address)
+        })
+        .path(self.host_bridges_allow(provider, client))
     }
 }
 

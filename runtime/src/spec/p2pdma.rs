@@ -1,9 +1,11 @@
-//! `pci_p2pdma_distance` computed on a spec's PCIe tree, following the kernel's
-//! `calc_map_type_and_dist` (drivers/pci/p2pdma.c) step by step.
+//! `pci_p2pdma_distance` computed on a spec's PCIe tree with the kernel's walk
+//! ([`crate::p2pdma::walk`]).
 
 use hsa_p2p_core::builder::P2pdmaOracle;
 
 use super::{PcieLayout, Spec};
+use crate::p2pdma::walk;
+pub use crate::p2pdma::P2pdmaPath;
 
 /// The PCI core's P2PDMA verdicts for the GPUs of a spec.
 pub struct LayoutP2pdma {
@@ -12,40 +14,6 @@ pub struct LayoutP2pdma {
     gpu_elements: Vec<Option<usize>>,
     /// P2P through the host bridge is allowed (whitelisted bridge or a CPU the kernel trusts).
     host_bridge_whitelisted: bool,
-}
-
-/// How a P2P transaction between two devices travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum P2pdmaPath {
-    /// Through a common upstream switch, no ACS redirect on the way (PCI_P2PDMA_MAP_BUS_ADDR).
-    Switch {
-        /// The kernel's distance.
-        distance: u32,
-    },
-    /// Up through the host bridge, which allows it (PCI_P2PDMA_MAP_THRU_HOST_BRIDGE).
-    HostBridge {
-        /// The kernel's distance.
-        distance: u32,
-        /// A common switch exists but ACS redirects the traffic upstream.
-        acs_redirected: bool,
-    },
-    /// Refused (PCI_P2PDMA_MAP_NOT_SUPPORTED).
-    NotSupported {
-        /// A common switch exists but ACS redirects the traffic to a host bridge that refuses it.
-        acs_redirected: bool,
-    },
-}
-
-impl P2pdmaPath {
-    /// The value `pci_p2pdma_distance` returns, `None` for -1.
-    pub fn distance(self) -> Option<u32> {
-        match self {
-            P2pdmaPath::Switch { distance } | P2pdmaPath::HostBridge { distance, .. } => {
-                Some(distance)
-            }
-            P2pdmaPath::NotSupported { .. } => None,
-        }
-    }
 }
 
 impl LayoutP2pdma {
@@ -76,47 +44,12 @@ impl LayoutP2pdma {
                 acs_redirected: false,
             };
         };
-        let mut acs_count = 0;
-        let mut common = None;
-        let mut dist_a = 0;
-        let mut dist_b = 0;
-        // Walk up from the provider; for each ancestor `a`, walk up from the client looking for it.
-        for a in self.layout.upstream_chain(provider) {
-            if self.has_acs_redirect(a) {
-                acs_count += 1;
-            }
-            if let Some(steps) = self.layout.upstream_chain(client).position(|b| b == a) {
-                dist_b = steps as u32;
-                common = Some(a);
-                break;
-            }
-            dist_b = self.layout.upstream_chain(client).count() as u32;
-            dist_a += 1;
-        }
-        let distance = dist_a + dist_b;
-        let acs_redirected = match common {
-            None => false,
-            Some(common) => {
-                acs_count += self
-                    .layout
-                    .upstream_chain(client)
-                    .take_while(|&b| b != common)
-                    .filter(|&b| self.has_acs_redirect(b))
-                    .count();
-                if acs_count == 0 {
-                    return P2pdmaPath::Switch { distance };
-                }
-                true
-            }
-        };
-        if self.host_bridge_whitelisted {
-            P2pdmaPath::HostBridge {
-                distance,
-                acs_redirected,
-            }
-        } else {
-            P2pdmaPath::NotSupported { acs_redirected }
-        }
+        let chain =
+            |element: usize| -> Vec<usize> { self.layout.upstream_chain(element).collect() };
+        walk(&chain(provider), &chain(client), |element| {
+            self.has_acs_redirect(element)
+        })
+        .path(self.host_bridge_whitelisted)
     }
 }
 

@@ -14,7 +14,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use hsa_p2p_hwtests::machine_facts::Inventory;
-use hsa_p2p_hwtests::report::{ktap, write_reports};
 use hsa_p2p_hwtests::{Context, Filter, ModuleState};
 
 use crate::util::{self, note, phase};
@@ -133,17 +132,7 @@ pub fn test_hw(args: &TestHwArgs) -> Result<()> {
         .report
         .clone()
         .unwrap_or_else(|| util::target_dir().join("test-hw"));
-    let files = write_reports(&run, &dir)
-        .with_context(|| format!("cannot write the reports to {}", dir.display()))?;
-    println!("{}", ktap(&run.cases));
-    note(format!(
-        "reports: {}, {}, {}",
-        files.ktap.display(),
-        files.junit.display(),
-        files.json.display()
-    ));
-    let summary = run.summary();
-    println!("test-hw: {summary}");
+    let summary = crate::run_report::publish(&run, &dir)?;
     if let Some(Err(error)) = unloaded {
         bail!("{error:#}");
     }

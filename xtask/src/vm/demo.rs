@@ -15,7 +15,7 @@ use anyhow::Result;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 
-use super::spec_boot::VmArgs;
+use super::options::{GuestSettings, GUEST_MODULE};
 use super::{GuestFile, Initramfs, ShmFile, VmConfig, VmOutcome};
 use crate::kernel::KernelEnv;
 use crate::util::{note, phase};
@@ -108,10 +108,10 @@ fn qemu_args(shm: &[ShmFile]) -> Vec<String> {
     args
 }
 
-/// Boots the demo machine; fails unless the guest script succeeded.
-pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
-    let env = KernelEnv::load_flavour(args.flavour.flavour())?;
-    let module = crate::kmod::given_or_built(args.module.as_deref(), args.flavour)?;
+/// Boots the demo machine (keeping the VRAM files with `keep_shm`); fails unless the guest
+/// script succeeded.
+pub fn demo(settings: &GuestSettings, keep_shm: bool) -> Result<VmOutcome> {
+    let env = KernelEnv::load_flavour(settings.flavour)?;
     let shm_files: Vec<ShmFile> = (0..3)
         .map(|index| ShmFile {
             path: format!("/dev/shm/hsa-p2p-demo-{}-gpu{index}", std::process::id()).into(),
@@ -125,12 +125,12 @@ pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
     let mut config = VmConfig::new("demo", &env.bzimage);
     config.qemu_args = qemu_args(&shm_files);
     config.shm_files = shm_files.clone();
-    config.keep_shm_files = args.keep_shm;
-    config.timeout = args.flavour.flavour().timeout(args.timeout);
+    config.keep_shm_files = keep_shm;
+    config.timeout = settings.timeout;
     config.append.push("loglevel=4".into());
     config.initramfs = Initramfs {
         script: SCRIPT.into(),
-        files: vec![GuestFile::host("/hsa_p2p.ko", &module)],
+        files: vec![GuestFile::host(GUEST_MODULE, &settings.module)],
     };
     phase("boot the 3-GPU demo machine (QEMU TCG)");
     let outcome = super::run(&config)?;
@@ -142,7 +142,7 @@ pub fn demo(args: &VmArgs) -> Result<VmOutcome> {
         .find_map(|l| l.strip_prefix("bound devices: "))
         .unwrap_or("?");
     note(format!("{bound} devices bound"));
-    if args.keep_shm {
+    if keep_shm {
         for (index, file) in shm_files.iter().enumerate() {
             let marker = marker(index);
             let found = file.read(DESCRIPTOR_PAGE_SIZE, marker.len())? == marker;

@@ -18,14 +18,6 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub const EXIT_SENTINEL: &str = "HSA_P2P_EXIT=";
 /// Line the guest prints once user space runs.
 pub const BOOT_SENTINEL: &str = "HSA_P2P_BOOTED";
-/// Lines around kmemleak's list after the final scan (on kernels with kmemleak).
-pub const KMEMLEAK_BEGIN: &str = "@@KMEMLEAK";
-/// End of kmemleak's list.
-pub const KMEMLEAK_END: &str = "@@KMEMLEAK_END";
-/// Lines around the whole kernel log (`dmesg -r`) printed after the script.
-pub const KERNEL_LOG_BEGIN: &str = "@@KERNEL_LOG";
-/// End of the kernel log.
-pub const KERNEL_LOG_END: &str = "@@KERNEL_LOG_END";
 
 /// Where a guest file's content comes from.
 #[derive(Clone, Debug)]
@@ -92,23 +84,11 @@ mount -t tmpfs tmpfs /tmp
 echo {BOOT_SENTINEL}
 sh /test.sh
 status=$?
-# Kernels with kmemleak: an explicit scan, its list goes to the console (objects younger than
-# 5 s are never reported: wait that long first).
-if [ -w /sys/kernel/debug/kmemleak ]; then
-    sleep 5
-    echo scan > /sys/kernel/debug/kmemleak
-    echo {KMEMLEAK_BEGIN}
-    cat /sys/kernel/debug/kmemleak
-    echo {KMEMLEAK_END}
-fi
-# The whole kernel log: the console shows only errors (loglevel=4), while WARN, lockdep and
-# sysfs reports are printed as warnings; the host looks for checker reports in it.
-echo {KERNEL_LOG_BEGIN}
-dmesg -r
-echo {KERNEL_LOG_END}
+{checker_reports}
 echo "{EXIT_SENTINEL}$status"
 poweroff -f
-"#
+"#,
+        checker_reports = super::protocol::print_checker_reports()
     )
 }
 

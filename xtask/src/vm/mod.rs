@@ -7,9 +7,11 @@
 //! panic) by a drop guard; the shared-memory files are removed the same way unless kept.
 //! A run with a kernel checker's report on the console ([`splat`]) fails, showing the report.
 
-pub mod console;
 pub mod demo;
 pub mod initramfs;
+pub mod options;
+pub mod protocol;
+pub mod published_tree;
 pub mod spec_boot;
 pub mod splat;
 

@@ -8,23 +8,26 @@
 //! `cargo xtask vm`'s.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hsa_p2p_runtime::predict::predict;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::spec::Spec;
-use hsa_p2p_runtime::sysfs::{read_topology, write_tree};
+use hsa_p2p_runtime::sysfs::{read_topology, write_tree, HSA_P2P_TOPOLOGY};
 
-use super::{GuestFile, Initramfs};
+use super::options::{GuestOptions, GUEST_MODULE};
+use super::protocol::{self, print_tree, read_tree, COMMAND_BANNER, COMMAND_STATUS};
+use super::published_tree::{differences, tree_of, Tree};
+use super::GuestFile;
 use crate::emulation::emulate;
-use crate::flavour::FlavourArgs;
 use crate::util::{self, note, phase};
-use crate::vm_test::tree_dump::{differences, dump_command, parse_dump, tree_of, Tree};
 
 /// The machine booted when no spec is given.
 pub const DEFAULT_SPEC: &str = "topologies/mixed-three-gpus.toml";
-const TOPOLOGY_ROOT: &str = "/sys/kernel/hsa_p2p/topology";
 const TREE_TAG: &str = "published";
+/// Timeout when none is given.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Options of `cargo xtask vm`.
 #[derive(clap::Args, Debug)]
@@ -35,20 +38,11 @@ pub struct VmArgs {
     /// Boot the built-in 3-GPU smoke machine instead (no spec; checks binding only).
     #[arg(long)]
     pub demo: bool,
-    /// Whole-run timeout in seconds (multiplied by the flavour's slowdown, 4 for `--debug`).
-    #[arg(long, default_value_t = 180)]
-    pub timeout: u64,
     /// Keep the /dev/shm VRAM files after the run.
     #[arg(long)]
     pub keep_shm: bool,
-    /// Module to load (default: build it with `cargo xtask build`).
-    #[arg(long, value_name = "KO")]
-    pub module: Option<PathBuf>,
-    /// Echo the guest console.
-    #[arg(short, long)]
-    pub verbose: bool,
     #[command(flatten)]
-    pub flavour: FlavourArgs,
+    pub guest: GuestOptions,
     /// Command to run in the guest after loading the module (busybox sh -c).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -67,9 +61,12 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         refresh: false,
         force: false,
         no_install: false,
-        flavour: args.flavour,
+        flavour: args.guest.flavour,
     })?;
-    let module = crate::kmod::given_or_built(args.module.as_deref(), args.flavour)?;
+    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
+    if args.demo {
+        return super::demo::demo(&settings, args.keep_shm).map(drop);
+    }
     let shm_prefix = format!("hsa-p2p-vm-{}-{}", std::process::id(), spec.name);
     let machine = emulate(&spec, &shm_prefix)
         .with_context(|| format!("QEMU cannot express {}", spec_path.display()))?;
@@ -79,15 +76,14 @@ pub fn boot(args: &VmArgs) -> Result<()> {
 
     let mut config = machine.vm_config(format!("vm-{}", spec.name), &env.bzimage);
     config.keep_shm_files = args.keep_shm;
-    config.timeout = args.flavour.flavour().timeout(args.timeout);
-    config.echo = args.verbose;
-    config.initramfs = Initramfs {
-        script: guest_script(&args.command),
-        files: vec![
-            GuestFile::host("/hsa_p2p.ko", &module),
-            GuestFile::host("/bin/p2pctl", crate::guest_tools::static_p2pctl()?),
-        ],
-    };
+    settings.apply(
+        &mut config,
+        guest_script(&args.command),
+        vec![GuestFile::host(
+            "/bin/p2pctl",
+            crate::guest_tools::static_p2pctl()?,
+        )],
+    );
     phase(format!(
         "boot {} ({} GPUs, QEMU TCG)",
         spec.name,
@@ -95,8 +91,8 @@ pub fn boot(args: &VmArgs) -> Result<()> {
     ));
     let outcome = super::run(&config)?;
     note(outcome.summary());
-    let published = parse_dump(&outcome.console_log, TREE_TAG);
-    if !args.command.is_empty() && !args.verbose {
+    let published = read_tree(&outcome.console_log, TREE_TAG);
+    if !args.command.is_empty() && !settings.echo {
         print!("{}", command_output(&outcome.console_log));
     }
     // The guest's exit status is the command's (10/11: the module failed to load/unload);
@@ -120,18 +116,18 @@ pub fn boot(args: &VmArgs) -> Result<()> {
 /// Load, print the tree, run the user's command (if any), unload; exit with the first failure.
 fn guest_script(command: &[String]) -> String {
     let mut lines = vec![
-        "insmod /hsa_p2p.ko || exit 10".to_string(),
-        dump_command(TOPOLOGY_ROOT, TREE_TAG),
+        format!("insmod {GUEST_MODULE} || exit 10"),
+        print_tree(HSA_P2P_TOPOLOGY, TREE_TAG),
         "status=0".into(),
     ];
     if !command.is_empty() {
         let quoted = shell_quote(&command.join(" "));
         lines.push(format!(
-            "echo '--- guest: {}'",
+            "echo '{COMMAND_BANNER}{}'",
             command.join(" ").replace('\'', "")
         ));
         lines.push(format!("sh -c {quoted}; status=$?"));
-        lines.push("echo \"--- guest command exit status $status\"".into());
+        lines.push(format!("echo \"{COMMAND_STATUS}$status\""));
     }
     lines.push("rmmod hsa_p2p || exit 11".into());
     lines.push("exit $status".into());
@@ -140,9 +136,9 @@ fn guest_script(command: &[String]) -> String {
 
 /// The console lines from the guest command's banner to its exit status line.
 fn command_output(console: &str) -> String {
-    super::console::lines(console)
-        .skip_while(|line| !line.starts_with("--- guest: "))
-        .take_while(|line| !line.starts_with("--- guest command exit status"))
+    protocol::lines(console)
+        .skip_while(|line| !line.starts_with(COMMAND_BANNER))
+        .take_while(|line| !line.starts_with(COMMAND_STATUS))
         .map(|line| format!("{line}\n"))
         .collect()
 }

@@ -341,7 +341,7 @@ mod tests {
     fn a_report_printed_again_by_dmesg_counts_once() {
         let live = include_str!("splat_fixtures/refcount_underflow.txt");
         let dmesg: String = live.lines().map(|l| format!("<4>{l}\n")).collect();
-        let console = format!("{live}@@DMESG\n{dmesg}@@DMESG_END\n");
+        let console = format!("{live}{dmesg}");
         assert_eq!(find(&console).len(), 1);
     }
 

@@ -1,39 +1,38 @@
-//! `cargo xtask vm-test`: boots every shipped spec that QEMU can express and checks, by test,
-//! that the module publishes what the shared rules predict.
+//! `cargo xtask vm-test`: boots every shipped spec that QEMU can express, compares what the
+//! module publishes with what the shared rules predict, and verifies from the host what only
+//! the host can see. Every check of the module's behaviour inside the machine is an `hwtests`
+//! case, run in the guest; its typed report comes back over the console.
 //!
-//! Per spec: the topology after binding all GPUs equals `p2pctl predict` of the emulated spec;
-//! unbinding the first GPU removes its node and links, renumbers and bumps `generation_id`;
-//! binding it again restores it (as the last node, like amdkfd); ten `rmmod` + `insmod` leave
-//! the same topology, no sysfs leftovers and no kernel warning. Specs QEMU cannot express are
-//! reported as skipped with the reason.
+//! Per spec: the topology after binding all GPUs equals `p2pctl predict` of the emulated spec,
+//! and so do `p2pctl why`'s verdicts; the guest's `hwtests` runs its topology and transfer
+//! suites; unbinding the first GPU removes its node and links, renumbers and bumps
+//! `generation_id`; binding it again restores it (as the last node, like amdkfd); ten `rmmod` +
+//! `insmod` leave the same topology, no sysfs leftovers and no kernel warning. A machine with a
+//! corrupt descriptor is refused that GPU; the transfer machines run the `abi` and `device`
+//! suites ([`transfers`]). Specs QEMU cannot express are reported as skipped with the reason.
 
-pub mod guest_checks;
 mod guest_script;
 mod hwtests_in_guest;
-mod report;
-mod republish_readers;
 mod transfers;
-pub mod tree_dump;
 mod why_check;
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use hsa_p2p_hwtests::report::{Case, Outcome, Run};
 use hsa_p2p_runtime::predict::predict_in_bind_order;
 use hsa_p2p_runtime::spec::{PcieElementKind, Spec};
 
 use crate::emulation::{emulate, EmulatedMachine};
-use crate::flavour::{Flavour, FlavourArgs};
+use crate::flavour::Flavour;
 use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
-use crate::vm::{self, GuestFile, Initramfs, VmConfig};
-use guest_script::{
-    kernel_log, refusal_script, script_failures, test_script, warnings, RELOADS, TREE_BOUND,
-    TREE_REBOUND, TREE_REFUSED, TREE_RELOADED, TREE_UNBOUND,
-};
-use report::{Case, Outcome};
-use tree_dump::{differences, parse_dump, tree_of, Tree};
+use crate::vm::options::{GuestOptions, GuestSettings};
+use crate::vm::protocol::{self, read_tree};
+use crate::vm::published_tree::{differences, tree_of, Tree};
+use crate::vm::{self, GuestFile, VmConfig};
+use guest_script::{refusal_script, test_script, RELOADS};
 
 /// Options of `cargo xtask vm-test`.
 #[derive(clap::Args, Debug)]
@@ -41,29 +40,23 @@ pub struct VmTestArgs {
     /// Specs to run (default: every `topologies/*.toml`).
     #[arg(value_name = "SPEC.toml")]
     pub specs: Vec<PathBuf>,
-    /// Module to load (default: build it with `cargo xtask build`).
-    #[arg(long, value_name = "KO")]
-    pub module: Option<PathBuf>,
-    /// Per-VM timeout in seconds (multiplied by the flavour's slowdown, 4 for `--debug`).
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
-    /// Echo the guest console.
-    #[arg(long)]
-    pub verbose: bool,
-    /// Run only the peer-transfer and bad-input machine.
+    #[command(flatten)]
+    pub guest: GuestOptions,
+    /// Run only the peer-transfer and bad-input machines.
     #[arg(long)]
     pub transfers_only: bool,
     /// Leave out shipped specs (file names without `.toml`, comma-separated or repeated),
     /// e.g. machines that add little on the debug flavour but minutes of CI time.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub exclude: Vec<String>,
-    #[command(flatten)]
-    pub flavour: FlavourArgs,
 }
 
-/// What every guest gets: the module under test and the static `p2pctl`.
+/// Timeout per machine when none is given.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What every guest gets: the module under test, the static `p2pctl` and `hwtests`.
 struct GuestPayload {
-    module: PathBuf,
+    settings: GuestSettings,
     p2pctl: PathBuf,
     hwtests: PathBuf,
 }
@@ -95,17 +88,18 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     } else {
         args.specs.clone()
     };
-    let env = KernelEnv::load_flavour(args.flavour.flavour())?;
-    let module = crate::kmod::given_or_built(args.module.as_deref(), args.flavour)?;
+    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
+    let env = KernelEnv::load_flavour(settings.flavour)?;
+    let flavour = settings.flavour;
     let payload = GuestPayload {
-        module,
+        settings,
         p2pctl: crate::guest_tools::static_p2pctl()?,
-        hwtests: crate::guest_tools::static_binary("hsa-p2p-hwtests", "hwtests")?,
+        hwtests: crate::guest_tools::static_hwtests()?,
     };
     let mut cases = Vec::new();
     if args.transfers_only {
-        cases.extend(transfers::run_transfers(&env, &payload, args)?);
-        return finish(cases, args.flavour.flavour());
+        cases.extend(transfers::run_transfers(&env, &payload)?);
+        return finish(cases, flavour);
     }
     for path in &specs {
         let spec = Spec::load(path)?;
@@ -113,40 +107,39 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
         match emulate(&spec, &shm_prefix) {
             Err(reason) => {
                 note(format!("{}: skipped: {reason:#}", spec.name));
-                cases.push(Case {
-                    suite: spec.name.clone(),
-                    name: "emulated".into(),
-                    outcome: Outcome::Skip(format!("{reason:#}")),
-                    seconds: 0.0,
-                });
+                cases.push(Case::new(
+                    spec.name.clone(),
+                    "emulated",
+                    Outcome::Skip(format!("{reason:#}")),
+                    Duration::ZERO,
+                ));
             }
             Ok(machine) => {
                 phase(format!("{}: boot {} GPUs", spec.name, machine.gpus.len()));
                 for adaptation in &machine.adaptations {
                     note(format!("{}: {adaptation}", spec.name));
                 }
-                cases.extend(run_spec(&spec.name, &machine, &env, &payload, args)?);
+                cases.extend(run_spec(&spec.name, &machine, &env, &payload)?);
             }
         }
     }
     if args.specs.is_empty() {
-        cases.extend(run_refusal(&env, &payload, args)?);
-        cases.extend(transfers::run_transfers(&env, &payload, args)?);
+        cases.extend(run_refusal(&env, &payload)?);
+        cases.extend(transfers::run_transfers(&env, &payload)?);
     }
-    finish(cases, args.flavour.flavour())
+    finish(cases, flavour)
 }
 
-/// Prints KTAP, writes JUnit (`target/vm-test[-debug]/junit.xml`); fails if a case failed.
+/// Prints KTAP and writes the reports into `target/vm-test/` (`target/vm-test-debug/` for the
+/// debug flavour); fails if a case failed.
 fn finish(cases: Vec<Case>, flavour: Flavour) -> Result<()> {
-    let ktap = report::ktap(&cases);
-    println!("{ktap}");
-    let junit = flavour.target_subdir("vm-test").join("junit.xml");
-    report::write_junit(&cases, &junit)?;
-    std::fs::write(junit.with_file_name("results.ktap"), &ktap)?;
-    note(format!("JUnit: {}", junit.display()));
-    let summary = report::summary(&cases);
-    println!("vm-test: {summary}");
-    if cases.iter().any(|c| matches!(c.outcome, Outcome::Fail(_))) {
+    let run = Run {
+        name: "vm-test".into(),
+        cases,
+        ..Run::default()
+    };
+    let summary = crate::run_report::publish(&run, &flavour.target_subdir("vm-test"))?;
+    if run.failed() {
         bail!("vm-test failed: {summary}");
     }
     Ok(())
@@ -157,7 +150,7 @@ const REFUSAL_SPEC: &str = "mixed-three-gpus.toml";
 
 /// A GPU whose descriptor page is corrupt must be refused with a clear log line and left out of
 /// the topology; the others must bind as usual.
-fn run_refusal(env: &KernelEnv, payload: &GuestPayload, args: &VmTestArgs) -> Result<Vec<Case>> {
+fn run_refusal(env: &KernelEnv, payload: &GuestPayload) -> Result<Vec<Case>> {
     let spec = Spec::load(&util::workspace_root().join("topologies").join(REFUSAL_SPEC))?;
     let shm_prefix = format!("hsa-p2p-vmtest-{}-refusal", std::process::id());
     let mut machine = emulate(&spec, &shm_prefix)?;
@@ -175,31 +168,37 @@ fn run_refusal(env: &KernelEnv, payload: &GuestPayload, args: &VmTestArgs) -> Re
         env,
         payload,
         refusal_script(),
-        args,
     ))?;
     let console = &run.console_log;
-    let mut problems = script_failures(console);
-    if !run.success() {
-        problems.push(format!("{:#}", run.check().unwrap_err()));
-    }
+    let mut problems = boot_problems(&run);
     let bound: Vec<usize> = (0..corrupt).collect();
     problems.extend(compare(
         &predicted_tree(&machine.spec, &bound)?,
-        parse_dump(console, TREE_REFUSED).as_ref(),
+        read_tree(console, guest_script::TREE_REFUSED).as_ref(),
     ));
     let expected_line = "not an hsa-p2p GPU: descriptor checksum mismatch";
-    if !kernel_log(console)
+    if !protocol::kernel_log(console)
+        .unwrap_or_default()
         .iter()
         .any(|line| line.contains(expected_line))
     {
         problems.push(format!("the kernel log lacks `{expected_line}`"));
     }
-    Ok(vec![Case {
-        suite: "bad-descriptor".into(),
-        name: "corrupt_descriptor_is_refused_with_a_reason".into(),
-        outcome: outcome(problems),
-        seconds: started.elapsed().as_secs_f64(),
-    }])
+    Ok(vec![Case::new(
+        "bad-descriptor",
+        "corrupt_descriptor_is_refused_with_a_reason",
+        Outcome::from_problems(problems),
+        started.elapsed(),
+    )])
+}
+
+/// The steps that failed in the guest, and how the run ended when it did not succeed.
+fn boot_problems(run: &vm::VmOutcome) -> Vec<String> {
+    let mut problems = protocol::failures(&run.console_log);
+    if let Err(error) = run.check() {
+        problems.push(format!("{error:#}"));
+    }
+    problems
 }
 
 fn vm_config(
@@ -208,19 +207,16 @@ fn vm_config(
     env: &KernelEnv,
     payload: &GuestPayload,
     script: String,
-    args: &VmTestArgs,
 ) -> VmConfig {
     let mut config = machine.vm_config(format!("vm-test-{name}"), &env.bzimage);
-    config.timeout = args.flavour.flavour().timeout(args.timeout);
-    config.echo = args.verbose;
-    config.initramfs = Initramfs {
+    payload.settings.apply(
+        &mut config,
         script,
-        files: vec![
-            GuestFile::host("/hsa_p2p.ko", &payload.module),
+        vec![
             GuestFile::host("/bin/p2pctl", &payload.p2pctl),
             GuestFile::host("/bin/hwtests", &payload.hwtests),
         ],
-    };
+    );
     config
 }
 
@@ -251,45 +247,27 @@ fn compare(expected: &Tree, actual: Option<&Tree>) -> Vec<String> {
     }
 }
 
-fn outcome(problems: Vec<String>) -> Outcome {
-    if problems.is_empty() {
-        Outcome::Pass
-    } else {
-        Outcome::Fail(problems)
-    }
-}
-
 fn run_spec(
     name: &str,
     machine: &EmulatedMachine,
     env: &KernelEnv,
     payload: &GuestPayload,
-    args: &VmTestArgs,
 ) -> Result<Vec<Case>> {
     let started = Instant::now();
     let script = test_script(&first_gpu_address(machine));
-    let run = vm::run(&vm_config(name, machine, env, payload, script, args))?;
+    let run = vm::run(&vm_config(name, machine, env, payload, script))?;
     let console = &run.console_log;
-    let seconds = started.elapsed().as_secs_f64();
-    let case = |test: &str, outcome: Outcome, seconds: f64| Case {
-        suite: name.to_string(),
-        name: test.to_string(),
-        outcome,
-        seconds,
+    let elapsed = started.elapsed();
+    let case = |test: &str, problems: Vec<String>, duration: Duration| {
+        Case::new(name, test, Outcome::from_problems(problems), duration)
     };
 
-    let mut boot_problems = script_failures(console);
-    if !run.success() {
-        boot_problems.push(format!("{:#}", run.check().unwrap_err()));
-    }
     let gpus = machine.gpus.len();
     let all: Vec<usize> = (0..gpus).collect();
     let without_first: Vec<usize> = (1..gpus).collect();
     let first_last: Vec<usize> = (1..gpus).chain([0]).collect();
-    let bound = parse_dump(console, TREE_BOUND);
-    let unbound = parse_dump(console, TREE_UNBOUND);
-    let rebound = parse_dump(console, TREE_REBOUND);
-    let reloaded = parse_dump(console, TREE_RELOADED);
+    let [bound, unbound, rebound, reloaded] =
+        guest_script::TREES.map(|tag| read_tree(console, tag));
 
     let predicted = predict_in_bind_order(&machine.spec, &all)?.topology;
     let expected = tree_of(predicted.render_sysfs());
@@ -321,24 +299,28 @@ fn run_spec(
 
     let mut reload = compare(&expected, reloaded.as_ref());
     reload.extend(
-        warnings(console)
+        protocol::warnings(console)
             .into_iter()
             .map(|line| format!("kernel warning: {line}")),
     );
 
     let mut cases = vec![
-        case("boot_and_load", outcome(boot_problems), seconds),
-        case("topology_matches_prediction", outcome(matches), 0.0),
-        case("p2pctl_why_in_guest_matches_prediction", outcome(why), 0.0),
+        case("boot_and_load", boot_problems(&run), elapsed),
+        case("topology_matches_prediction", matches, Duration::ZERO),
+        case(
+            "p2pctl_why_in_guest_matches_prediction",
+            why,
+            Duration::ZERO,
+        ),
     ];
-    cases.extend(hwtests_in_guest::hwtests_cases(console, name));
+    cases.extend(hwtests_in_guest::cases(console, name));
     cases.extend([
-        case("unbind_removes_and_renumbers", outcome(unbind), 0.0),
-        case("rebind_restores", outcome(rebind), 0.0),
+        case("unbind_removes_and_renumbers", unbind, Duration::ZERO),
+        case("rebind_restores", rebind, Duration::ZERO),
         case(
             &format!("reload_{RELOADS}x_leaves_no_trace_or_warning"),
-            outcome(reload),
-            0.0,
+            reload,
+            Duration::ZERO,
         ),
     ]);
     Ok(cases)

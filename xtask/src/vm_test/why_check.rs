@@ -4,19 +4,37 @@
 
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::explain::{explain, Verdict};
-use serde_json::Value;
 
-const BEGIN: &str = "@@WHY";
-const END: &str = "@@WHY_END";
+use crate::vm::protocol::{print_documents, read_documents};
 
-/// The guest snippet: one `p2pctl why A B --json` document per line for every ordered pair of
-/// GPU nodes under `root` (the static p2pctl is at /bin/p2pctl).
-pub fn why_command(root: &str) -> String {
-    format!(
-        "echo '{BEGIN}'; gpus=$(for n in {root}/nodes/*; do [ \"$(cat $n/gpu_id)\" != 0 ] && basename $n; done); \
-         for a in $gpus; do for b in $gpus; do if [ $a != $b ]; then \
-         if ! p2pctl why $a $b --root {root} --json > /tmp/why.json; then fail p2pctl why $a $b; fi; \
-         tr -d '\\n' < /tmp/why.json; echo; fi; done; done; echo '{END}'"
+/// The section the answers travel in, one `p2pctl why --json` document per line.
+const WHY: &str = "why";
+
+/// The part of a `p2pctl why --json` document (`hsa-p2p/why/v1`) compared here.
+#[derive(Debug, serde::Deserialize)]
+struct WhyAnswer {
+    from: u32,
+    to: u32,
+    access: bool,
+    reasons: Vec<WhyReason>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct WhyReason {
+    name: String,
+}
+
+/// The guest step: `p2pctl why A B --json` on one line for every ordered pair of GPU nodes
+/// under `root` (the static p2pctl is at /bin/p2pctl).
+pub fn why_step(root: &str) -> String {
+    print_documents(
+        WHY,
+        &format!(
+            "gpus=$(for n in {root}/nodes/*; do [ \"$(cat $n/gpu_id)\" != 0 ] && basename $n; done); \
+             for a in $gpus; do for b in $gpus; do if [ $a != $b ]; then \
+             if ! p2pctl why $a $b --root {root} --json > /tmp/why.json; then fail p2pctl why $a $b; fi; \
+             tr -d '\\n' < /tmp/why.json; echo; fi; done; done"
+        ),
     )
 }
 
@@ -25,26 +43,23 @@ pub fn why_command(root: &str) -> String {
 pub fn check_why(console: &str, predicted: &Topology) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut denied = Vec::new();
-    let Some(answers) = crate::vm::console::section(console, BEGIN, END) else {
-        return (vec!["the guest did not run p2pctl why".into()], denied);
+    let answers = match read_documents::<WhyAnswer>(console, WHY) {
+        Ok(answers) => answers,
+        Err(problem) => return (vec![problem], denied),
     };
     let mut pairs = 0;
-    for line in answers.lines {
-        let Ok(document) = serde_json::from_str::<Value>(line) else {
-            problems.push(format!("p2pctl why printed no JSON: {line:?}"));
-            continue;
+    for answer in answers {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(problem) => {
+                problems.push(format!("p2pctl why printed no answer: {problem}"));
+                continue;
+            }
         };
         pairs += 1;
-        let (Some(from), Some(to)) = (document["from"].as_u64(), document["to"].as_u64()) else {
-            problems.push(format!("p2pctl why without from/to: {line}"));
-            continue;
-        };
-        let guest_access = document["access"].as_bool();
-        let guest_reasons: Vec<&str> = document["reasons"]
-            .as_array()
-            .map(|reasons| reasons.iter().filter_map(|r| r["name"].as_str()).collect())
-            .unwrap_or_default();
-        let Ok(expected) = explain(predicted, from as u32, to as u32) else {
+        let (from, to) = (answer.from, answer.to);
+        let guest_reasons: Vec<&str> = answer.reasons.iter().map(|r| r.name.as_str()).collect();
+        let Ok(expected) = explain(predicted, from, to) else {
             problems.push(format!("{from} -> {to}: not a GPU pair in the prediction"));
             continue;
         };
@@ -54,13 +69,14 @@ pub fn check_why(console: &str, predicted: &Topology) -> (Vec<String>, Vec<Strin
                 (false, reasons.into_iter().map(|r| r.name).collect())
             }
         };
-        if guest_access != Some(expected_access) || guest_reasons != expected_reasons {
+        if answer.access != expected_access || guest_reasons != expected_reasons {
             problems.push(format!(
-                "{from} -> {to}: guest says access {guest_access:?} reasons {guest_reasons:?}, \
-                 predicted access {expected_access} reasons {expected_reasons:?}"
+                "{from} -> {to}: guest says access {} reasons {guest_reasons:?}, \
+                 predicted access {expected_access} reasons {expected_reasons:?}",
+                answer.access
             ));
         }
-        if guest_access == Some(false) {
+        if !answer.access {
             denied.push(format!(
                 "{from} -> {to}: no P2P: {}",
                 guest_reasons.join(", ")

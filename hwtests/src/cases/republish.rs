@@ -1,28 +1,28 @@
-//! In the guest: readers following the `generation_id` protocol race the republish of an
-//! unbind and a rebind, again and again, and must never accept a torn tree.
+//! Readers following the `generation_id` protocol race the republish of an unbind and a rebind,
+//! again and again, and must never accept a torn tree (`device.republish_readers_never_accept_a_torn_tree`).
 //!
 //! The last GPU in bind order is unbound and bound again, so exactly two topologies are ever
 //! complete: every GPU bound, and every GPU but that one. Each reader thread reads the tree the
 //! way the runtime (and libhsakmt) does: `generation_id`, the tree, `generation_id` again, retry
 //! when the two differ. A read it accepts must be one of the two topologies; an error after a
-//! stable generation (a file missing, a dangling link) means it took a torn tree for a stable
-//! one; "no topology" means the tree vanished while the module was loaded. Only retries that
-//! ran out (`Unstable`) are expected under such churn.
-//!
-//! Result line: `@@CHECK republish_readers_never_accept_a_torn_tree ok|FAIL …`.
+//! stable generation (a file missing, a dangling link, no tree at all) means it took a torn tree
+//! for a stable one. Only retries that ran out (`Unstable`) are expected under such churn.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use anyhow::{bail, Context, Result};
 use hsa_p2p_core::topology::Topology;
-use hsa_p2p_runtime::sysfs::{read_topology, ReadError, HSA_P2P_TOPOLOGY};
+use hsa_p2p_runtime::sysfs::{read_topology, ReadError};
 
-/// The driver's sysfs directory.
-const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
+use crate::context::Context;
+use crate::report::Outcome;
+use crate::runner::TestOutput;
+
 /// Concurrent readers.
 const READERS: usize = 2;
+/// Unbind/bind cycles.
+const CYCLES: u32 = 20;
 
 /// What the readers saw.
 #[derive(Debug, Default)]
@@ -39,10 +39,10 @@ fn shape(mut topology: Topology) -> Topology {
     topology
 }
 
-fn read_shape(root: &Path) -> Result<Topology> {
-    Ok(shape(read_topology(root).with_context(|| {
-        format!("cannot read {} at rest", root.display())
-    })?))
+fn read_shape(root: &Path) -> Result<Topology, String> {
+    read_topology(root)
+        .map(shape)
+        .map_err(|error| format!("reading the tree at rest: {error}"))
 }
 
 fn reader(root: &Path, expected: &[Topology], stop: &AtomicBool) -> Tally {
@@ -68,35 +68,52 @@ fn reader(root: &Path, expected: &[Topology], stop: &AtomicBool) -> Tally {
     tally
 }
 
-/// Unbinds and binds the last GPU `cycles` times while [`READERS`] threads read the tree.
-pub fn republish_readers(cycles: u32) -> Result<()> {
-    let root = Path::new(HSA_P2P_TOPOLOGY);
-    let full = read_shape(root)?;
-    let last = full
-        .nodes
-        .iter()
-        .rev()
-        .find(|node| node.is_gpu())
-        .context("the published topology has no GPU")?;
+/// Unbinds and binds the last GPU [`CYCLES`] times while [`READERS`] threads read the tree.
+pub fn readers_never_accept_a_torn_tree(context: &Context) -> TestOutput {
+    match race(context) {
+        Ok(output) => output,
+        Err(problem) => Outcome::fail(problem).into(),
+    }
+}
+
+fn race(context: &Context) -> Result<TestOutput, String> {
+    let root = context.module_topology_path();
+    if !root.join("generation_id").exists() {
+        return Ok(Outcome::skip("the hsa_p2p module's topology is not there").into());
+    }
+    let full = read_shape(&root)?;
+    let Some(last) = full.nodes.iter().rev().find(|node| node.is_gpu()) else {
+        return Ok(Outcome::skip("the module's topology has no GPU").into());
+    };
     let address = last.pci_address().to_string();
+    let driver = context.driver_path();
+    if !driver.join(&address).exists() {
+        return Ok(Outcome::skip(format!(
+            "{address} is not bound to the hsa_p2p driver (it binds emulated GPUs only)"
+        ))
+        .into());
+    }
     let rebind = |verb: &str| {
-        std::fs::write(format!("{DRIVER}/{verb}"), &address)
-            .with_context(|| format!("cannot {verb} {address}"))
+        std::fs::write(driver.join(verb), &address)
+            .map_err(|error| format!("cannot {verb} {address}: {error}"))
     };
     rebind("unbind")?;
-    let without_last = read_shape(root)?;
+    let without_last = read_shape(&root);
     rebind("bind")?;
-    if read_shape(root)? != full {
-        bail!("unbinding and binding {address} again did not restore the topology");
+    let without_last = without_last?;
+    if read_shape(&root)? != full {
+        return Err(format!(
+            "unbinding and binding {address} again did not restore the topology"
+        ));
     }
 
     let expected = [full, without_last];
     let stop = AtomicBool::new(false);
     let (tallies, cycled) = thread::scope(|scope| {
         let readers: Vec<_> = (0..READERS)
-            .map(|_| scope.spawn(|| reader(root, &expected, &stop)))
+            .map(|_| scope.spawn(|| reader(&root, &expected, &stop)))
             .collect();
-        let cycled = (0..cycles).try_for_each(|_| {
+        let cycled = (0..CYCLES).try_for_each(|_| {
             rebind("unbind")?;
             rebind("bind")
         });
@@ -112,20 +129,14 @@ pub fn republish_readers(cycles: u32) -> Result<()> {
     let unstable: usize = tallies.iter().map(|t| t.unstable).sum();
     let torn: Vec<&String> = tallies.iter().flat_map(|t| &t.torn).collect();
     let summary = format!(
-        "{cycles} unbind/bind cycles of {address}, {READERS} readers: {accepted} reads accepted, \
-         {unstable} gave up on a changing generation, {} torn",
+        "{CYCLES} unbind/bind cycles of {address}, {READERS} readers: {accepted} reads \
+         accepted, {unstable} gave up on a changing generation, {} torn",
         torn.len()
     );
-    let name = "republish_readers_never_accept_a_torn_tree";
-    if let Some(first) = torn.first() {
-        println!("@@CHECK {name} FAIL {summary}; first: {first}");
-        bail!("readers accepted torn trees");
-    }
-    if accepted == 0 {
-        println!("@@CHECK {name} FAIL {summary}: no read to judge");
-        bail!("no reader finished a read");
-    }
-    println!("@@CHECK {name} ok");
-    println!("{summary}");
-    Ok(())
+    let outcome = match torn.first() {
+        Some(first) => Outcome::fail(format!("{summary}; first: {first}")),
+        None if accepted == 0 => Outcome::fail(format!("{summary}: no read to judge")),
+        None => Outcome::Pass,
+    };
+    Ok(TestOutput::with_notes(outcome, vec![summary]))
 }

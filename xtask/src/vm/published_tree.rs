@@ -1,43 +1,8 @@
-//! Sysfs trees carried over the serial console, and their comparison with a prediction.
-//!
-//! The guest prints a tree as `@@TREE <tag>` / `@@FILE <path>` / content lines / `@@END <tag>`;
-//! the host turns it back into `(path, content)` pairs, the same shape as
-//! `Topology::render_sysfs()`, and compares file by file.
+//! The comparison of a topology tree the guest published (read with
+//! [`super::protocol::read_tree`]) with a prediction, file by file, in the shape of
+//! `Topology::render_sysfs()`.
 
-use std::collections::BTreeMap;
-
-/// A sysfs tree: relative path -> content.
-pub type Tree = BTreeMap<String, String>;
-
-/// The shell snippet that prints the tree under `root` with tag `tag`.
-pub fn dump_command(root: &str, tag: &str) -> String {
-    format!(
-        "echo '@@TREE {tag}'; (cd {root} && find . -type f | sort | while read f; do echo \"@@FILE ${{f#./}}\"; cat \"$f\"; done); echo '@@END {tag}'"
-    )
-}
-
-/// Extracts the tree tagged `tag` from a console log; `None` if it was not printed completely.
-pub fn parse_dump(console: &str, tag: &str) -> Option<Tree> {
-    let begin = format!("@@TREE {tag}");
-    let end = format!("@@END {tag}");
-    let section = crate::vm::console::section(console, &begin, &end)?;
-    if !section.complete {
-        return None;
-    }
-    let mut tree = Tree::new();
-    let mut current: Option<String> = None;
-    for line in section.lines {
-        if let Some(path) = line.strip_prefix("@@FILE ") {
-            tree.insert(path.to_string(), String::new());
-            current = Some(path.to_string());
-        } else if let Some(path) = &current {
-            let content = tree.entry(path.clone()).or_default();
-            content.push_str(line);
-            content.push('\n');
-        }
-    }
-    Some(tree)
-}
+pub use super::protocol::Tree;
 
 /// Files whose content depends on the run rather than on the rules: `generation_id` (a counter
 /// checked separately) and the CPU nodes' memory bank (the guest kernel's own memory accounting).
@@ -102,16 +67,6 @@ pub fn tree_of(files: Vec<(String, String)>) -> Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dump_round_trips_through_a_noisy_console() {
-        let console = "boot noise\r\n@@TREE a\r\n@@FILE generation_id\r\n3\r\n@@FILE nodes/0/gpu_id\r\n0\r\n@@FILE nodes/0/name\r\n\r\n@@END a\r\nmore";
-        let tree = parse_dump(console, "a").unwrap();
-        assert_eq!(tree["generation_id"], "3\n");
-        assert_eq!(tree["nodes/0/name"], "\n");
-        assert_eq!(parse_dump(console, "b"), None);
-        assert_eq!(parse_dump("@@TREE a\n@@FILE x\n1\n", "a"), None);
-    }
 
     #[test]
     fn differences_name_the_file_and_the_line() {
