@@ -619,6 +619,32 @@ mod tests {
     }
 
     #[test]
+    fn the_debug_fragment_only_adds_to_the_normal_one() {
+        // merge_config.sh lets the later fragment win: an option both set differently would be
+        // changed in the debug kernel without anyone asking.
+        let read = |fragment: &str| fs::read_to_string(util::workspace_root().join(fragment));
+        let [normal, debug] = Flavour::Debug.fragments() else {
+            panic!("the debug flavour layers one fragment on the normal one");
+        };
+        assert_eq!(Flavour::Normal.fragments(), [*normal]);
+        let (normal, debug) = (read(normal).unwrap(), read(debug).unwrap());
+        let normal: std::collections::HashMap<&str, &str> =
+            normal.lines().filter_map(parse_config_line).collect();
+        let debug: Vec<(&str, &str)> = debug.lines().filter_map(parse_config_line).collect();
+        assert!(debug.iter().any(|(name, _)| *name == "CONFIG_KASAN"));
+        let conflicts: Vec<String> = debug
+            .iter()
+            .filter_map(|(name, value)| {
+                let normal_value = normal.get(name).filter(|v| *v != value)?;
+                Some(format!(
+                    "{name}: {normal_value} in the normal one, {value} in the debug one"
+                ))
+            })
+            .collect();
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+    }
+
+    #[test]
     fn parses_versions() {
         assert_eq!(
             parse_version("rustc 1.96.0 (abc 2026-01-01)"),
