@@ -9,8 +9,9 @@
 //! for a stable one. Only retries that ran out (`Unstable`) are expected under such churn.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::sysfs::{read_topology, ReadError};
@@ -23,6 +24,9 @@ use crate::runner::TestOutput;
 const READERS: usize = 2;
 /// Unbind/bind cycles.
 const CYCLES: u32 = 20;
+/// How long the readers may take, after the cycles, to finish a first read each (unbinding may
+/// be quicker than one read of the tree).
+const FIRST_READ_GRACE: Duration = Duration::from_secs(10);
 
 /// What the readers saw.
 #[derive(Debug, Default)]
@@ -45,10 +49,12 @@ fn read_shape(root: &Path) -> Result<Topology, String> {
         .map_err(|error| format!("reading the tree at rest: {error}"))
 }
 
-fn reader(root: &Path, expected: &[Topology], stop: &AtomicBool) -> Tally {
+fn reader(root: &Path, expected: &[Topology], stop: &AtomicBool, reads: &AtomicUsize) -> Tally {
     let mut tally = Tally::default();
     while !stop.load(Ordering::Relaxed) {
-        match read_topology(root) {
+        let read = read_topology(root);
+        reads.fetch_add(1, Ordering::Relaxed);
+        match read {
             Ok(topology) => {
                 tally.accepted += 1;
                 let topology = shape(topology);
@@ -109,14 +115,19 @@ fn race(context: &Context) -> Result<TestOutput, String> {
 
     let expected = [full, without_last];
     let stop = AtomicBool::new(false);
+    let reads = AtomicUsize::new(0);
     let (tallies, cycled) = thread::scope(|scope| {
         let readers: Vec<_> = (0..READERS)
-            .map(|_| scope.spawn(|| reader(&root, &expected, &stop)))
+            .map(|_| scope.spawn(|| reader(&root, &expected, &stop, &reads)))
             .collect();
         let cycled = (0..CYCLES).try_for_each(|_| {
             rebind("unbind")?;
             rebind("bind")
         });
+        let grace = Instant::now() + FIRST_READ_GRACE;
+        while reads.load(Ordering::Relaxed) < READERS && Instant::now() < grace {
+            thread::sleep(Duration::from_millis(1));
+        }
         stop.store(true, Ordering::Relaxed);
         let tallies: Vec<Tally> = readers
             .into_iter()
