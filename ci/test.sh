@@ -53,4 +53,17 @@ cargo xtask patches --check
 step "module in QEMU: every shipped spec QEMU can express (KTAP; JUnit in target/vm-test/junit.xml)"
 cargo xtask vm-test
 
+step "debug kernel flavour: KASAN, lockdep, DMA-API debug, kobject-release debug, kmemleak, failslab (clang 19; cached under target/kernel/debug)"
+nice cargo xtask kernel --debug
+
+# On the debug flavour each spec machine takes ~2 min under TCG (KASAN, lockdep, and a reload
+# loop whose rmmod waits for the delayed kobject release): all of them would add ~18 min. CI runs
+# the machines that take the module's risky paths (bind/unbind/rebind/reload, a refused GPU, and
+# the two transfer machines: ioctls, mmap, bus-address and DMA-mapped peers, unbind with a live
+# mapping, readers racing republish), ~5 min; the other specs differ only in topology, which the
+# host tests and the normal vm-test above cover.
+step "module in QEMU on the debug kernel: any checker report fails the run (JUnit in target/vm-test-debug/junit.xml)"
+cargo xtask vm-test --debug \
+    --exclude same-switch,separate-root-ports,small-bar,two-socket,xgmi-hive-4,sixteen-gpus,dma-mask-limit
+
 step "done in $((SECONDS - started)) s"

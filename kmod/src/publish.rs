@@ -20,7 +20,7 @@ use crate::properties::{
     write_link_properties, write_mem_bank_properties, write_node_properties, write_peer_denial,
     write_system_properties,
 };
-use crate::sysfs::{SubDir, SysfsDir};
+use crate::sysfs::{SubDir, TopologyDir};
 
 struct PublishedNode {
     record: NodeRecord,
@@ -213,18 +213,33 @@ fn publish_node(nodes_dir: SubDir<'_>, node: &PublishedNode) -> Result {
     Ok(())
 }
 
-/// Renders `topology` as `/sys/kernel/hsa_p2p/topology`. The previous tree must be gone (the
-/// directory name is taken until it is dropped).
-pub(crate) fn publish(topology: &KernelTopology, generation: u64) -> Result<SysfsDir> {
-    let mut root = SysfsDir::new(c"hsa_p2p")?;
-    let top = root.root().dir(c"topology")?;
-    write_file(top, c"generation_id", |text| writeln!(text, "{generation}"))?;
-    write_file(top, c"system_properties", |text| {
-        write_system_properties(text, &SystemProperties::default())
-    })?;
-    let nodes_dir = top.dir(c"nodes")?;
-    for node in topology.nodes.iter() {
-        publish_node(nodes_dir, node)?;
+/// Publishes `topology` as generation `generation` of `/sys/kernel/hsa_p2p/topology`: the
+/// first call creates the tree, later ones replace its nodes in place (see [`TopologyDir`] for
+/// why readers never see a half-built tree).
+pub(crate) fn publish(
+    tree: &mut Option<TopologyDir>,
+    topology: &KernelTopology,
+    generation: u64,
+) -> Result {
+    let fill = |nodes: SubDir<'_>| {
+        topology
+            .nodes
+            .iter()
+            .try_for_each(|node| publish_node(nodes, node))
+    };
+    match tree {
+        Some(tree) => tree.update(generation, fill),
+        None => {
+            let mut properties = Text(KVec::new());
+            write_system_properties(&mut properties, &SystemProperties::default())
+                .map_err(|_| ENOMEM)?;
+            *tree = Some(TopologyDir::new(
+                c"hsa_p2p",
+                &properties.0,
+                generation,
+                fill,
+            )?);
+            Ok(())
+        }
     }
-    Ok(root)
 }

@@ -19,7 +19,7 @@ use crate::gpu_id::{KnownGpuId, MAX_GPUS};
 use crate::platform::{iommu_mode, numa_facts};
 use crate::publish::{publish, KernelTopology, PeerTable};
 use crate::shim::{hsa_p2p_p2pdma_distance, raw_pci_dev};
-use crate::sysfs::SysfsDir;
+use crate::sysfs::TopologyDir;
 use crate::vram::Vram;
 
 /// A GPU bound to the driver.
@@ -47,7 +47,7 @@ pub(crate) struct Registry {
     /// its id back (and nobody else takes it meanwhile).
     known_gpu_ids: KVec<KnownGpuId>,
     generation: u64,
-    published: Option<SysfsDir>,
+    published: Option<TopologyDir>,
     pcie_p2p: bool,
     peers: PeerTable,
 }
@@ -225,7 +225,8 @@ impl Registry {
         )
     }
 
-    /// Removes the published tree (module exit).
+    /// Removes the published tree (module exit, after every GPU is gone; the bookkeeping goes
+    /// with [`Self::release_storage`]).
     pub(crate) fn unpublish(&mut self) {
         self.published = None;
     }
@@ -263,9 +264,7 @@ impl Registry {
         })?;
         self.peers = topology.peer_table()?;
         self.generation += 1;
-        // The directory name must be free before the new tree is created.
-        self.published = None;
-        self.published = Some(publish(&topology, self.generation)?);
+        publish(&mut self.published, &topology, self.generation)?;
         pr_info!(
             "topology generation {}: {} GPUs, {} p2p links\n",
             self.generation,

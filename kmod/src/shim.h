@@ -11,13 +11,20 @@ struct pci_dev;
 struct file;
 struct vm_area_struct;
 struct hsa_p2p_sysfs_dir;
+struct hsa_p2p_sysfs_generation;
 
 /* sysfs_tree.c */
 struct hsa_p2p_sysfs_dir *hsa_p2p_sysfs_dir_create(struct hsa_p2p_sysfs_dir *parent,
 						   const char *name);
 int hsa_p2p_sysfs_file_create(struct hsa_p2p_sysfs_dir *dir, const char *name,
 			      const char *content, size_t len);
+void hsa_p2p_sysfs_dir_clear(struct hsa_p2p_sysfs_dir *dir);
 void hsa_p2p_sysfs_dir_destroy(struct hsa_p2p_sysfs_dir *dir);
+struct hsa_p2p_sysfs_generation *
+hsa_p2p_sysfs_generation_create(struct hsa_p2p_sysfs_dir *dir, u64 value);
+void hsa_p2p_sysfs_update_begin(struct hsa_p2p_sysfs_generation *generation);
+void hsa_p2p_sysfs_update_end(struct hsa_p2p_sysfs_generation *generation, u64 value);
+void hsa_p2p_sysfs_generation_destroy(struct hsa_p2p_sysfs_generation *generation);
 
 /* platform_shim.c */
 unsigned int hsa_p2p_numa_node_count(void);

@@ -12,6 +12,12 @@ pub(crate) struct RawSysfsDir {
     _opaque: [u8; 0],
 }
 
+/// The C side's `struct hsa_p2p_sysfs_generation`, only ever handled by pointer.
+#[repr(C)]
+pub(crate) struct RawSysfsGeneration {
+    _opaque: [u8; 0],
+}
+
 extern "C" {
     pub(crate) fn hsa_p2p_sysfs_dir_create(
         parent: *mut RawSysfsDir,
@@ -23,7 +29,15 @@ extern "C" {
         content: *const c_char,
         len: usize,
     ) -> c_int;
+    pub(crate) fn hsa_p2p_sysfs_dir_clear(dir: *mut RawSysfsDir);
     pub(crate) fn hsa_p2p_sysfs_dir_destroy(dir: *mut RawSysfsDir);
+    pub(crate) fn hsa_p2p_sysfs_generation_create(
+        dir: *mut RawSysfsDir,
+        value: u64,
+    ) -> *mut RawSysfsGeneration;
+    pub(crate) fn hsa_p2p_sysfs_update_begin(generation: *mut RawSysfsGeneration);
+    pub(crate) fn hsa_p2p_sysfs_update_end(generation: *mut RawSysfsGeneration, value: u64);
+    pub(crate) fn hsa_p2p_sysfs_generation_destroy(generation: *mut RawSysfsGeneration);
 
     pub(crate) fn hsa_p2p_numa_node_count() -> c_uint;
     pub(crate) fn hsa_p2p_numa_node_cpus(node: c_int) -> c_uint;

@@ -113,8 +113,8 @@ fn summary(report: &BenchReport) -> Result<Summary> {
 
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let env = KernelEnv::load()?;
     let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
+    let env = KernelEnv::load_flavour(settings.flavour)?;
     let p2pctl = crate::guest_tools::static_p2pctl()?;
     let spec = Spec::load(&util::workspace_root().join("topologies").join(BENCH_SPEC))?;
     let machine = emulate(&spec, &format!("hsa-p2p-bench-{}", std::process::id()))?;

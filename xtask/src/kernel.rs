@@ -12,6 +12,9 @@
 //!
 //! Phases 3 and 4 are keyed by a hash of the fragment, the source version and the tool
 //! versions: a second run with nothing changed takes seconds.
+//!
+//! `--debug` builds the debug flavour ([`Flavour::Debug`]) the same way, with its own cache in
+//! `target/kernel/debug` next to the normal one; the source tree is shared.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::apt::{self, PrivateApt};
+use crate::flavour::{Flavour, FlavourArgs};
 use crate::util::{self, capture, note, phase, read_stamp, run, run_logged, write_stamp};
 
 /// Debian package holding the kernel source.
@@ -70,13 +74,14 @@ pub fn tools_dir() -> PathBuf {
     util::target_dir().join("tools")
 }
 
+/// The source tree and its downloads, shared by the flavours.
 fn kernel_dir() -> PathBuf {
-    util::target_dir().join("kernel")
+    Flavour::Normal.kernel_dir()
 }
 
-/// Path of the machine-readable description of the built kernel.
-pub fn env_path() -> PathBuf {
-    kernel_dir().join("env.json")
+/// Path of the machine-readable description of a flavour's built kernel.
+pub fn env_path(flavour: Flavour) -> PathBuf {
+    flavour.kernel_dir().join("env.json")
 }
 
 /// The tools a Rust-enabled kernel (and its out-of-tree modules) must be built with.
@@ -93,6 +98,9 @@ pub struct Toolchain {
     pub bindgen: PathBuf,
     /// `LIBCLANG_PATH` (environment of bindgen).
     pub libclang_path: PathBuf,
+    /// Further variables on every `make` command line (the flavour's compiler, `LLVM=-19`).
+    #[serde(default)]
+    pub make_vars: Vec<String>,
 }
 
 fn default_clippy_driver() -> PathBuf {
@@ -100,14 +108,15 @@ fn default_clippy_driver() -> PathBuf {
 }
 
 impl Toolchain {
-    /// The default toolchain: Debian's rustc and the cached bindgen.
-    pub fn default_paths() -> Self {
+    /// Debian's rustc, the cached bindgen and a flavour's `make` variables.
+    pub fn for_flavour(flavour: Flavour) -> Self {
         Self {
             rustc: RUSTC.into(),
             rustdoc: RUSTDOC.into(),
             clippy_driver: CLIPPY_DRIVER.into(),
             bindgen: tools_dir().join("bin/bindgen"),
             libclang_path: LIBCLANG_DIR.into(),
+            make_vars: flavour.make_vars().iter().map(|v| v.to_string()).collect(),
         }
     }
 
@@ -122,20 +131,21 @@ impl Toolchain {
             .arg(format!("RUSTDOC={}", self.rustdoc.display()))
             .arg(format!("CLIPPY_DRIVER={}", self.clippy_driver.display()))
             .arg(format!("BINDGEN={}", self.bindgen.display()))
+            .args(&self.make_vars)
             .env("LIBCLANG_PATH", &self.libclang_path);
         cmd
     }
 
-    /// Version strings of the tools, for cache keys and messages.
-    pub fn versions(&self) -> Result<String> {
+    /// Version strings of the tools (C compiler: `compiler`), for cache keys and messages.
+    pub fn versions(&self, compiler: &str) -> Result<String> {
         let rustc = capture(Command::new(&self.rustc).arg("--version"))?;
         let bindgen = capture(Command::new(&self.bindgen).arg("--version"))?;
-        let gcc = capture(Command::new("gcc").arg("--version"))?;
+        let cc = capture(Command::new(compiler).arg("--version"))?;
         Ok(format!(
             "{} / {} / {} / libclang {}",
             rustc.trim(),
             bindgen.trim(),
-            gcc.lines().next().unwrap_or_default(),
+            cc.lines().next().unwrap_or_default(),
             self.libclang_path.display()
         ))
     }
@@ -222,12 +232,22 @@ pub struct KernelEnv {
 }
 
 impl KernelEnv {
-    /// Reads `target/kernel/env.json`.
+    /// Reads `target/kernel/env.json` (the normal flavour's).
     pub fn load() -> Result<Self> {
-        let path = env_path();
+        Self::load_flavour(Flavour::Normal)
+    }
+
+    /// Reads the `env.json` of a flavour's kernel.
+    pub fn load_flavour(flavour: Flavour) -> Result<Self> {
+        let path = env_path(flavour);
+        let flag = if flavour == Flavour::Debug {
+            " --debug"
+        } else {
+            ""
+        };
         let text = fs::read_to_string(&path).with_context(|| {
             format!(
-                "{} not found: run `cargo xtask kernel` first",
+                "{} not found: run `cargo xtask kernel{flag}` first",
                 path.display()
             )
         })?;
@@ -250,48 +270,70 @@ pub struct KernelArgs {
     /// Do not install anything (fail naming what is missing instead).
     #[arg(long)]
     pub no_install: bool,
+    #[command(flatten)]
+    pub flavour: FlavourArgs,
 }
 
 /// `cargo xtask kernel`.
 pub fn kernel(args: &KernelArgs) -> Result<KernelEnv> {
+    let flavour = args.flavour.flavour();
     phase("host packages");
+    let packages: Vec<&str> = HOST_PACKAGES
+        .iter()
+        .chain(flavour.host_packages())
+        .copied()
+        .collect();
     if args.no_install {
-        let missing: Vec<_> = HOST_PACKAGES
-            .iter()
-            .filter(|p| !apt::is_installed(p))
-            .collect();
+        let missing: Vec<_> = packages.iter().filter(|p| !apt::is_installed(p)).collect();
         if !missing.is_empty() {
             bail!("missing host packages: {missing:?} (apt-get install them)");
         }
     } else {
-        apt::ensure_host_packages(HOST_PACKAGES)?;
+        apt::ensure_host_packages(&packages)?;
     }
 
     phase("QEMU (qemu-system-x86 from bookworm-backports)");
     ensure_qemu(args.no_install)?;
 
     phase("bindgen-cli");
-    let toolchain = Toolchain::default_paths();
+    let toolchain = Toolchain::for_flavour(flavour);
     ensure_bindgen(&toolchain.bindgen, args.no_install)?;
     toolchain.check()?;
-    let versions = toolchain.versions()?;
+    let versions = toolchain.versions(flavour.compiler())?;
     note(&versions);
 
     phase(format!("kernel source ({SOURCE_PACKAGE})"));
     let (source_dir, source_version) = ensure_source(args.refresh)?;
 
-    let fragment_path = util::workspace_root().join("kmod/kernel.config");
-    let fragment = fs::read_to_string(&fragment_path)
-        .with_context(|| format!("cannot read {}", fragment_path.display()))?;
-    let key = util::stable_hash(&[
+    let fragment_paths: Vec<PathBuf> = flavour
+        .fragments()
+        .iter()
+        .map(|f| util::workspace_root().join(f))
+        .collect();
+    let fragment = fragment_paths
+        .iter()
+        .map(|path| {
+            fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        })
+        .collect::<Result<String>>()?;
+    // The normal flavour's key has no make variables, as before flavours existed: its cache
+    // (shared by CI) stays valid.
+    let mut key_parts = vec![
         fragment.as_bytes(),
         source_version.as_bytes(),
         versions.as_bytes(),
-    ]);
-    let build_dir = kernel_dir().join("build");
+    ];
+    key_parts.extend(toolchain.make_vars.iter().map(|v| v.as_bytes()));
+    let key = util::stable_hash(&key_parts);
+    let flavour_dir = flavour.kernel_dir();
+    let build_dir = flavour_dir.join("build");
     fs::create_dir_all(&build_dir)?;
 
-    phase("configure (tinyconfig + kmod/kernel.config + olddefconfig)");
+    phase(format!(
+        "configure the {} flavour (tinyconfig + {} + olddefconfig)",
+        flavour.name(),
+        flavour.fragments().join(" + ")
+    ));
     let config_stamp = build_dir.join(".hsa-p2p-config-key");
     if read_stamp(&config_stamp).as_deref() == Some(key.as_str())
         && build_dir.join(".config").exists()
@@ -301,7 +343,7 @@ pub fn kernel(args: &KernelArgs) -> Result<KernelEnv> {
         // From here on the .config no longer matches any recorded key.
         let _ = fs::remove_file(&config_stamp);
         let _ = fs::remove_file(build_dir.join(".hsa-p2p-build-key"));
-        configure(&toolchain, &source_dir, &build_dir, &fragment_path)?;
+        configure(&toolchain, &source_dir, &build_dir, &fragment_paths)?;
         verify_config(&fragment, &build_dir.join(".config"))?;
         write_stamp(&config_stamp, &key)?;
         note("every fragment option survived olddefconfig");
@@ -316,7 +358,7 @@ pub fn kernel(args: &KernelArgs) -> Result<KernelEnv> {
     } else {
         let _ = fs::remove_file(&build_stamp);
         let begun = Instant::now();
-        let log = kernel_dir().join("logs/build.log");
+        let log = flavour_dir.join("logs/build.log");
         note(format!("log: {}", log.display()));
         run_logged(
             toolchain
@@ -350,14 +392,16 @@ pub fn kernel(args: &KernelArgs) -> Result<KernelEnv> {
         toolchain,
         cache_key: key,
     };
-    fs::write(env_path(), serde_json::to_string_pretty(&env)? + "\n")
-        .with_context(|| format!("cannot write {}", env_path().display()))?;
+    let env_file = env_path(flavour);
+    fs::write(&env_file, serde_json::to_string_pretty(&env)? + "\n")
+        .with_context(|| format!("cannot write {}", env_file.display()))?;
     phase(format!(
-        "kernel {} ready: {} (KDIR {}, recorded in {})",
+        "{} kernel {} ready: {} (KDIR {}, recorded in {})",
+        flavour.name(),
         env.kernel_release,
         env.bzimage.display(),
         env.kdir.display(),
-        env_path().display()
+        env_file.display()
     ));
     Ok(env)
 }
@@ -466,8 +510,14 @@ fn ensure_source(refresh: bool) -> Result<(PathBuf, String)> {
     Ok((src, version))
 }
 
-fn configure(toolchain: &Toolchain, source: &Path, build: &Path, fragment: &Path) -> Result<()> {
-    let log = kernel_dir().join("logs/configure.log");
+fn configure(
+    toolchain: &Toolchain,
+    source: &Path,
+    build: &Path,
+    fragments: &[PathBuf],
+) -> Result<()> {
+    let logs = build.parent().expect("a flavour's build dir").join("logs");
+    let log = logs.join("configure.log");
     let o = format!("O={}", build.display());
     run_logged(
         toolchain.make(source).arg(&o).arg("tinyconfig"),
@@ -481,13 +531,13 @@ fn configure(toolchain: &Toolchain, source: &Path, build: &Path, fragment: &Path
             .arg("-O")
             .arg(build)
             .arg(build.join(".config"))
-            .arg(fragment),
-        &kernel_dir().join("logs/merge_config.log"),
+            .args(fragments),
+        &logs.join("merge_config.log"),
         false,
     )?;
     run_logged(
         toolchain.make(source).arg(&o).arg("olddefconfig"),
-        &kernel_dir().join("logs/olddefconfig.log"),
+        &logs.join("olddefconfig.log"),
         false,
     )
 }
@@ -528,7 +578,7 @@ fn verify_config(fragment: &str, config: &Path) -> Result<()> {
     let dropped = dropped_options(fragment, &text);
     if !dropped.is_empty() {
         bail!(
-            "olddefconfig dropped options of kmod/kernel.config (unmet dependencies?): {}",
+            "olddefconfig dropped options of the fragments (unmet dependencies?): {}",
             dropped.join(", ")
         );
     }
@@ -566,6 +616,32 @@ mod tests {
             "CONFIG_RUST=y\nCONFIG_PCI_P2PDMA=y\nCONFIG_NR_CPUS=4\n"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn the_debug_fragment_only_adds_to_the_normal_one() {
+        // merge_config.sh lets the later fragment win: an option both set differently would be
+        // changed in the debug kernel without anyone asking.
+        let read = |fragment: &str| fs::read_to_string(util::workspace_root().join(fragment));
+        let [normal, debug] = Flavour::Debug.fragments() else {
+            panic!("the debug flavour layers one fragment on the normal one");
+        };
+        assert_eq!(Flavour::Normal.fragments(), [*normal]);
+        let (normal, debug) = (read(normal).unwrap(), read(debug).unwrap());
+        let normal: std::collections::HashMap<&str, &str> =
+            normal.lines().filter_map(parse_config_line).collect();
+        let debug: Vec<(&str, &str)> = debug.lines().filter_map(parse_config_line).collect();
+        assert!(debug.iter().any(|(name, _)| *name == "CONFIG_KASAN"));
+        let conflicts: Vec<String> = debug
+            .iter()
+            .filter_map(|(name, value)| {
+                let normal_value = normal.get(name).filter(|v| *v != value)?;
+                Some(format!(
+                    "{name}: {normal_value} in the normal one, {value} in the debug one"
+                ))
+            })
+            .collect();
+        assert!(conflicts.is_empty(), "{conflicts:?}");
     }
 
     #[test]

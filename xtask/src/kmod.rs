@@ -6,6 +6,9 @@
 //! confuse it (kbuild's `MO=` refuses to run next to them). Files are copied only when their
 //! content changed, so kbuild's incremental build works; paths in the build output are
 //! rewritten back to `kmod/`. The module is copied to `target/kmod/hsa_p2p.ko`.
+//!
+//! `--debug` builds it for the debug kernel flavour, in `target/kmod-debug/` (a separate
+//! staging tree: objects built against one kernel must not be reused for the other).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::flavour::{Flavour, FlavourArgs};
 use crate::kernel::{KernelEnv, Toolchain};
 use crate::util::{self, note, phase, run_logged_mapped};
 
@@ -116,24 +120,27 @@ pub struct BuildArgs {
     /// Also run clippy on the Rust code (kbuild's `CLIPPY=1`).
     #[arg(long)]
     pub clippy: bool,
+    #[command(flatten)]
+    pub flavour: FlavourArgs,
 }
 
 /// The module a command was given, or else the one `cargo xtask build` builds against the xtask
-/// kernel (built now, incrementally).
-pub fn given_or_built(given: Option<&Path>) -> Result<PathBuf> {
+/// kernel of `flavour` (built now, incrementally).
+pub fn given_or_built(given: Option<&Path>, flavour: FlavourArgs) -> Result<PathBuf> {
     match given {
         Some(module) => Ok(module.to_path_buf()),
         None => build(&BuildArgs {
             kdir: None,
             verbose: false,
             clippy: false,
+            flavour,
         }),
     }
 }
 
-/// Path of the built module.
-pub fn module_path() -> PathBuf {
-    util::target_dir().join("kmod/hsa_p2p.ko")
+/// Path of the module built for `flavour`.
+pub fn module_path(flavour: Flavour) -> PathBuf {
+    flavour.target_subdir("kmod").join("hsa_p2p.ko")
 }
 
 /// Fails unless `kdir` is a configured and built kernel tree with Rust support.
@@ -169,18 +176,19 @@ fn check_kdir(kdir: &Path) -> Result<()> {
 
 /// `cargo xtask build`: returns the path of the built module.
 pub fn build(args: &BuildArgs) -> Result<PathBuf> {
+    let flavour = args.flavour.flavour();
     let (kdir, toolchain) = match &args.kdir {
         Some(kdir) => {
             let kdir = fs::canonicalize(kdir)
                 .with_context(|| format!("KDIR {} does not exist", kdir.display()))?;
             // Same tools as our own kernel when there is one; Debian's rustc otherwise.
-            let toolchain = KernelEnv::load()
+            let toolchain = KernelEnv::load_flavour(flavour)
                 .map(|env| env.toolchain)
-                .unwrap_or_else(|_| Toolchain::default_paths());
+                .unwrap_or_else(|_| Toolchain::for_flavour(flavour));
             (kdir, toolchain)
         }
         None => {
-            let env = KernelEnv::load()?;
+            let env = KernelEnv::load_flavour(flavour)?;
             (env.kdir, env.toolchain)
         }
     };
@@ -188,7 +196,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
     toolchain.check()?;
 
     let source = util::workspace_root().join("kmod");
-    let out = util::target_dir().join("kmod");
+    let out = flavour.target_subdir("kmod");
     let tree = out.join("tree");
     phase(format!("build hsa_p2p.ko against {}", kdir.display()));
     let begun = Instant::now();
@@ -223,7 +231,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
     }
 
     let built = tree.join("hsa_p2p.ko");
-    let module = module_path();
+    let module = module_path(flavour);
     fs::copy(&built, &module)
         .with_context(|| format!("kbuild did not produce {}", built.display()))?;
     note(format!(

@@ -13,6 +13,7 @@ mod apt;
 mod bench;
 mod cross_check;
 mod emulation;
+mod flavour;
 mod guest_tools;
 mod kernel;
 mod kmod;

@@ -54,6 +54,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "device",
+        name: "republish_readers_never_accept_a_torn_tree",
+        description: "threads reading the module's topology by the generation_id protocol while the last GPU is unbound and bound 20 times accept only complete trees",
+        run: super::republish::readers_never_accept_a_torn_tree,
+    },
+    Test {
+        suite: "device",
         name: "closing_the_file_frees_its_buffers",
         description: "a GPU filled from one open file has the same room again after it is closed",
         run: closing_the_file_frees_its_buffers,

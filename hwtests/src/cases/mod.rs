@@ -13,6 +13,7 @@ pub mod device;
 pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
+mod republish;
 pub mod transfer;
 mod tree_checks;
 

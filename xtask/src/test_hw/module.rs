@@ -37,6 +37,7 @@ pub fn build(kdir: PathBuf) -> Result<PathBuf> {
         kdir: Some(kdir),
         verbose: false,
         clippy: false,
+        flavour: Default::default(),
     })
 }
 

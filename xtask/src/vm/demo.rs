@@ -111,7 +111,7 @@ fn qemu_args(shm: &[ShmFile]) -> Vec<String> {
 /// Boots the demo machine (keeping the VRAM files with `keep_shm`); fails unless the guest
 /// script succeeded.
 pub fn demo(settings: &GuestSettings, keep_shm: bool) -> Result<VmOutcome> {
-    let env = KernelEnv::load()?;
+    let env = KernelEnv::load_flavour(settings.flavour)?;
     let shm_files: Vec<ShmFile> = (0..3)
         .map(|index| ShmFile {
             path: format!("/dev/shm/hsa-p2p-demo-{}-gpu{index}", std::process::id()).into(),

@@ -83,9 +83,12 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 echo {BOOT_SENTINEL}
 sh /test.sh
-echo "{EXIT_SENTINEL}$?"
+status=$?
+{checker_reports}
+echo "{EXIT_SENTINEL}$status"
 poweroff -f
-"#
+"#,
+        checker_reports = super::protocol::print_checker_reports()
     )
 }
 

@@ -5,6 +5,7 @@
 //! (prefixed) and to a log file, and returns the guest script's exit status, read from the
 //! [`initramfs::EXIT_SENTINEL`] line. QEMU is killed on every exit path (timeout, error,
 //! panic) by a drop guard; the shared-memory files are removed the same way unless kept.
+//! A run with a kernel checker's report on the console ([`splat`]) fails, showing the report.
 
 pub mod demo;
 pub mod initramfs;
@@ -12,6 +13,7 @@ pub mod options;
 pub mod protocol;
 pub mod published_tree;
 pub mod spec_boot;
+pub mod splat;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -91,7 +93,8 @@ pub struct VmConfig {
     pub shm_files: Vec<ShmFile>,
     /// Keep the shared-memory files after the run (to inspect what the guest wrote).
     pub keep_shm_files: bool,
-    /// Kernel command-line arguments added to `console=ttyS0 panic=-1 oops=panic`.
+    /// Kernel command-line arguments added to `console=ttyS0 panic=-1 oops=panic
+    /// log_buf_len=4M`.
     pub append: Vec<String>,
     /// Whole-run limit, boot included.
     pub timeout: Duration,
@@ -137,6 +140,8 @@ pub struct VmOutcome {
     pub log_path: PathBuf,
     /// Wall time of the run.
     pub duration: Duration,
+    /// Reports of the kernel's checkers on the console (KASAN, lockdep, WARN, kmemleak ...).
+    pub splats: Vec<splat::Splat>,
 }
 
 impl VmOutcome {
@@ -150,15 +155,25 @@ impl VmOutcome {
         )
     }
 
-    /// The guest ran its script to the end with status 0.
+    /// The guest ran its script to the end with status 0 and no kernel checker complained.
     pub fn success(&self) -> bool {
-        self.exit_code == Some(0)
+        self.exit_code == Some(0) && self.splats.is_empty()
     }
 
-    /// Fails with a summary unless [`Self::success`].
+    /// Fails with a summary unless [`Self::success`]; kernel checker reports come first, each
+    /// shown from its marker to the end of its trace.
     pub fn check(&self) -> Result<()> {
         if self.success() {
             return Ok(());
+        }
+        if !self.splats.is_empty() {
+            let shown: Vec<String> = self.splats.iter().map(|s| s.to_string()).collect();
+            bail!(
+                "{} kernel checker report(s) (console log: {}):\n{}",
+                self.splats.len(),
+                self.log_path.display(),
+                shown.join("")
+            );
         }
         match (self.exit_code, self.timed_out) {
             (Some(code), _) => bail!(
@@ -254,6 +269,9 @@ fn qemu_command(config: &VmConfig, initrd: &std::path::Path) -> Command {
         "console=ttyS0".to_owned(),
         "panic=-1".to_owned(),
         "oops=panic".to_owned(),
+        // The kernel log printed at the end must still hold the whole run: debug kernels log
+        // every delayed kobject release, which overflows the default 128 KiB.
+        "log_buf_len=4M".to_owned(),
     ];
     append.extend(config.append.iter().cloned());
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -377,6 +395,7 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
         "# exit_code={exit_code:?} timed_out={timed_out} qemu={qemu_status:?} {:.1}s",
         duration.as_secs_f64()
     )?;
+    let splats = splat::find(&console_log);
     Ok(VmOutcome {
         exit_code,
         timed_out,
@@ -384,6 +403,7 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
         console_log,
         log_path,
         duration,
+        splats,
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{GuestFile, Initramfs, VmConfig};
+use crate::flavour::{Flavour, FlavourArgs};
 
 /// Where the guest finds the module.
 pub const GUEST_MODULE: &str = "/hsa_p2p.ko";
@@ -16,18 +17,21 @@ pub fn load_module_step() -> String {
     format!("insmod {GUEST_MODULE} || fail insmod")
 }
 
-/// `--module`, `--timeout`, `--verbose`.
+/// `--module`, `--timeout`, `--verbose`, `--debug`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct GuestOptions {
     /// Module to load (default: build it with `cargo xtask build`).
     #[arg(long, value_name = "KO")]
     pub module: Option<PathBuf>,
-    /// Timeout per machine in seconds (default: 180 for vm, 300 for vm-test, 600 for bench).
+    /// Timeout per machine in seconds (default: 180 for vm, 300 for vm-test, 600 for bench;
+    /// multiplied by 4 with `--debug`).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Echo the guest console.
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub flavour: FlavourArgs,
 }
 
 /// How to run a guest.
@@ -39,16 +43,20 @@ pub struct GuestSettings {
     pub timeout: Duration,
     /// Echo the guest console.
     pub echo: bool,
+    /// The kernel flavour to boot (the module is built for it).
+    pub flavour: Flavour,
 }
 
 impl GuestOptions {
     /// The settings, with the module built when none was given and `default_timeout` when
     /// no timeout was.
     pub fn settings(&self, default_timeout: Duration) -> Result<GuestSettings> {
+        let flavour = self.flavour.flavour();
         Ok(GuestSettings {
-            module: crate::kmod::given_or_built(self.module.as_deref())?,
-            timeout: self.timeout.map_or(default_timeout, Duration::from_secs),
+            module: crate::kmod::given_or_built(self.module.as_deref(), self.flavour)?,
+            timeout: flavour.timeout(self.timeout.map_or(default_timeout, Duration::from_secs)),
             echo: self.verbose,
+            flavour,
         })
     }
 }

@@ -26,6 +26,8 @@ pub type Tree = BTreeMap<String, String>;
 const FAIL: &str = "@@FAIL ";
 const FILE: &str = "@@FILE ";
 const KERNEL_LOG: &str = "kernel-log";
+const KMEMLEAK: &str = "kmemleak";
+const KERNEL_LOG_AT_EXIT: &str = "kernel-log-at-exit";
 /// The line the `vm -- CMD` guest prints before the user's command's output.
 pub const COMMAND_BANNER: &str = "--- guest: ";
 /// The line it prints after it, followed by the exit status.
@@ -95,6 +97,23 @@ pub fn print_kernel_log() -> String {
         "echo '{}'; dmesg -r; echo '{}'",
         begin(KERNEL_LOG),
         end(KERNEL_LOG)
+    )
+}
+
+/// What `/init` prints after every script, for the kernel checker reports the host looks for
+/// (`super::splat`): on kernels with kmemleak, its list after an explicit scan (objects younger
+/// than 5 s are never reported: it waits that long first); then the whole kernel log, since the
+/// console shows only errors (`loglevel=4`) while WARN, lockdep and sysfs reports are warnings.
+pub fn print_checker_reports() -> String {
+    format!(
+        "if [ -w /sys/kernel/debug/kmemleak ]; then\n    sleep 5\n    \
+         echo scan > /sys/kernel/debug/kmemleak\n    \
+         echo '{}'; cat /sys/kernel/debug/kmemleak; echo '{}'\nfi\n\
+         echo '{}'; dmesg -r; echo '{}'",
+        begin(KMEMLEAK),
+        end(KMEMLEAK),
+        begin(KERNEL_LOG_AT_EXIT),
+        end(KERNEL_LOG_AT_EXIT)
     )
 }
 

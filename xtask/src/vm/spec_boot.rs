@@ -61,6 +61,7 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         refresh: false,
         force: false,
         no_install: false,
+        flavour: args.guest.flavour,
     })?;
     let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
     if args.demo {

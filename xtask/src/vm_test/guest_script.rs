@@ -39,8 +39,11 @@ pub fn test_script(first_gpu: &str) -> String {
         // The kernel's one-time "loading out-of-tree module taints kernel" notice is a warning
         // about every out-of-tree module, not about this one: the log is checked from here on.
         "dmesg -c > /dev/null".into(),
+        // The driver core drops the driver's kobject with kobject_put alone: under
+        // CONFIG_DEBUG_KOBJECT_RELEASE its sysfs directory lingers for the release delay (1-4 s),
+        // and an insmod before then clashes with it. Wait for it (instant on other kernels).
         format!(
-            "i=0; while [ $i -lt {RELOADS} ]; do i=$((i+1)); rmmod hsa_p2p || fail rmmod $i; [ -e /sys/kernel/hsa_p2p ] && fail leftover sysfs after rmmod $i; insmod {GUEST_MODULE} || fail insmod $i; done"
+            "i=0; while [ $i -lt {RELOADS} ]; do i=$((i+1)); rmmod hsa_p2p || fail rmmod $i; [ -e /sys/kernel/hsa_p2p ] && fail leftover sysfs after rmmod $i; n=0; while [ -e {DRIVER} ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; insmod {GUEST_MODULE} || fail insmod $i; done"
         ),
         print_tree(HSA_P2P_TOPOLOGY, reloaded),
         "rmmod hsa_p2p || fail final rmmod".into(),

@@ -25,6 +25,7 @@ use hsa_p2p_runtime::predict::predict_in_bind_order;
 use hsa_p2p_runtime::spec::{PcieElementKind, Spec};
 
 use crate::emulation::{emulate, EmulatedMachine};
+use crate::flavour::Flavour;
 use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
 use crate::vm::options::{GuestOptions, GuestSettings};
@@ -44,6 +45,10 @@ pub struct VmTestArgs {
     /// Run only the peer-transfer and bad-input machines.
     #[arg(long)]
     pub transfers_only: bool,
+    /// Leave out shipped specs (file names without `.toml`, comma-separated or repeated),
+    /// e.g. machines that add little on the debug flavour but minutes of CI time.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub exclude: Vec<String>,
 }
 
 /// Timeout per machine when none is given.
@@ -70,20 +75,31 @@ fn shipped_specs() -> Result<Vec<PathBuf>> {
 /// Runs the checks; fails if any case failed.
 pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     let specs = if args.specs.is_empty() {
-        shipped_specs()?
+        let mut specs = shipped_specs()?;
+        specs.retain(|path| {
+            let name = path.file_stem().unwrap_or_default().to_string_lossy();
+            let excluded = args.exclude.iter().any(|e| *e == name);
+            if excluded {
+                note(format!("{name}: left out (--exclude)"));
+            }
+            !excluded
+        });
+        specs
     } else {
         args.specs.clone()
     };
-    let env = KernelEnv::load()?;
+    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
+    let env = KernelEnv::load_flavour(settings.flavour)?;
+    let flavour = settings.flavour;
     let payload = GuestPayload {
-        settings: args.guest.settings(DEFAULT_TIMEOUT)?,
+        settings,
         p2pctl: crate::guest_tools::static_p2pctl()?,
         hwtests: crate::guest_tools::static_hwtests()?,
     };
     let mut cases = Vec::new();
     if args.transfers_only {
         cases.extend(transfers::run_transfers(&env, &payload)?);
-        return finish(cases);
+        return finish(cases, flavour);
     }
     for path in &specs {
         let spec = Spec::load(path)?;
@@ -111,17 +127,18 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
         cases.extend(run_refusal(&env, &payload)?);
         cases.extend(transfers::run_transfers(&env, &payload)?);
     }
-    finish(cases)
+    finish(cases, flavour)
 }
 
-/// Prints KTAP and writes the reports into `target/vm-test/`; fails if a case failed.
-fn finish(cases: Vec<Case>) -> Result<()> {
+/// Prints KTAP and writes the reports into `target/vm-test/` (`target/vm-test-debug/` for the
+/// debug flavour); fails if a case failed.
+fn finish(cases: Vec<Case>, flavour: Flavour) -> Result<()> {
     let run = Run {
         name: "vm-test".into(),
         cases,
         ..Run::default()
     };
-    let summary = crate::run_report::publish(&run, &util::target_dir().join("vm-test"))?;
+    let summary = crate::run_report::publish(&run, &flavour.target_subdir("vm-test"))?;
     if run.failed() {
         bail!("vm-test failed: {summary}");
     }
