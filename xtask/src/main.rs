@@ -66,6 +66,9 @@ enum Command {
     /// `cargo check` of the runtime for another architecture (default arm64) against Debian's
     /// standard library of that architecture.
     CrossCheck(cross_check::CrossCheckArgs),
+    /// The stress campaign in an emulated machine: processes, threads, unbinds, topology
+    /// readers and fault injection against /dev/hsa_p2p (summary in target/stress/).
+    Stress(stress::StressArgs),
 }
 
 fn run(command: Command) -> Result<()> {

@@ -3,6 +3,7 @@
 //! Boots a spec's machine (default: the three-GPU mixed machine, which has both a direct and
 //! staged pairs) with two vCPUs per NUMA node, loads the module and runs `hwtests stress` in the
 //! guest — the campaign and its oracles live there — ending with `rmmod` and a kmemleak scan.
+//! `--debug` boots the debug kernel flavour (KASAN, lockdep, failslab, kmemleak, ...).
 //! The host reads the guest's summary back, adds what only it sees (checker reports on the
 //! console), writes `target/stress/summary.json` and fails naming the seed to replay.
 
@@ -58,8 +59,8 @@ fn script(options: &StressOptions) -> String {
 
 /// Runs the campaign.
 pub fn stress(args: &StressArgs) -> Result<()> {
-    let env = KernelEnv::load()?;
     let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
+    let env = KernelEnv::load_flavour(settings.flavour)?;
     let hwtests = crate::guest_tools::static_hwtests()?;
     let spec_path = args
         .spec
@@ -75,9 +76,14 @@ pub fn stress(args: &StressArgs) -> Result<()> {
         vec![GuestFile::host("/bin/hwtests", &hwtests)],
     );
     phase(format!(
-        "{}: stress campaign, seed {}, {} operations, at least {} unbinds (QEMU TCG, {} vCPUs \
-         per node)",
-        spec.name, args.options.seed, args.options.ops, args.options.min_unbinds, VCPUS_PER_NODE
+        "{}: stress campaign on the {} kernel, seed {}, {} operations, at least {} unbinds \
+         (QEMU TCG, {} vCPUs per node)",
+        spec.name,
+        settings.flavour.name(),
+        args.options.seed,
+        args.options.ops,
+        args.options.min_unbinds,
+        VCPUS_PER_NODE
     ));
     let run = vm::run(&config)?;
     let mut summary: Summary = read_document(&run.console_log, SUMMARY).map_err(|error| {
@@ -87,7 +93,12 @@ pub fn stress(args: &StressArgs) -> Result<()> {
             protocol::failures(&run.console_log).join("; ")
         )
     })?;
-    summary.kernel = "normal".into();
+    // What only the host sees: the kernel checkers' reports on the console.
+    summary.kernel = settings.flavour.name().into();
+    summary.splats = run.splats.len() as u64;
+    for splat in &run.splats {
+        summary.failures.push(format!("splat: {}", splat.headline()));
+    }
     let dir = util::target_dir().join("stress");
     fs::create_dir_all(&dir)?;
     let path = dir.join("summary.json");
@@ -95,6 +106,9 @@ pub fn stress(args: &StressArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     print!("{summary}");
     note(format!("summary: {}", path.display()));
+    for splat in &run.splats {
+        print!("{splat}");
+    }
     if !summary.passed() || !run.success() {
         bail!(
             "the stress campaign failed ({}); replay with `cargo xtask stress --seed {}` and the \
