@@ -23,6 +23,7 @@ use kernel::alloc::KVec;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex, MutexGuard};
+use kernel::time::{delay::fsleep, Delta};
 
 use crate::abi;
 use crate::shim::{hsa_p2p_unmap_peer, hsa_p2p_zap_file_range, raw_pci_dev};
@@ -184,8 +185,17 @@ impl Buffer {
     }
 }
 
-/// Locks two buffers' states (the same buffer once) in address order, so that two copies in
-/// opposite directions cannot deadlock; the guards come back in argument order.
+/// How long a copy waits before it tries again for the second of two buffer locks.
+const LOCK_PAIR_BACKOFF: Delta = Delta::from_micros(20);
+
+/// Locks two buffers' states (the same buffer once); the guards come back in argument order.
+///
+/// Every buffer lock is of one lockdep class, and the 7.3 `kernel` crate cannot annotate a
+/// nested acquisition (`mutex_lock_nested`), so lockdep reports holding two of them as a
+/// possible recursive deadlock. The lower address is therefore locked and the other only
+/// tried (a trylock cannot deadlock, and lockdep does not check it); when the other is held,
+/// both are released and the pair is tried again after a short sleep. Two copies in opposite
+/// directions always start from the same buffer, so one of them gets both.
 pub(crate) fn lock_pair<'a>(
     first: &'a Buffer,
     second: &'a Buffer,
@@ -196,11 +206,22 @@ pub(crate) fn lock_pair<'a>(
     if core::ptr::eq(first, second) {
         return (first.lock(), None);
     }
-    if core::ptr::from_ref(first) < core::ptr::from_ref(second) {
-        let a = first.lock();
-        (a, Some(second.lock()))
+    let first_is_lower = core::ptr::from_ref(first) < core::ptr::from_ref(second);
+    let (lower, higher) = if first_is_lower {
+        (first, second)
     } else {
-        let b = second.lock();
-        (first.lock(), Some(b))
+        (second, first)
+    };
+    loop {
+        let lower_guard = lower.lock();
+        if let Some(higher_guard) = higher.state.try_lock() {
+            return if first_is_lower {
+                (lower_guard, Some(higher_guard))
+            } else {
+                (higher_guard, Some(lower_guard))
+            };
+        }
+        drop(lower_guard);
+        fsleep(LOCK_PAIR_BACKOFF);
     }
 }
