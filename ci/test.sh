@@ -66,4 +66,10 @@ step "module in QEMU on the debug kernel: any checker report fails the run (JUni
 cargo xtask vm-test --debug \
     --exclude same-switch,separate-root-ports,small-bar,two-socket,xgmi-hive-4,sixteen-gpus,dma-mask-limit
 
+# The stress campaign at its default size (10,000 operations over 3 processes x 2 threads, at
+# least 50 unbind/rebind cycles, slab fault injection on 3% of the calls) on the debug kernel,
+# seed 1: ~1.5 min. Any oracle failure, checker report or leak fails it.
+step "stress campaign on the debug kernel (summary in target/stress/summary.json)"
+cargo xtask stress --debug --seed 1
+
 step "done in $((SECONDS - started)) s"
