@@ -224,6 +224,40 @@ fn emitted_sysfs_tree_reads_back_to_the_same_json() {
     // A second emit into the non-empty directory is refused without --force.
     let err = failure(&["predict", &spec("two-socket"), "--emit-sysfs", &tree_arg]);
     assert!(err.contains("is not empty; pass --force"), "{err}");
+    // --force replaces the tree it wrote.
+    success(&[
+        "predict",
+        &spec("same-switch"),
+        "--emit-sysfs",
+        &tree_arg,
+        "--force",
+    ]);
+    assert_eq!(
+        json(&["topo", "--root", &tree_arg, "--json"])["peers"],
+        json(&["topo", "--spec", &spec("same-switch"), "--json"])["peers"]
+    );
+}
+
+#[test]
+fn emit_sysfs_force_refuses_a_directory_it_did_not_write() {
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::write(scratch.path().join("notes.txt"), "keep me").unwrap();
+    let dir = scratch.path().display().to_string();
+    let err = failure(&[
+        "predict",
+        &spec("two-socket"),
+        "--emit-sysfs",
+        &dir,
+        "--force",
+    ]);
+    assert!(
+        err.contains("is not a topology tree written by `p2pctl predict --emit-sysfs`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("notes.txt")).unwrap(),
+        "keep me"
+    );
 }
 
 #[test]

@@ -97,7 +97,9 @@ pub fn stress(args: &StressArgs) -> Result<()> {
     summary.kernel = settings.flavour.name().into();
     summary.splats = run.splats.len() as u64;
     for splat in &run.splats {
-        summary.failures.push(format!("splat: {}", splat.headline()));
+        summary
+            .failures
+            .push(format!("splat: {}", splat.headline()));
     }
     let dir = util::target_dir().join("stress");
     fs::create_dir_all(&dir)?;
