@@ -196,6 +196,49 @@ fn why_rejects_cpu_nodes_and_unknown_names() {
     assert!(err.contains("no node named \"gpu9\""), "{err}");
 }
 
+/// What a `max_bandwidth` of 0 means depends on the link; each verdict says it.
+#[test]
+fn zero_bandwidth_verdicts_say_what_the_zero_means() {
+    let scratch = tempfile::tempdir().unwrap();
+    let unreported_hive = scratch.path().join("hive-without-bandwidth.toml");
+    std::fs::write(
+        &unreported_hive,
+        std::fs::read_to_string(spec("xgmi-hive-4"))
+            .unwrap()
+            .replace("link_bandwidth_mbs = 23000", "link_bandwidth_mbs = 0"),
+    )
+    .unwrap();
+    let unreported_hive = unreported_hive.display().to_string();
+    let cases = [
+        (
+            spec("two-socket"),
+            "gpu0 -> gpu2: P2P, PCIE via p2p_links, weight 72, bandwidth not reported (the path \
+             crosses the link between CPU nodes 0 and 1, whose bandwidth amdkfd does not know)",
+        ),
+        (
+            spec("xgmi-hive-4"),
+            "gpu0 -> gpu2: P2P, XGMI via io_links, weight 30, bandwidth not reported (XGMI over 2 \
+             hops; amdkfd reports bandwidth only between directly linked hive members)",
+        ),
+        (
+            spec("xgmi-hive-4"),
+            "gpu0 -> gpu1: P2P, XGMI via io_links, weight 15, 46000 MB/s",
+        ),
+        (
+            unreported_hive,
+            "gpu0 -> gpu1: P2P, XGMI via io_links, weight 15, bandwidth not reported (direct XGMI \
+             link, but the hive reports no per-link bandwidth)",
+        ),
+    ];
+    for (spec, verdict) in cases {
+        let out = success(&["predict", &spec]);
+        assert!(
+            out.lines().any(|line| line.trim() == verdict),
+            "{spec}: no line {verdict:?} in\n{out}"
+        );
+    }
+}
+
 #[test]
 fn emitted_sysfs_tree_reads_back_to_the_same_json() {
     let scratch = tempfile::tempdir().unwrap();

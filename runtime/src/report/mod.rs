@@ -1,5 +1,6 @@
 //! Renderings of a topology for people and programs: tables, matrices, JSON, Graphviz.
 
+pub mod bandwidth;
 pub mod dot;
 pub mod json;
 pub mod labels;

@@ -60,7 +60,7 @@ fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
                     link.link_type.name(),
                     via.name(),
                     link.weight,
-                    bandwidth(link.max_bandwidth)
+                    report::bandwidth::max_bandwidth_text(topology, labels, link)
                 );
             }
             (_, Some(denial)) => {
@@ -75,12 +75,4 @@ fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
         }
     }
     out
-}
-
-/// amdkfd reports no bandwidth for XGMI peers reached over more than one hop.
-fn bandwidth(max_bandwidth: u32) -> String {
-    match max_bandwidth {
-        0 => "bandwidth not reported (multi-hop XGMI)".to_string(),
-        mbs => format!("{mbs} MB/s"),
-    }
 }
