@@ -1,6 +1,7 @@
 //! Topology specs (`topologies/*.toml`): one description of a machine for the predictor, the
 //! VM harness and the tests. The format is documented in `docs/topology-spec.md`.
 
+mod bar_placement;
 mod layout;
 mod p2pdma;
 mod size;
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use bar_placement::DEFAULT_BAR_WINDOW;
 pub use layout::{PcieElement, PcieElementKind, PcieLayout};
 pub use p2pdma::{LayoutP2pdma, P2pdmaPath};
 pub use size::{ByteSize, InvalidSize};

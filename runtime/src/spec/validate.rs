@@ -142,17 +142,13 @@ impl Spec {
                     "gpu {name:?}: pcie width must be one of {PCIE_WIDTHS:?}"
                 ));
             }
-            if let Some(address) = gpu.bar_address {
-                if address.checked_add(gpu.bar_size().0).is_none() {
-                    return Err(format!("gpu {name:?}: bar_address + bar overflows 64 bits"));
-                }
-            }
             if let Some(hive) = gpu.xgmi_hive {
                 if self.hive(hive).is_none() {
                     return Err(format!("gpu {name:?}: xgmi_hive {hive} is not declared"));
                 }
             }
         }
+        self.bar_addresses()?;
         if self.layout().bus_count() > 256 {
             return Err("the PCIe tree needs more than 256 bus numbers".into());
         }
