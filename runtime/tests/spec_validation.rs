@@ -42,7 +42,11 @@ fn impossible_machines_are_rejected_with_a_reason() {
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\nxgmi_hive = 7\n", "xgmi_hive 7 is not declared"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\ndma_mask_bits = 12\n", "dma_mask_bits must be 32..=64"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\npcie = { gen = 6, width = 16 }\n", "pcie gen must be 1..=5"),
-        ("[[gpu]]\nid = \"rp1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "id \"rp1\" is used twice"),
+        ("[[gpu]]\nid = \"rp1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "id \"rp1\" is used twice (lines 7 and 9)"),
+        ("[[gpu]]\nid = \"node3\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"node3\" reads as a node id, nodeN or cpuN"),
+        ("[[gpu]]\nid = \"2\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"2\" reads as a node id"),
+        ("[[gpu]]\nid = \"cpu0\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"cpu0\" reads as a node id"),
+        ("[[gpu]]\nid = \"gpu1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"gpu1\" is GPU number 0 of the spec"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"lots\"\n", "invalid size \"lots\""),
     ];
     for (extra, expected) in cases {

@@ -5,6 +5,7 @@ pub mod dot;
 pub mod json;
 pub mod labels;
 pub mod matrix;
+pub mod shell_word;
 pub mod table;
 
 pub use labels::Labels;

@@ -2,6 +2,7 @@
 //! VM harness and the tests. The format is documented in `docs/topology-spec.md`.
 
 mod bar_placement;
+mod id_lines;
 mod layout;
 mod p2pdma;
 mod size;
@@ -301,10 +302,12 @@ impl Spec {
             path: origin.to_string(),
             message: error.to_string().trim_end().to_string(),
         })?;
-        spec.validate().map_err(|message| SpecError::Invalid {
-            path: origin.to_string(),
-            message,
-        })?;
+        id_lines::duplicate_id(text)
+            .map_or_else(|| spec.validate(), Err)
+            .map_err(|message| SpecError::Invalid {
+                path: origin.to_string(),
+                message,
+            })?;
         Ok(spec)
     }
 

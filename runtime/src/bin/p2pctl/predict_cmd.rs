@@ -7,6 +7,7 @@ use anyhow::Result;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::cli::PredictArgs;
 use hsa_p2p_runtime::peers::peer_pairs;
+use hsa_p2p_runtime::report::shell_word::shell_word;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::sysfs::emit_tree;
 
@@ -65,10 +66,19 @@ fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
             }
             (_, Some(denial)) => {
                 let reasons: Vec<_> = denial.reasons.iter().map(|r| r.name()).collect();
+                let why = [
+                    "p2pctl",
+                    "why",
+                    &from,
+                    &to,
+                    "--spec",
+                    &spec.display().to_string(),
+                ]
+                .map(shell_word)
+                .join(" ");
                 out += &format!(
-                    "  {from} -> {to}: no P2P: {} (details: p2pctl why {from} {to} --spec {})\n",
-                    reasons.join(", "),
-                    spec.display()
+                    "  {from} -> {to}: no P2P: {} (details: {why})\n",
+                    reasons.join(", ")
                 );
             }
             _ => out += &format!("  {from} -> {to}: no P2P\n"),
