@@ -10,6 +10,7 @@ use hsa_p2p_core::topology::Topology;
 use super::{checksum, fill_random, CopyPath, Device, DeviceError, PathChoice};
 use crate::node_names::{resolve_node, UnknownNode};
 use crate::peers::peer_pair;
+use crate::report::json::COPY_SCHEMA;
 use crate::report::Labels;
 use crate::sysfs::{read_topology, ReadError};
 
@@ -112,6 +113,8 @@ pub fn plan(topology: &Topology, from: GpuRef, to: GpuRef, choice: PathChoice) -
 /// What a verified transfer did.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TransferReport {
+    /// Always [`COPY_SCHEMA`].
+    pub schema: &'static str,
     /// Source node.
     pub from: u32,
     /// Destination node.
@@ -174,6 +177,7 @@ pub fn copy_verified(
         let seconds = started.elapsed().as_secs_f64();
         let destination_checksum = checksum(device.mmap(&dst)?.as_slice());
         Ok::<_, TransferError>(TransferReport {
+            schema: COPY_SCHEMA,
             from: from.node,
             to: to.node,
             bytes: size,

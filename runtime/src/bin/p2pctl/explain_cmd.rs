@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use hsa_p2p_runtime::cli::WhyArgs;
 use hsa_p2p_runtime::explain::{explain, explain_on_machine, Explanation, Reason, Verdict};
 use hsa_p2p_runtime::node_names::resolve_node;
+use hsa_p2p_runtime::report::json::WHY_SCHEMA;
 use hsa_p2p_runtime::report::Labels;
 
 use crate::output::emit;
@@ -118,7 +119,7 @@ fn document<'a>(explanation: &'a Explanation, labels: &Labels) -> WhyDocument<'a
         } => (None, reasons, *p2pdma_distance, hints),
     };
     WhyDocument {
-        schema: "hsa-p2p/why/v1",
+        schema: WHY_SCHEMA,
         from: explanation.from,
         to: explanation.to,
         from_label: labels.name(explanation.from),
