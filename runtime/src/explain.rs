@@ -87,7 +87,7 @@ pub struct Explanation {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExplainError {
     /// No node with that id.
-    #[error("node {node} does not exist (the topology has nodes {first}..={last})")]
+    #[error("node {node} does not exist (the topology has nodes {first} to {last})")]
     NoSuchNode {
         /// The id asked for.
         node: u32,

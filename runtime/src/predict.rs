@@ -7,11 +7,6 @@ use hsa_p2p_core::topology::Topology;
 
 use crate::spec::{HiveWiring, IommuSetting, LayoutP2pdma, Spec};
 
-/// Where BARs without an explicit `bar_address` are placed: from 128 GiB up, in GPU order, each
-/// aligned to 1 GiB (well inside a 44-bit DMA mask, as firmware with Above 4G Decoding does).
-pub const DEFAULT_BAR_WINDOW: u64 = 128 << 30;
-const BAR_ALIGNMENT: u64 = 1 << 30;
-
 /// The predicted topology of a spec.
 #[derive(Clone, Debug)]
 pub struct Prediction {
@@ -42,21 +37,22 @@ pub struct PredictError {
     message: String,
 }
 
-/// The facts of every GPU in `spec`, in spec order.
-pub fn gpu_facts(spec: &Spec) -> Vec<GpuFacts> {
+/// The facts of every GPU in `spec`, in spec order; an error when its BARs do not fit (see
+/// [`Spec::bar_addresses`]).
+pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
     let layout = spec.layout();
-    let mut next_bar = DEFAULT_BAR_WINDOW;
-    spec.gpus
+    let bar_bases = spec.bar_addresses().map_err(|message| PredictError {
+        name: spec.name.clone(),
+        message,
+    })?;
+    Ok(spec
+        .gpus
         .iter()
+        .zip(bar_bases)
         .enumerate()
-        .map(|(index, gpu)| {
+        .map(|(index, (gpu, bar_base))| {
             let element = layout.gpu_element(index).map(|e| &layout.elements[e]);
             let bar_size = gpu.bar_size().0;
-            let bar_base = gpu.bar_address.unwrap_or_else(|| {
-                let base = next_bar;
-                next_bar = base.saturating_add(bar_size.next_multiple_of(BAR_ALIGNMENT));
-                base
-            });
             let xgmi = gpu.xgmi_hive.and_then(|hive_id| {
                 let hive = spec.hive(hive_id)?;
                 let members: Vec<_> = spec
@@ -97,7 +93,7 @@ pub fn gpu_facts(spec: &Spec) -> Vec<GpuFacts> {
                 unique_id: 0,
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Applies the kernel rules to `spec`, GPUs bound in spec order.
@@ -143,7 +139,7 @@ pub fn predict_in_bind_order(spec: &Spec, order: &[usize]) -> Result<Prediction,
         .flat_map(|from| (0..cpus.len()).map(move |to| (from, to)))
         .map(|(from, to)| spec.numa_distance(from, to))
         .collect();
-    let all_facts = gpu_facts(spec);
+    let all_facts = gpu_facts(spec)?;
     let gpus: Vec<GpuFacts> = order.iter().map(|&index| all_facts[index]).collect();
     let machine = MachineFacts {
         cpus: &cpus,

@@ -192,8 +192,165 @@ fn why_on_an_old_kernel_tree_infers_small_bar_and_says_what_it_cannot_know() {
 fn why_rejects_cpu_nodes_and_unknown_names() {
     let err = failure(&["why", "0", "1", "--spec", &spec("same-switch")]);
     assert!(err.contains("node 0 is a CPU node"), "{err}");
-    let err = failure(&["why", "gpu0", "gpu9", "--spec", &spec("same-switch")]);
-    assert!(err.contains("no node named \"gpu9\""), "{err}");
+}
+
+/// The exact error line of commands a new user gets wrong: each says it once, with what would
+/// have worked.
+#[test]
+fn error_texts_say_each_thing_once_and_name_what_exists() {
+    let same_switch = fixture("predicted/same-switch");
+    let cases: [(&[&str], String); 6] = [
+        (
+            &["copy", "--root", "/nonexistent", "--from", "0", "--to", "1"],
+            "cannot read the topology: /nonexistent: not a KFD topology (no `generation_id` file \
+             or `nodes/` directory); is the driver loaded?"
+                .to_string(),
+        ),
+        (
+            &["matrix", "--root", &fixture("malformed/dangling-node-to")],
+            format!(
+                "{}/nodes/2/p2p_links/0/properties: node_to 7 names no node (the topology has \
+                 nodes 0 to 2)",
+                fixture("malformed/dangling-node-to")
+            ),
+        ),
+        (
+            &["why", "gpu0", "gpu9", "--spec", &spec("same-switch")],
+            "no GPU named \"gpu9\": the GPUs are gpu0 (node 1), gpu1 (node 2); a node id, nodeN \
+             or gpuN (the N-th GPU, from 0) works as well"
+                .to_string(),
+        ),
+        (
+            &["why", "large", "x", "--spec", &spec("small-bar")],
+            "no GPU named \"x\": the GPUs are large = gpu0 (node 1), small = gpu1 (node 2); a \
+             node id, nodeN or gpuN (the N-th GPU, from 0) works as well"
+                .to_string(),
+        ),
+        (
+            &[
+                "copy",
+                "--root",
+                &same_switch,
+                "--from",
+                "gpu0",
+                "--to",
+                "large",
+            ],
+            "no GPU named \"large\": the GPUs are gpu0 (node 1), gpu1 (node 2); a node id, nodeN \
+             or gpuN (the N-th GPU, from 0) works as well"
+                .to_string(),
+        ),
+        (
+            &["why", "1", "9", "--spec", &spec("same-switch")],
+            "node 9 does not exist (the topology has nodes 0 to 2)".to_string(),
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(
+            failure(args),
+            format!("p2pctl: error: {expected}\n"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn an_io_error_is_said_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(scratch.path().join("nodes/0/properties")).unwrap();
+    std::fs::write(scratch.path().join("nodes/0/gpu_id"), "0\n").unwrap();
+    std::fs::write(scratch.path().join("nodes/0/name"), "cpu\n").unwrap();
+    std::fs::write(scratch.path().join("generation_id"), "1\n").unwrap();
+    let err = failure(&["topo", "--root", &scratch.path().display().to_string()]);
+    let io = std::io::Error::from_raw_os_error(libc::EISDIR).to_string();
+    assert_eq!(err.matches(&io).count(), 1, "{err}");
+}
+
+/// `why` and `copy` take the same GPU names (`gpuN` included): `copy` gets as far as opening the
+/// device.
+#[test]
+fn why_and_copy_accept_the_same_gpu_names() {
+    let tree = fixture("predicted/small-bar");
+    for (from, to) in [("gpu0", "gpu1"), ("1", "node2"), ("node1", "gpu1")] {
+        let out = success(&["why", from, to, "--root", &tree]);
+        assert!(out.starts_with("node1 -> node2: "), "{from} {to}: {out}");
+        let err = failure(&[
+            "copy",
+            "--root",
+            &tree,
+            "--from",
+            from,
+            "--to",
+            to,
+            "--device",
+            "/nonexistent",
+        ]);
+        assert!(
+            err.starts_with("p2pctl: error: cannot open /nonexistent: "),
+            "{from} {to}: {err}"
+        );
+    }
+}
+
+/// A suggested command can be pasted into a shell even when the spec path has spaces or quotes.
+#[test]
+fn suggested_why_commands_are_shell_quoted() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("my spec's.toml");
+    std::fs::copy(spec("small-bar"), &path).unwrap();
+    let path = path.display().to_string();
+    let out = success(&["predict", &path]);
+    let quoted = format!("'{}'", path.replace('\'', r"'\''"));
+    let expected = format!(
+        "  large -> small: no P2P: small BAR (details: p2pctl why large small --spec {quoted})"
+    );
+    assert!(
+        out.lines().any(|line| line == expected),
+        "{expected}\nnot in\n{out}"
+    );
+}
+
+/// What a `max_bandwidth` of 0 means depends on the link; each verdict says it.
+#[test]
+fn zero_bandwidth_verdicts_say_what_the_zero_means() {
+    let scratch = tempfile::tempdir().unwrap();
+    let unreported_hive = scratch.path().join("hive-without-bandwidth.toml");
+    std::fs::write(
+        &unreported_hive,
+        std::fs::read_to_string(spec("xgmi-hive-4"))
+            .unwrap()
+            .replace("link_bandwidth_mbs = 23000", "link_bandwidth_mbs = 0"),
+    )
+    .unwrap();
+    let unreported_hive = unreported_hive.display().to_string();
+    let cases = [
+        (
+            spec("two-socket"),
+            "gpu0 -> gpu2: P2P, PCIE via p2p_links, weight 72, bandwidth not reported (the path \
+             crosses the link between CPU nodes 0 and 1, whose bandwidth amdkfd does not know)",
+        ),
+        (
+            spec("xgmi-hive-4"),
+            "gpu0 -> gpu2: P2P, XGMI via io_links, weight 30, bandwidth not reported (XGMI over 2 \
+             hops; amdkfd reports bandwidth only between directly linked hive members)",
+        ),
+        (
+            spec("xgmi-hive-4"),
+            "gpu0 -> gpu1: P2P, XGMI via io_links, weight 15, 46000 MB/s",
+        ),
+        (
+            unreported_hive,
+            "gpu0 -> gpu1: P2P, XGMI via io_links, weight 15, bandwidth not reported (direct XGMI \
+             link, but the hive reports no per-link bandwidth)",
+        ),
+    ];
+    for (spec, verdict) in cases {
+        let out = success(&["predict", &spec]);
+        assert!(
+            out.lines().any(|line| line.trim() == verdict),
+            "{spec}: no line {verdict:?} in\n{out}"
+        );
+    }
 }
 
 #[test]
@@ -224,6 +381,40 @@ fn emitted_sysfs_tree_reads_back_to_the_same_json() {
     // A second emit into the non-empty directory is refused without --force.
     let err = failure(&["predict", &spec("two-socket"), "--emit-sysfs", &tree_arg]);
     assert!(err.contains("is not empty; pass --force"), "{err}");
+    // --force replaces the tree it wrote.
+    success(&[
+        "predict",
+        &spec("same-switch"),
+        "--emit-sysfs",
+        &tree_arg,
+        "--force",
+    ]);
+    assert_eq!(
+        json(&["topo", "--root", &tree_arg, "--json"])["peers"],
+        json(&["topo", "--spec", &spec("same-switch"), "--json"])["peers"]
+    );
+}
+
+#[test]
+fn emit_sysfs_force_refuses_a_directory_it_did_not_write() {
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::write(scratch.path().join("notes.txt"), "keep me").unwrap();
+    let dir = scratch.path().display().to_string();
+    let err = failure(&[
+        "predict",
+        &spec("two-socket"),
+        "--emit-sysfs",
+        &dir,
+        "--force",
+    ]);
+    assert!(
+        err.contains("is not a topology tree written by `p2pctl predict --emit-sysfs`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("notes.txt")).unwrap(),
+        "keep me"
+    );
 }
 
 #[test]

@@ -42,7 +42,11 @@ fn impossible_machines_are_rejected_with_a_reason() {
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\nxgmi_hive = 7\n", "xgmi_hive 7 is not declared"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\ndma_mask_bits = 12\n", "dma_mask_bits must be 32..=64"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"1G\"\npcie = { gen = 6, width = 16 }\n", "pcie gen must be 1..=5"),
-        ("[[gpu]]\nid = \"rp1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "id \"rp1\" is used twice"),
+        ("[[gpu]]\nid = \"rp1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "id \"rp1\" is used twice (lines 7 and 9)"),
+        ("[[gpu]]\nid = \"node3\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"node3\" reads as a node id, nodeN or cpuN"),
+        ("[[gpu]]\nid = \"2\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"2\" reads as a node id"),
+        ("[[gpu]]\nid = \"cpu0\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"cpu0\" reads as a node id"),
+        ("[[gpu]]\nid = \"gpu1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"gpu1\" is GPU number 0 of the spec"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"lots\"\n", "invalid size \"lots\""),
     ];
     for (extra, expected) in cases {
@@ -50,6 +54,49 @@ fn impossible_machines_are_rejected_with_a_reason() {
         assert!(
             error.contains(expected),
             "expected {expected:?} in {error:?}"
+        );
+    }
+}
+
+/// Sizes and addresses near 2^64 never wrap: the spec is refused and the error names the GPU
+/// and the field (a wrapped BAR would land on another GPU's and make a false peer).
+#[test]
+fn sizes_and_addresses_beyond_64_bits_are_refused_naming_the_field() {
+    let gpu = |id: &str, port: &str, fields: &str| {
+        format!("[[gpu]]\nid = \"{id}\"\nparent = \"{port}\"\n{fields}\n")
+    };
+    let cases = [
+        (
+            gpu("a", "rp0", "vram = \"18446744073709551615\"") + &gpu("b", "rp1", "vram = \"1G\""),
+            "gpu \"a\": vram = \"18446744073709551615\" (the BAR size, as no `bar` is given): \
+             the BAR placed at 0x2000000000 does not fit below 2^64",
+        ),
+        (
+            gpu("a", "rp0", "vram = 9223372036854775807")
+                + &gpu("b", "rp1", "vram = 9223372036854775807"),
+            "gpu \"b\": vram = \"9223372036854775807\" (the BAR size, as no `bar` is given): \
+             the BAR placed at 0x8000002000000000 does not fit below 2^64",
+        ),
+        (
+            gpu("a", "rp0", "vram = \"1G\"\nbar = \"17179869183G\""),
+            "gpu \"a\": bar = \"17179869183G\": the BAR placed at 0x2000000000 does not fit below 2^64",
+        ),
+        (
+            gpu("a", "rp0", "vram = \"1G\"\nbar = \"17179869183G\"\nbar_address = 0x4000_0000_0000_0000"),
+            "gpu \"a\": bar_address = 0x4000000000000000 + bar = \"17179869183G\" ends beyond 2^64",
+        ),
+        (
+            gpu("a", "rp0", "vram = \"1G\"") + &gpu("b", "rp1", "vram = \"1G\"\nbar_address = 0x2000000000"),
+            "gpu \"b\": its BAR 0x2000000000..0x2040000000 (vram = \"1G\" (the BAR size, as no \
+             `bar` is given)) overlaps gpu \"a\"'s",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let error = parse(&extra).unwrap_err();
+        assert_eq!(
+            error,
+            format!("test.toml: {expected}"),
+            "for spec lines\n{extra}"
         );
     }
 }

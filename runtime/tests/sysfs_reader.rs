@@ -46,7 +46,7 @@ fn every_predicted_fixture_reads_back_as_the_prediction_of_its_spec() {
         let tree = fixtures().join("predicted").join(&name);
         assert!(
             tree.is_dir(),
-            "no fixture for {name}: run `p2pctl predict {} --emit-sysfs {} --force`",
+            "no fixture for {name}: run `UPDATE_PREDICTED=1 cargo nextest run -p hsa-p2p-runtime rendered_sysfs_trees` ({}, {})",
             spec_path.display(),
             tree.display()
         );
@@ -55,7 +55,7 @@ fn every_predicted_fixture_reads_back_as_the_prediction_of_its_spec() {
         assert_eq!(
             read,
             expected,
-            "fixture {name} is stale: regenerate it with `p2pctl predict {} --emit-sysfs {} --force`",
+            "fixture {name} is stale: regenerate it with `UPDATE_PREDICTED=1 cargo nextest run -p hsa-p2p-runtime rendered_sysfs_trees` ({}, {})",
             spec_path.display(),
             tree.display()
         );

@@ -179,7 +179,7 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
         bail!("the emulated machine would change {changed} peer-access verdicts of the spec");
     }
 
-    let facts = gpu_facts(&emulated);
+    let facts = gpu_facts(&emulated)?;
     let emulated_gpus = emulated
         .gpus
         .iter()

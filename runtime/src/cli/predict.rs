@@ -15,7 +15,8 @@ pub struct PredictArgs {
     /// Also write the predicted topology as a sysfs tree into DIR (created; must be empty).
     #[arg(long, value_name = "DIR")]
     pub emit_sysfs: Option<PathBuf>,
-    /// With --emit-sysfs: replace DIR if it exists.
+    /// With --emit-sysfs: replace DIR if it holds a tree an earlier --emit-sysfs wrote
+    /// (never any other directory).
     #[arg(long, requires = "emit_sysfs")]
     pub force: bool,
 }

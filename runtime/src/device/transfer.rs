@@ -8,7 +8,10 @@ use std::time::Instant;
 use hsa_p2p_core::topology::Topology;
 
 use super::{checksum, fill_random, CopyPath, Device, DeviceError, PathChoice};
+use crate::node_names::{resolve_node, UnknownNode};
 use crate::peers::peer_pair;
+use crate::report::json::COPY_SCHEMA;
+use crate::report::Labels;
 use crate::sysfs::{read_topology, ReadError};
 
 /// A GPU of the published topology.
@@ -30,8 +33,8 @@ pub enum TransferError {
     #[error("cannot read the topology: {0}")]
     Topology(#[from] ReadError),
     /// A GPU argument names no GPU node.
-    #[error("{0:?} is not a GPU node of the topology (use a node id, nodeN or gpuN)")]
-    UnknownGpu(String),
+    #[error(transparent)]
+    UnknownGpu(#[from] UnknownNode),
 }
 
 /// The GPU nodes of `topology`, in node order.
@@ -52,22 +55,14 @@ pub fn read_published(root: &Path) -> Result<Topology, TransferError> {
     Ok(read_topology(root)?)
 }
 
-/// A GPU argument: a node id (`2`), `node2`, or the N-th GPU (`gpu0`).
+/// A GPU argument, named as every command names nodes ([`resolve_node`]).
 pub fn resolve_gpu(topology: &Topology, argument: &str) -> Result<GpuRef, TransferError> {
-    let all = gpus(topology);
-    let unknown = || TransferError::UnknownGpu(argument.to_owned());
-    if let Some(index) = argument.strip_prefix("gpu") {
-        let index: usize = index.parse().map_err(|_| unknown())?;
-        return all.get(index).copied().ok_or_else(unknown);
-    }
-    let node: u32 = argument
-        .strip_prefix("node")
-        .unwrap_or(argument)
-        .parse()
-        .map_err(|_| unknown())?;
-    all.into_iter()
+    let labels = Labels::from_topology(topology);
+    let node = resolve_node(topology, &labels, argument)?;
+    gpus(topology)
+        .into_iter()
         .find(|gpu| gpu.node == node)
-        .ok_or_else(unknown)
+        .ok_or_else(|| UnknownNode::listing_gpus(topology, &labels, argument).into())
 }
 
 /// The path a copy from `from` to `to` will take, and why.
@@ -118,6 +113,8 @@ pub fn plan(topology: &Topology, from: GpuRef, to: GpuRef, choice: PathChoice) -
 /// What a verified transfer did.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TransferReport {
+    /// Always [`COPY_SCHEMA`].
+    pub schema: &'static str,
     /// Source node.
     pub from: u32,
     /// Destination node.
@@ -180,6 +177,7 @@ pub fn copy_verified(
         let seconds = started.elapsed().as_secs_f64();
         let destination_checksum = checksum(device.mmap(&dst)?.as_slice());
         Ok::<_, TransferError>(TransferReport {
+            schema: COPY_SCHEMA,
             from: from.node,
             to: to.node,
             bytes: size,

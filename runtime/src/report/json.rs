@@ -21,6 +21,18 @@ use crate::peers::{gpu_nodes, peer_pair, peer_pairs, PeerPair};
 pub const TOPOLOGY_SCHEMA: &str = "hsa-p2p/topology/v1";
 /// Schema id of [`MatrixDocument`].
 pub const MATRIX_SCHEMA: &str = "hsa-p2p/matrix/v1";
+/// Schema id of `p2pctl why --json`.
+pub const WHY_SCHEMA: &str = "hsa-p2p/why/v1";
+/// Schema id of `p2pctl copy --json` ([`crate::device::transfer::TransferReport`]).
+pub const COPY_SCHEMA: &str = "hsa-p2p/copy/v1";
+/// Every document `p2pctl` prints; each is described in `docs/json-output.md`.
+pub const SCHEMAS: [&str; 5] = [
+    TOPOLOGY_SCHEMA,
+    MATRIX_SCHEMA,
+    WHY_SCHEMA,
+    COPY_SCHEMA,
+    crate::bench_report::BENCH_SCHEMA,
+];
 
 /// Where a topology came from.
 #[derive(Clone, Debug, Serialize)]

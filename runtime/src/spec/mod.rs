@@ -1,6 +1,8 @@
 //! Topology specs (`topologies/*.toml`): one description of a machine for the predictor, the
 //! VM harness and the tests. The format is documented in `docs/topology-spec.md`.
 
+mod bar_placement;
+mod id_lines;
 mod layout;
 mod p2pdma;
 mod size;
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use bar_placement::DEFAULT_BAR_WINDOW;
 pub use layout::{PcieElement, PcieElementKind, PcieLayout};
 pub use p2pdma::{LayoutP2pdma, P2pdmaPath};
 pub use size::{ByteSize, InvalidSize};
@@ -299,10 +302,12 @@ impl Spec {
             path: origin.to_string(),
             message: error.to_string().trim_end().to_string(),
         })?;
-        spec.validate().map_err(|message| SpecError::Invalid {
-            path: origin.to_string(),
-            message,
-        })?;
+        id_lines::duplicate_id(text)
+            .map_or_else(|| spec.validate(), Err)
+            .map_err(|message| SpecError::Invalid {
+                path: origin.to_string(),
+                message,
+            })?;
         Ok(spec)
     }
 

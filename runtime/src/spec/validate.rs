@@ -25,6 +25,28 @@ pub(super) fn parse_parent(parent: &str) -> ParentRef<'_> {
     }
 }
 
+/// A GPU id must not read as another node's name on a command line (see
+/// `crate::node_names`): not a number, `nodeN` or `cpuN`, and `gpuN` only for the N-th GPU.
+fn check_gpu_name(id: &str, index: usize) -> Result<(), String> {
+    let number = |prefix: &str| {
+        id.strip_prefix(prefix)
+            .filter(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if number("").or(number("node")).or(number("cpu")).is_some() {
+        return Err(format!(
+            "gpu id {id:?} reads as a node id, nodeN or cpuN on the command line; choose \
+             another id"
+        ));
+    }
+    match number("gpu") {
+        Some(n) if n != index.to_string() => Err(format!(
+            "gpu id {id:?} is GPU number {index} of the spec, so `gpu{index}` and {id:?} would \
+             name different GPUs; call it \"gpu{index}\" or a name that is not gpuN"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Spec {
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.name.trim().is_empty() {
@@ -74,6 +96,9 @@ impl Spec {
             if !ids.insert(id.as_str()) {
                 return Err(format!("id {id:?} is used twice"));
             }
+        }
+        for (index, gpu) in self.gpus.iter().enumerate() {
+            check_gpu_name(&gpu.id, index)?;
         }
         for port in &self.root_ports {
             if port.cpu as usize >= self.cpus.len() {
@@ -142,17 +167,13 @@ impl Spec {
                     "gpu {name:?}: pcie width must be one of {PCIE_WIDTHS:?}"
                 ));
             }
-            if let Some(address) = gpu.bar_address {
-                if address.checked_add(gpu.bar_size().0).is_none() {
-                    return Err(format!("gpu {name:?}: bar_address + bar overflows 64 bits"));
-                }
-            }
             if let Some(hive) = gpu.xgmi_hive {
                 if self.hive(hive).is_none() {
                     return Err(format!("gpu {name:?}: xgmi_hive {hive} is not declared"));
                 }
             }
         }
+        self.bar_addresses()?;
         if self.layout().bus_count() > 256 {
             return Err("the PCIe tree needs more than 256 bus numbers".into());
         }

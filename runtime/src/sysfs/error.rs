@@ -53,7 +53,7 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// Numbered directories are not 0..n.
-    #[error("{path}: entries are not numbered 0..{count} without gaps (found {found:?})")]
+    #[error("{path}: entries are not numbered 0 to {} without gaps (found {found:?})", .count.saturating_sub(1))]
     NumberingGap {
         /// The parent directory.
         path: PathBuf,
@@ -85,7 +85,7 @@ pub enum ReadError {
         node_from: u32,
     },
     /// A link to a node that does not exist.
-    #[error("{path}: node_to {node_to} names no node (the topology has nodes 0..{nodes})")]
+    #[error("{path}: node_to {node_to} names no node (the topology has nodes 0 to {})", .nodes.saturating_sub(1))]
     DanglingLink {
         /// The link's properties file.
         path: PathBuf,

@@ -7,6 +7,7 @@
 //! join GPUs. Old kernels (no `p2p_links_count`, no `recommended_sdma_engine_id_mask`) are
 //! read as they are.
 
+mod emitted;
 mod error;
 mod snapshot;
 mod write;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use hsa_p2p_core::topology::Topology;
 
+pub use emitted::{emit_tree, EmitError, EMITTED_MARKER};
 pub use error::{FileParseError, ReadError};
 pub use write::{write_tree, WriteError};
 

@@ -1,12 +1,14 @@
 //! `p2pctl why A B`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use std::path::PathBuf;
 
 use hsa_p2p_runtime::cli::WhyArgs;
 use hsa_p2p_runtime::explain::{explain, explain_on_machine, Explanation, Reason, Verdict};
+use hsa_p2p_runtime::node_names::resolve_node;
+use hsa_p2p_runtime::report::json::WHY_SCHEMA;
 use hsa_p2p_runtime::report::Labels;
 
 use crate::output::emit;
@@ -32,8 +34,8 @@ struct WhyDocument<'a> {
 
 pub fn run(args: &WhyArgs) -> Result<()> {
     let loaded = source::load(&args.source)?;
-    let from = resolve(&args.accessor, &loaded.labels)?;
-    let to = resolve(&args.owner, &loaded.labels)?;
+    let from = resolve_node(&loaded.topology, &loaded.labels, &args.accessor)?;
+    let to = resolve_node(&loaded.topology, &loaded.labels, &args.owner)?;
     let machine_root = args.machine_root.clone().or_else(|| {
         (args.source.root.is_none() && args.source.spec.is_none()).then(|| PathBuf::from("/"))
     });
@@ -47,23 +49,6 @@ pub fn run(args: &WhyArgs) -> Result<()> {
         emit(render(&explanation, &loaded.labels))?;
     }
     Ok(())
-}
-
-/// A node argument: `3`, `node3`, or a label.
-fn resolve(argument: &str, labels: &Labels) -> Result<u32> {
-    if let Ok(id) = argument.parse::<u32>() {
-        return Ok(id);
-    }
-    if let Some(id) = argument
-        .strip_prefix("node")
-        .and_then(|rest| rest.parse::<u32>().ok())
-    {
-        return Ok(id);
-    }
-    match labels.node_of(argument) {
-        Some(id) => Ok(id),
-        None => bail!("no node named {argument:?} (use a node id, nodeN, or a GPU id of the spec)"),
-    }
 }
 
 fn name(labels: &Labels, id: u32) -> String {
@@ -134,7 +119,7 @@ fn document<'a>(explanation: &'a Explanation, labels: &Labels) -> WhyDocument<'a
         } => (None, reasons, *p2pdma_distance, hints),
     };
     WhyDocument {
-        schema: "hsa-p2p/why/v1",
+        schema: WHY_SCHEMA,
         from: explanation.from,
         to: explanation.to,
         from_label: labels.name(explanation.from),

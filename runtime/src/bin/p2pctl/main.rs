@@ -3,6 +3,7 @@
 
 mod bench;
 mod copy;
+mod error_text;
 mod explain_cmd;
 mod output;
 mod predict_cmd;
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("p2pctl: error: {error:#}");
+            eprintln!("p2pctl: error: {}", error_text::error_text(&error));
             ExitCode::FAILURE
         }
     }

@@ -1,15 +1,15 @@
 //! `p2pctl predict SPEC.toml`: the topology the kernel rules produce for a machine description.
 
-use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::cli::PredictArgs;
 use hsa_p2p_runtime::peers::peer_pairs;
+use hsa_p2p_runtime::report::shell_word::shell_word;
 use hsa_p2p_runtime::report::{self, Labels};
-use hsa_p2p_runtime::sysfs::write_tree;
+use hsa_p2p_runtime::sysfs::emit_tree;
 
 use crate::output::emit;
 use crate::source::load_spec;
@@ -17,7 +17,7 @@ use crate::source::load_spec;
 pub fn run(args: &PredictArgs) -> Result<()> {
     let loaded = load_spec(&args.spec)?;
     if let Some(dir) = &args.emit_sysfs {
-        emit_sysfs(&loaded.topology, dir, args.force)?;
+        emit_tree(dir, loaded.topology.render_sysfs(), args.force)?;
     }
     if args.json {
         let document =
@@ -61,48 +61,28 @@ fn verdicts(topology: &Topology, labels: &Labels, spec: &Path) -> String {
                     link.link_type.name(),
                     via.name(),
                     link.weight,
-                    bandwidth(link.max_bandwidth)
+                    report::bandwidth::max_bandwidth_text(topology, labels, link)
                 );
             }
             (_, Some(denial)) => {
                 let reasons: Vec<_> = denial.reasons.iter().map(|r| r.name()).collect();
+                let why = [
+                    "p2pctl",
+                    "why",
+                    &from,
+                    &to,
+                    "--spec",
+                    &spec.display().to_string(),
+                ]
+                .map(shell_word)
+                .join(" ");
                 out += &format!(
-                    "  {from} -> {to}: no P2P: {} (details: p2pctl why {from} {to} --spec {})\n",
-                    reasons.join(", "),
-                    spec.display()
+                    "  {from} -> {to}: no P2P: {} (details: {why})\n",
+                    reasons.join(", ")
                 );
             }
             _ => out += &format!("  {from} -> {to}: no P2P\n"),
         }
     }
     out
-}
-
-/// amdkfd reports no bandwidth for XGMI peers reached over more than one hop.
-fn bandwidth(max_bandwidth: u32) -> String {
-    match max_bandwidth {
-        0 => "bandwidth not reported (multi-hop XGMI)".to_string(),
-        mbs => format!("{mbs} MB/s"),
-    }
-}
-
-/// Writes `topology` as files under `dir`.
-fn emit_sysfs(topology: &Topology, dir: &Path, force: bool) -> Result<()> {
-    if dir.exists() {
-        let empty = fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .next()
-            .is_none();
-        if !empty && !force {
-            bail!(
-                "{} exists and is not empty; pass --force to replace it",
-                dir.display()
-            );
-        }
-        if !empty {
-            fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
-    }
-    write_tree(dir, topology.render_sysfs())?;
-    Ok(())
 }
