@@ -94,9 +94,14 @@ fn the_prediction_refuses_exactly_the_pairs_the_rules_refuse() {
         vec![DenialReason::Chipset, DenialReason::SmallBar]
     );
     assert_eq!(reasons(3, 4), vec![DenialReason::Chipset]);
-    // The MI50 cannot do atomics: its peer links carry NO_ATOMICS (flags 15).
+    // The MI50 cannot do atomics: its peer links carry NO_ATOMICS; with no link back they are
+    // not marked NON_COHERENT (kfd_fill_iolink_non_crat_info / kfd_set_iolink_non_coherent,
+    // kfd_topology.c): flags 13.
     let flags = predicted.p2p_link(3, 1).unwrap().flags;
-    assert_eq!(flags, LinkFlags(15));
+    assert_eq!(flags, LinkFlags(13));
+    // No CPU -> GPU io_link to the small-BAR MI50 (kfd_fill_gpu_direct_io_link_to_cpu,
+    // kfd_crat.c), in the prediction as in the tree.
+    assert!(predicted.io_link(0, 3).is_none() && tree.io_link(0, 3).is_none());
 }
 
 #[test]
