@@ -10,9 +10,10 @@
 //! The builder allocates nothing: it hands each record to a [`TopologySink`].
 
 use crate::compose::{
-    cpu_to_cpu_link, cpu_to_gpu_link, gpu_to_cpu_link, indirect_link, peer_link, xgmi_link,
+    cpu_to_cpu_link, cpu_to_gpu_link, gpu_to_cpu_link, indirect_link, peer_link,
+    upstream_peer_max_bandwidth, xgmi_link,
 };
-use crate::facts::{GpuFacts, MachineFacts};
+use crate::facts::{GpuFacts, MachineFacts, PeerBandwidthRule};
 use crate::gate::{check_peer_access, PeerDenial};
 use crate::gpu_id::{gpu_id, MAX_GPUS};
 use crate::link::{LinkFlags, LinkProperties, LinkType};
@@ -344,14 +345,22 @@ fn add_peer_link<S: TopologySink>(
     let accessor_link = gpu_link_of(machine, accessor, accessor_gpu);
     let cpu_hop = (owner_gpu.numa_node != accessor_gpu.numa_node)
         .then(|| cpu_link(machine, owner_gpu.numa_node, accessor_gpu.numa_node));
+    let link = peer_link(
+        &owner_link,
+        &accessor_link,
+        cpu_hop.as_ref(),
+        gpu_node_id(machine.cpus.len(), accessor),
+        gpu_node_id(machine.cpus.len(), owner),
+    );
+    let max_bandwidth = match machine.peer_bandwidth {
+        PeerBandwidthRule::Corrected => link.max_bandwidth,
+        PeerBandwidthRule::AsAmdkfd => {
+            upstream_peer_max_bandwidth(&accessor_link, cpu_hop.as_ref())
+        }
+    };
     sink.add_p2p_link(&LinkProperties {
         flags,
-        ..peer_link(
-            &owner_link,
-            &accessor_link,
-            cpu_hop.as_ref(),
-            gpu_node_id(machine.cpus.len(), accessor),
-            gpu_node_id(machine.cpus.len(), owner),
-        )
+        max_bandwidth,
+        ..link
     })
 }

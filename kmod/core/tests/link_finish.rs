@@ -6,7 +6,9 @@ mod common;
 
 use common::{sample_gpu, Machine, TableOracle, GIB};
 use hsa_p2p_core::builder::build_topology;
-use hsa_p2p_core::facts::{CpuFacts, GpuFacts, IommuMode, PlatformFacts, XgmiFacts};
+use hsa_p2p_core::facts::{
+    CpuFacts, GpuFacts, IommuMode, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+};
 use hsa_p2p_core::link::{LinkFlags, LinkProperties};
 use hsa_p2p_core::topology::Topology;
 
@@ -35,6 +37,7 @@ fn machine(cpus: usize, gpus: Vec<GpuFacts>) -> Machine {
             pcie_p2p: true,
         },
         oracle,
+        peer_bandwidth: PeerBandwidthRule::Corrected,
     }
 }
 

@@ -305,6 +305,7 @@ fn builder_rejects_inconsistent_facts() {
             pcie_p2p: true,
         },
         oracle: common::TableOracle(vec![]),
+        peer_bandwidth: Default::default(),
     };
     let try_build = |m: &Machine| {
         let mut topology = Topology::default();
