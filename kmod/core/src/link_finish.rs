@@ -132,6 +132,7 @@ pub fn recommended_sdma_engines(
             if MULTI_AID_GFX_TARGET_VERSIONS.contains(&gpu.gfx_target_version)
                 && mine.hive_size as usize == REC_SDMA_NUM_GPU
                 && xgmi_engines >= 6
+                // Not an APU: the model knows APUs only as XGMI-to-CPU parts.
                 && !gpu.xgmi_connected_to_cpu =>
         {
             Some((mine.position, theirs.position))
