@@ -1,6 +1,6 @@
-//! KFD validation on committed fixture machines: good trees pass (with upstream's max_bandwidth
-//! bug reported as a known deviation), deliberately wrong trees fail with the link and field
-//! named.
+//! KFD validation on committed fixture machines: good trees pass (the prediction reproduces
+//! upstream's max_bandwidth bug, so nothing is left to excuse), deliberately wrong trees fail
+//! with the link and field named.
 
 mod common;
 
@@ -26,7 +26,7 @@ fn case<'a>(cases: &'a [Case], name: &str) -> &'a Case {
 }
 
 #[test]
-fn mi210_pair_passes_and_reports_the_upstream_bandwidth_bug_as_known() {
+fn mi210_pair_passes_with_amdkfds_bandwidth_bug_predicted() {
     let cases = run_kfd("mi210-pair");
     assert_eq!(cases.len(), 4);
     for case in &cases {
@@ -39,14 +39,20 @@ fn mi210_pair_passes_and_reports_the_upstream_bandwidth_bug_as_known() {
         );
     }
     let properties = case(&cases, "p2p_link_properties_match_rules");
+    assert_eq!(properties.notes, Vec::<String>::new());
+    // kfd_add_peer_prop (kfd_topology.c): max_bandwidth = min(iolink2, iolink2), the accessor's
+    // x16 link (32000), although the owner sits on x8 (16000, the corrected figure).
+    let root = fixture("mi210-pair");
+    let inventory = Inventory::collect(&root).unwrap();
+    let tree = read_topology(&root.join("sys/class/kfd/kfd/topology")).unwrap();
+    let validation = validate(&inventory, &tree, TreeKind::Kfd, true).unwrap();
     assert_eq!(
-        properties.notes,
-        vec![
-            "node 1 (0000:03:00.0) -> node 2 (0000:04:00.0): max_bandwidth is 32000, the rules \
-             predict 16000 (known upstream deviation: amdkfd's kfd_add_peer_prop computes \
-             max_bandwidth = min(iolink2, iolink2), the accessor's link only)"
-                .to_string()
-        ]
+        validation.predicted.p2p_link(1, 2).unwrap().max_bandwidth,
+        32000
+    );
+    assert_eq!(
+        validation.predicted.p2p_link(2, 1).unwrap().max_bandwidth,
+        16000
     );
 }
 
@@ -94,9 +100,14 @@ fn the_prediction_refuses_exactly_the_pairs_the_rules_refuse() {
         vec![DenialReason::Chipset, DenialReason::SmallBar]
     );
     assert_eq!(reasons(3, 4), vec![DenialReason::Chipset]);
-    // The MI50 cannot do atomics: its peer links carry NO_ATOMICS (flags 15).
+    // The MI50 cannot do atomics: its peer links carry NO_ATOMICS; with no link back they are
+    // not marked NON_COHERENT (kfd_fill_iolink_non_crat_info / kfd_set_iolink_non_coherent,
+    // kfd_topology.c): flags 13.
     let flags = predicted.p2p_link(3, 1).unwrap().flags;
-    assert_eq!(flags, LinkFlags(15));
+    assert_eq!(flags, LinkFlags(13));
+    // No CPU -> GPU io_link to the small-BAR MI50 (kfd_fill_gpu_direct_io_link_to_cpu,
+    // kfd_crat.c), in the prediction as in the tree.
+    assert!(predicted.io_link(0, 3).is_none() && tree.io_link(0, 3).is_none());
 }
 
 #[test]

@@ -250,7 +250,8 @@ fn reports_of_a_fixture_run_parse_back_and_leave_deselected_tests_out() {
         failed.reasons[0],
         "node 2 (0000:04:00.0) -> node 1 (0000:03:00.0): weight is 60, the rules predict 40"
     );
-    assert!(failed.notes[0].contains("known upstream deviation"));
+    // amdkfd's max_bandwidth bug is part of the prediction for a KFD tree: no note about it.
+    assert_eq!(failed.notes, Vec::<String>::new());
     let back = Run::from(json);
     assert_eq!(back.cases.len(), 5);
 }

@@ -26,6 +26,8 @@ pub mod gate;
 pub mod gpu_id;
 #[path = "../core/src/link.rs"]
 pub mod link;
+#[path = "../core/src/link_finish.rs"]
+pub mod link_finish;
 #[path = "../core/src/node.rs"]
 pub mod node;
 #[path = "../core/src/pcie.rs"]

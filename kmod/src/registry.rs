@@ -13,7 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::{aref::ARef, Arc};
 
 use crate::builder::{build_topology, BuildError, P2pdmaOracle};
-use crate::facts::{GpuFacts, IommuMode, MachineFacts, PlatformFacts};
+use crate::facts::{GpuFacts, IommuMode, MachineFacts, PeerBandwidthRule, PlatformFacts};
 use crate::fault_points;
 use crate::gpu_id::{KnownGpuId, MAX_GPUS};
 use crate::platform::{iommu_mode, numa_facts};
@@ -252,6 +252,7 @@ impl Registry {
                 iommu,
                 pcie_p2p: self.pcie_p2p,
             },
+            peer_bandwidth: PeerBandwidthRule::Corrected,
         };
         let mut topology = KernelTopology::new();
         let oracle = KernelP2pdma { gpus: &self.gpus };

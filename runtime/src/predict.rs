@@ -1,7 +1,9 @@
 //! The topology the kernel rules produce for a spec: spec -> machine facts -> core builder.
 
 use hsa_p2p_core::builder::{build_topology, gpu_node_id, BuildError, P2pdmaOracle};
-use hsa_p2p_core::facts::{CpuFacts, GpuFacts, IommuMode, MachineFacts, PlatformFacts, XgmiFacts};
+use hsa_p2p_core::facts::{
+    CpuFacts, GpuFacts, IommuMode, MachineFacts, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
 
@@ -98,8 +100,14 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
 
 /// Applies the kernel rules to `spec`, GPUs bound in spec order.
 pub fn predict(spec: &Spec) -> Result<Prediction, PredictError> {
+    predict_with(spec, PeerBandwidthRule::Corrected)
+}
+
+/// Like [`predict`], with peer links' `max_bandwidth` computed by `rule`
+/// ([`PeerBandwidthRule::AsAmdkfd`]: what amdkfd publishes, bug included).
+pub fn predict_with(spec: &Spec, rule: PeerBandwidthRule) -> Result<Prediction, PredictError> {
     let all: Vec<usize> = (0..spec.gpus.len()).collect();
-    predict_in_bind_order(spec, &all)
+    predict_bound(spec, &all, rule)
 }
 
 /// The oracle for GPUs bound in another order (or a subset): builder index -> spec index.
@@ -120,6 +128,14 @@ impl P2pdmaOracle for BindOrder<'_> {
 /// its facts (PCI address, BAR, hive position); only node numbering and link order follow the
 /// bind order.
 pub fn predict_in_bind_order(spec: &Spec, order: &[usize]) -> Result<Prediction, PredictError> {
+    predict_bound(spec, order, PeerBandwidthRule::Corrected)
+}
+
+fn predict_bound(
+    spec: &Spec,
+    order: &[usize],
+    peer_bandwidth: PeerBandwidthRule,
+) -> Result<Prediction, PredictError> {
     let error = |message: String| PredictError {
         name: spec.name.clone(),
         message,
@@ -155,6 +171,7 @@ pub fn predict_in_bind_order(spec: &Spec, order: &[usize]) -> Result<Prediction,
             },
             pcie_p2p: spec.platform.pcie_p2p,
         },
+        peer_bandwidth,
     };
     let mut topology = Topology {
         generation_id: 1,

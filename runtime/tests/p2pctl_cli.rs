@@ -550,3 +550,22 @@ fn why_says_when_the_machine_facts_cannot_be_read() {
         "{out}"
     );
 }
+
+/// `predict --as-amdkfd` reproduces kfd_add_peer_prop's (kfd_topology.c) max_bandwidth =
+/// min(iolink2, iolink2): the accessor's own link, even when the owner's link is narrower; the
+/// default reports the narrowest hop.
+#[test]
+fn predict_as_amdkfd_reports_the_accessors_link_bandwidth() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("narrow-owner.toml");
+    let narrow =
+        std::fs::read_to_string(spec("same-switch")).unwrap() + "pcie = { gen = 3, width = 16 }\n";
+    std::fs::write(&path, narrow).unwrap();
+    let path = path.to_str().unwrap();
+    let corrected = success(&["predict", path]);
+    assert!(corrected.contains("gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
+    assert!(corrected.contains("gpu1 -> gpu0: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
+    let amdkfd = success(&["predict", "--as-amdkfd", path]);
+    assert!(amdkfd.contains("gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 32000 MB/s"));
+    assert!(amdkfd.contains("gpu1 -> gpu0: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
+}

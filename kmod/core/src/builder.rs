@@ -10,12 +10,17 @@
 //! The builder allocates nothing: it hands each record to a [`TopologySink`].
 
 use crate::compose::{
-    cpu_to_cpu_link, cpu_to_gpu_link, gpu_to_cpu_link, indirect_link, peer_link, xgmi_link,
+    cpu_to_cpu_link, cpu_to_gpu_link, gpu_to_cpu_link, indirect_link, peer_link,
+    upstream_peer_max_bandwidth, xgmi_link,
 };
-use crate::facts::{GpuFacts, MachineFacts};
+use crate::facts::{GpuFacts, MachineFacts, PeerBandwidthRule};
 use crate::gate::{check_peer_access, PeerDenial};
 use crate::gpu_id::{gpu_id, MAX_GPUS};
-use crate::link::LinkProperties;
+use crate::link::{LinkFlags, LinkProperties, LinkType};
+use crate::link_finish::{
+    cpu_reaches_gpu_memory, inbound_flags, num_sdma_xgmi_engines, outbound_flags,
+    recommended_sdma_engines, NUM_SDMA_ENGINES,
+};
 use crate::node::{HeapType, MemBankProperties, NodeProperties};
 
 /// The kernel's answer to `pci_p2pdma_distance(owner, accessor)`, by GPU index.
@@ -103,8 +108,19 @@ pub const fn gpu_node_id(cpu_count: usize, index: usize) -> u32 {
     (cpu_count + index) as u32
 }
 
+/// The GPU's first io_link, to its CPU, as the second pass leaves it: with the CPU's engines
+/// only when the CPU has a link back (the pass sets them on both ends of a pair).
 fn gpu_link_of(machine: &MachineFacts<'_>, index: usize, gpu: &GpuFacts) -> LinkProperties {
-    gpu_to_cpu_link(gpu_node_id(machine.cpus.len(), index), gpu.numa_node, gpu)
+    let link = gpu_to_cpu_link(gpu_node_id(machine.cpus.len(), index), gpu.numa_node, gpu);
+    let engines = if cpu_reaches_gpu_memory(gpu) {
+        recommended_sdma_engines(gpu, None, link.link_type).0
+    } else {
+        0
+    };
+    LinkProperties {
+        recommended_sdma_engine_id_mask: engines,
+        ..link
+    }
 }
 
 fn cpu_link(machine: &MachineFacts<'_>, from: u32, to: u32) -> LinkProperties {
@@ -131,8 +147,8 @@ fn gpu_node_record(machine: &MachineFacts<'_>, index: usize, gpu: &GpuFacts) -> 
             domain: gpu.pci.domain,
             drm_render_minor: gpu.drm_render_minor,
             hive_id: gpu.xgmi.map_or(0, |xgmi| xgmi.hive_id),
-            num_sdma_engines: 2,
-            num_sdma_xgmi_engines: if gpu.xgmi.is_some() { 6 } else { 0 },
+            num_sdma_engines: NUM_SDMA_ENGINES,
+            num_sdma_xgmi_engines: num_sdma_xgmi_engines(gpu),
             local_mem_size: gpu.vram_size,
             unique_id: gpu.unique_id,
             ..NodeProperties::default()
@@ -212,16 +228,35 @@ fn add_gpu<S: TopologySink>(
     let node = gpu_node_id(machine.cpus.len(), index);
     sink.add_node(&gpu_node_record(machine, index, gpu))?;
 
-    // io_links: the PCIe link to the GPU's CPU (both ends), then XGMI links to hive peers.
+    // io_links: the PCIe link to the GPU's CPU (and back, if the CPU may reach the GPU's
+    // memory), then XGMI links to hive peers; flags and engines as the second pass sets them.
     let gpu_link = gpu_link_of(machine, index, gpu);
     sink.add_io_link(&gpu_link)?;
-    sink.add_io_link(&cpu_to_gpu_link(&gpu_link))?;
+    if cpu_reaches_gpu_memory(gpu) {
+        sink.add_io_link(&cpu_to_gpu_link(&gpu_link))?;
+    }
     for (peer_index, peer) in machine.gpus[..index].iter().enumerate() {
         if let (true, Some(mine), Some(theirs)) = (gpu.shares_hive_with(peer), gpu.xgmi, peer.xgmi)
         {
             let peer_node = gpu_node_id(machine.cpus.len(), peer_index);
-            sink.add_io_link(&xgmi_link(node, peer_node, &mine, &theirs))?;
-            sink.add_io_link(&xgmi_link(peer_node, node, &theirs, &mine))?;
+            let (inbound, both_non_coherent) = inbound_flags(gpu, Some(peer), LinkType::Xgmi);
+            let outbound = outbound_flags(gpu, LinkType::Xgmi);
+            let (out_engines, in_engines) =
+                recommended_sdma_engines(gpu, Some(peer), LinkType::Xgmi);
+            sink.add_io_link(&LinkProperties {
+                flags: if both_non_coherent {
+                    outbound | LinkFlags::NON_COHERENT
+                } else {
+                    outbound
+                },
+                recommended_sdma_engine_id_mask: out_engines,
+                ..xgmi_link(node, peer_node, &mine, &theirs)
+            })?;
+            sink.add_io_link(&LinkProperties {
+                flags: inbound,
+                recommended_sdma_engine_id_mask: in_engines,
+                ..xgmi_link(peer_node, node, &theirs, &mine)
+            })?;
         }
     }
 
@@ -230,7 +265,7 @@ fn add_gpu<S: TopologySink>(
         let link = indirect_link(&gpu_link, &cpu_link(machine, far_cpu, gpu.numa_node));
         sink.add_p2p_link(&link)?;
         if gpu.is_large_bar() {
-            sink.add_p2p_link(&link.reversed())?;
+            sink.add_p2p_link(&cpu_to_gpu_link(&link))?;
         }
     }
 
@@ -240,44 +275,92 @@ fn add_gpu<S: TopologySink>(
         if gpu.shares_hive_with(peer) {
             continue;
         }
-        add_peer_link(machine, oracle, sink, index, peer_index)?;
-        add_peer_link(machine, oracle, sink, peer_index, index)?;
+        let to_new = peer_access(machine, oracle, index, peer_index);
+        let to_peer = peer_access(machine, oracle, peer_index, index);
+        let (inbound, _) = inbound_flags(gpu, Some(peer), LinkType::Pcie);
+        // The link towards the new GPU copies its io_link before the second pass (flags 0, no
+        // engines); the pass reaches it only as the way back of a link the new GPU has.
+        let to_new_flags = if to_peer.is_ok() {
+            inbound
+        } else {
+            LinkFlags::NONE
+        };
+        let to_peer_flags = if to_new.is_ok() {
+            outbound_flags(gpu, LinkType::Pcie) | LinkFlags::NON_COHERENT
+        } else {
+            outbound_flags(gpu, LinkType::Pcie)
+        };
+        add_peer_link(machine, sink, index, peer_index, to_new, to_new_flags)?;
+        add_peer_link(machine, sink, peer_index, index, to_peer, to_peer_flags)?;
     }
     Ok(())
 }
 
-/// Adds the link from `accessor` to `owner` (GPU indices) if the gate passes, else a denial.
-fn add_peer_link<S: TopologySink>(
+/// Why `accessor` may not reach `owner`'s BAR (GPU indices), if it may not.
+fn peer_access(
     machine: &MachineFacts<'_>,
     oracle: &impl P2pdmaOracle,
+    owner: usize,
+    accessor: usize,
+) -> Result<Option<u32>, PeerDenial> {
+    let distance = oracle.p2pdma_distance(owner, accessor);
+    let reasons = check_peer_access(
+        &machine.gpus[owner],
+        &machine.gpus[accessor],
+        &machine.platform,
+        distance,
+    );
+    if reasons.is_empty() {
+        return Ok(distance);
+    }
+    Err(PeerDenial {
+        node_from: gpu_node_id(machine.cpus.len(), accessor),
+        node_to: gpu_node_id(machine.cpus.len(), owner),
+        reasons,
+        p2pdma_distance: distance,
+    })
+}
+
+/// Adds the link from `accessor` to `owner` (GPU indices) with `flags` if the gate passed,
+/// else the denial.
+///
+/// The link copies the owner's first io_link (kfd_add_peer_prop): as the second pass left it
+/// for an earlier GPU, as the CRAT gave it (no engines) for the GPU being added.
+fn add_peer_link<S: TopologySink>(
+    machine: &MachineFacts<'_>,
     sink: &mut S,
     owner: usize,
     accessor: usize,
+    access: Result<Option<u32>, PeerDenial>,
+    flags: LinkFlags,
 ) -> Result<(), S::Error> {
-    let (owner_gpu, accessor_gpu) = (&machine.gpus[owner], &machine.gpus[accessor]);
-    let distance = oracle.p2pdma_distance(owner, accessor);
-    let reasons = check_peer_access(owner_gpu, accessor_gpu, &machine.platform, distance);
-    let (owner_node, accessor_node) = (
-        gpu_node_id(machine.cpus.len(), owner),
-        gpu_node_id(machine.cpus.len(), accessor),
-    );
-    if !reasons.is_empty() {
-        return sink.add_peer_denial(&PeerDenial {
-            node_from: accessor_node,
-            node_to: owner_node,
-            reasons,
-            p2pdma_distance: distance,
-        });
+    if let Err(denial) = access {
+        return sink.add_peer_denial(&denial);
     }
-    let owner_link = gpu_link_of(machine, owner, owner_gpu);
+    let (owner_gpu, accessor_gpu) = (&machine.gpus[owner], &machine.gpus[accessor]);
+    let mut owner_link = gpu_link_of(machine, owner, owner_gpu);
+    if owner > accessor {
+        owner_link.recommended_sdma_engine_id_mask = 0;
+    }
     let accessor_link = gpu_link_of(machine, accessor, accessor_gpu);
     let cpu_hop = (owner_gpu.numa_node != accessor_gpu.numa_node)
         .then(|| cpu_link(machine, owner_gpu.numa_node, accessor_gpu.numa_node));
-    sink.add_p2p_link(&peer_link(
+    let link = peer_link(
         &owner_link,
         &accessor_link,
         cpu_hop.as_ref(),
-        accessor_node,
-        owner_node,
-    ))
+        gpu_node_id(machine.cpus.len(), accessor),
+        gpu_node_id(machine.cpus.len(), owner),
+    );
+    let max_bandwidth = match machine.peer_bandwidth {
+        PeerBandwidthRule::Corrected => link.max_bandwidth,
+        PeerBandwidthRule::AsAmdkfd => {
+            upstream_peer_max_bandwidth(&accessor_link, cpu_hop.as_ref())
+        }
+    };
+    sink.add_p2p_link(&LinkProperties {
+        flags,
+        max_bandwidth,
+        ..link
+    })
 }

@@ -69,10 +69,12 @@ pub fn extend_path(path: &LinkProperties, next: &LinkProperties) -> LinkProperti
 /// CPU<->CPU link from the far CPU (`cpu_link.node_from`) to the GPU's CPU.
 ///
 /// (kfd_create_indirect_link_prop). The reverse, far CPU -> GPU, is the same record with ends
-/// swapped, and exists only for large-BAR GPUs.
+/// swapped, and exists only for large-BAR GPUs. The copy is made before the second pass gives
+/// the GPU's link its SDMA engines, and that pass sets none on p2p links: the mask stays 0.
 pub fn indirect_link(gpu_link: &LinkProperties, cpu_link: &LinkProperties) -> LinkProperties {
     LinkProperties {
         node_to: cpu_link.node_from,
+        recommended_sdma_engine_id_mask: 0,
         ..extend_path(gpu_link, cpu_link)
     }
 }
@@ -80,8 +82,9 @@ pub fn indirect_link(gpu_link: &LinkProperties, cpu_link: &LinkProperties) -> Li
 /// A peer link: `accessor` reaches `owner`'s BAR through both GPUs' PCIe links and, when they hang
 /// off different CPU nodes, the CPU<->CPU link between them (kfd_add_peer_prop).
 ///
-/// The record copies the owner's first io_link, marks the access non-coherent (PCIe), and is
-/// recorded on the accessor: `node_from` = accessor, `node_to` = owner.
+/// The record copies the owner's first io_link (flags and SDMA engines included: the second pass,
+/// [`crate::link_finish`], decides them later) and is recorded on the accessor: `node_from` =
+/// accessor, `node_to` = owner.
 ///
 /// Upstream amdkfd computes `max_bandwidth = min(iolink2->max_bandwidth, iolink2->max_bandwidth)`,
 /// i.e. the accessor's link alone, ignoring the owner's. Here both hops count, which is what the
@@ -101,7 +104,6 @@ pub fn peer_link(
     LinkProperties {
         node_from: accessor_node,
         node_to: owner_node,
-        flags: owner_link.flags | accessor_link.flags | LinkFlags::NON_COHERENT,
         ..link
     }
 }

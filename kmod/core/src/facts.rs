@@ -164,6 +164,19 @@ impl GpuFacts {
     }
 }
 
+/// Which `max_bandwidth` peer links report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PeerBandwidthRule {
+    /// The narrowest hop of the path: both GPUs' links and the CPU<->CPU link between them
+    /// (what `kfd_add_peer_prop` means; what the module publishes).
+    #[default]
+    Corrected,
+    /// As amdkfd (Linux 7.3) publishes it, bug included: `kfd_add_peer_prop` computes
+    /// `min(iolink2->max_bandwidth, iolink2->max_bandwidth)`, so the owner's link is ignored
+    /// (see [`crate::compose::upstream_peer_max_bandwidth`]). For comparing real trees.
+    AsAmdkfd,
+}
+
 /// Everything the rules need about one machine.
 #[derive(Clone, Copy, Debug)]
 pub struct MachineFacts<'a> {
@@ -180,6 +193,8 @@ pub struct MachineFacts<'a> {
     pub known_gpu_ids: &'a [KnownGpuId],
     /// Platform settings.
     pub platform: PlatformFacts,
+    /// Which `max_bandwidth` peer links report.
+    pub peer_bandwidth: PeerBandwidthRule,
 }
 
 impl MachineFacts<'_> {

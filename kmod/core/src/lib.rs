@@ -49,6 +49,7 @@ pub mod facts;
 pub mod gate;
 pub mod gpu_id;
 pub mod link;
+pub mod link_finish;
 pub mod node;
 pub mod pcie;
 pub mod properties;

@@ -9,7 +9,8 @@ use common::Machine;
 use hsa_p2p_core::builder::{build_topology, gpu_node_id, BuildError};
 use hsa_p2p_core::compose::PCIE_WEIGHT;
 use hsa_p2p_core::gate::check_peer_access;
-use hsa_p2p_core::link::LinkType;
+use hsa_p2p_core::link::{LinkFlags, LinkType};
+use hsa_p2p_core::link_finish::outbound_flags;
 use hsa_p2p_core::pcie::{PcieGen, PcieLink, PCIE_WIDTHS};
 use hsa_p2p_core::properties::{
     parse_link_properties, parse_mem_bank_properties, parse_node_properties, parse_peer_denial,
@@ -176,9 +177,19 @@ proptest! {
                     prop_assert_eq!(link.weight, 2 * PCIE_WEIGHT + cpu_hop);
                     prop_assert!(link.max_bandwidth <= gpu_a.pcie.bandwidth_mbs());
                     prop_assert!(link.max_bandwidth <= gpu_b.pcie.bandwidth_mbs());
-                    prop_assert!(link.flags.allows_peer_dma());
+                    // kfd_fill_iolink_non_crat_info (kfd_topology.c) sets flags on the new
+                    // GPU's links and on the links back to it only: a link towards the newer GPU
+                    // with no way back keeps the zero flags of the copy it was made from.
+                    let back = topology.p2p_link(node_b, node_a);
+                    let newer = if a > b { gpu_a } else { gpu_b };
+                    let expected = match (back.is_some(), a > b) {
+                        (false, false) => LinkFlags::NONE,
+                        (false, true) => outbound_flags(newer, LinkType::Pcie),
+                        (true, _) => outbound_flags(newer, LinkType::Pcie) | LinkFlags::NON_COHERENT,
+                    };
+                    prop_assert_eq!(link.flags, expected);
                     // Symmetric GPUs would get the same link back.
-                    if let Some(back) = topology.p2p_link(node_b, node_a) {
+                    if let Some(back) = back {
                         prop_assert_eq!(back.weight, link.weight);
                         prop_assert_eq!(back.max_bandwidth, link.max_bandwidth);
                     }
@@ -294,6 +305,7 @@ fn builder_rejects_inconsistent_facts() {
             pcie_p2p: true,
         },
         oracle: common::TableOracle(vec![]),
+        peer_bandwidth: Default::default(),
     };
     let try_build = |m: &Machine| {
         let mut topology = Topology::default();

@@ -19,4 +19,8 @@ pub struct PredictArgs {
     /// (never any other directory).
     #[arg(long, requires = "emit_sysfs")]
     pub force: bool,
+    /// Predict what amdkfd publishes, bug included: peer links' max_bandwidth is the accessor's
+    /// own link only (kfd_add_peer_prop's min(iolink2, iolink2)), not the narrowest hop.
+    #[arg(long)]
+    pub as_amdkfd: bool,
 }

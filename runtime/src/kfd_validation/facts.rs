@@ -7,7 +7,9 @@
 //! membership (`hive_id`), CPU<->CPU link bandwidth, and for the `hsa_p2p` module the facts of
 //! an emulated GPU's descriptor page (VRAM size, NUMA node, PCIe link).
 
-use hsa_p2p_core::facts::{CpuFacts, GpuFacts, MachineFacts, PlatformFacts, XgmiFacts};
+use hsa_p2p_core::facts::{
+    CpuFacts, GpuFacts, MachineFacts, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+};
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink, PCIE_WIDTHS};
 use hsa_p2p_core::topology::{Node, Topology};
@@ -101,6 +103,7 @@ impl ObservedMachine<'_> {
             gpus: &self.gpus,
             known_gpu_ids: &[],
             platform: self.platform,
+            peer_bandwidth: PeerBandwidthRule::Corrected,
         }
     }
 }

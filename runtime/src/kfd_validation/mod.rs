@@ -15,6 +15,7 @@ mod facts;
 use std::convert::Infallible;
 
 use hsa_p2p_core::builder::{build_topology, BuildError};
+use hsa_p2p_core::facts::{MachineFacts, PeerBandwidthRule};
 use hsa_p2p_core::topology::Topology;
 
 pub use compare::{compare, Described, Finding, LinkField};
@@ -127,8 +128,17 @@ pub fn validate(
         inventory,
         gpus: machine.devices.clone(),
     };
+    // A KFD tree is what amdkfd publishes: compare it with the rules as amdkfd applies them,
+    // max_bandwidth bug included; the module publishes the corrected figure.
+    let facts = MachineFacts {
+        peer_bandwidth: match kind {
+            TreeKind::Kfd => PeerBandwidthRule::AsAmdkfd,
+            TreeKind::HsaP2p => PeerBandwidthRule::Corrected,
+        },
+        ..machine.facts()
+    };
     let mut predicted = Topology::default();
-    build_topology(&machine.facts(), &oracle, &mut predicted)
+    build_topology(&facts, &oracle, &mut predicted)
         .map_err(|error: BuildError<Infallible>| vec![error.to_string()])?;
     let findings = compare(&machine, &predicted, tree, kind == TreeKind::HsaP2p);
     let labels = gpus

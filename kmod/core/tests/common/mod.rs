@@ -4,7 +4,8 @@
 
 use hsa_p2p_core::builder::P2pdmaOracle;
 use hsa_p2p_core::facts::{
-    CpuFacts, GpuFacts, IommuMode, MachineFacts, PciAddress, PlatformFacts, XgmiFacts,
+    CpuFacts, GpuFacts, IommuMode, MachineFacts, PciAddress, PeerBandwidthRule, PlatformFacts,
+    XgmiFacts,
 };
 use hsa_p2p_core::link::{LinkFlags, LinkProperties, LinkType};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink, PCIE_WIDTHS};
@@ -203,6 +204,7 @@ pub struct Machine {
     pub gpus: Vec<GpuFacts>,
     pub platform: PlatformFacts,
     pub oracle: TableOracle,
+    pub peer_bandwidth: PeerBandwidthRule,
 }
 
 impl Machine {
@@ -214,6 +216,7 @@ impl Machine {
             gpus: &self.gpus,
             known_gpu_ids: &[],
             platform: self.platform,
+            peer_bandwidth: self.peer_bandwidth,
         }
     }
 
@@ -314,6 +317,7 @@ pub fn machine(max_gpus: usize) -> impl Strategy<Value = Machine> {
                 gpus,
                 platform,
                 oracle: TableOracle(table),
+                peer_bandwidth: PeerBandwidthRule::Corrected,
             },
         )
 }

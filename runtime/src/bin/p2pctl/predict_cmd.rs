@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use hsa_p2p_core::facts::PeerBandwidthRule;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::cli::PredictArgs;
 use hsa_p2p_runtime::peers::peer_pairs;
@@ -15,7 +16,12 @@ use crate::output::emit;
 use crate::source::load_spec;
 
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let loaded = load_spec(&args.spec)?;
+    let rule = if args.as_amdkfd {
+        PeerBandwidthRule::AsAmdkfd
+    } else {
+        PeerBandwidthRule::Corrected
+    };
+    let loaded = load_spec(&args.spec, rule)?;
     if let Some(dir) = &args.emit_sysfs {
         emit_tree(dir, loaded.topology.render_sysfs(), args.force)?;
     }

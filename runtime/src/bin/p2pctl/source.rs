@@ -5,9 +5,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use hsa_p2p_core::facts::PeerBandwidthRule;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::cli::SourceArgs;
-use hsa_p2p_runtime::predict::predict;
+use hsa_p2p_runtime::predict::predict_with;
 use hsa_p2p_runtime::report::json::Source;
 use hsa_p2p_runtime::report::Labels;
 use hsa_p2p_runtime::spec::Spec;
@@ -23,7 +24,7 @@ pub struct Loaded {
 /// Reads the sysfs tree or runs the prediction `args` name.
 pub fn load(args: &SourceArgs) -> Result<Loaded> {
     if let Some(spec_path) = &args.spec {
-        return load_spec(spec_path);
+        return load_spec(spec_path, PeerBandwidthRule::Corrected);
     }
     let root = args.root.clone().unwrap_or_else(default_root);
     // Every read error names the file (and line) at fault already.
@@ -37,10 +38,10 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
     })
 }
 
-/// Loads `path` and predicts its topology.
-pub fn load_spec(path: &Path) -> Result<Loaded> {
+/// Loads `path` and predicts its topology, peer bandwidth by `rule`.
+pub fn load_spec(path: &Path, rule: PeerBandwidthRule) -> Result<Loaded> {
     let spec = Spec::load(path)?;
-    let prediction = predict(&spec)?;
+    let prediction = predict_with(&spec, rule)?;
     Ok(Loaded {
         labels: Labels::from_prediction(&prediction),
         topology: prediction.topology,
