@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use hsa_p2p_core::descriptor::DESCRIPTOR_PAGE_SIZE;
 use hsa_p2p_runtime::device::{abi, transfer, Device};
+use hsa_p2p_runtime::machine_facts::{parse_resources, Resource};
 use hsa_p2p_runtime::sysfs::read_topology;
 use serde::{Deserialize, Serialize};
 
@@ -420,6 +421,8 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
         deadline,
     };
     let mut total = Tally::default();
+    // The campaign's `ops` are the workers' (not the unbinder's or the readers').
+    let mut worker_ops = 0;
     std::thread::scope(|scope| {
         let unbinder = scope.spawn(|| unbind::run(&unbind_plan, &workers_done));
         let reader = scope.spawn(|| {
@@ -445,6 +448,7 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
                 Err(_) => total.fail(Failure::Contract, "a worker's waiter panicked".into()),
             }
         }
+        worker_ops = total.ops;
         workers_done.store(true, Ordering::Relaxed);
         match unbinder.join() {
             Ok(tally) => total.merge(tally),
@@ -471,12 +475,7 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
     Ok(Summary {
         schema: SCHEMA.to_owned(),
         seed: config.seed,
-        ops: total
-            .by_op
-            .iter()
-            .filter(|(op, _)| is_worker_op(op))
-            .map(|(_, n)| n)
-            .sum(),
+        ops: worker_ops,
         processes: config.processes.max(1),
         threads: config.threads.max(1),
         unbinds: total.unbinds,
@@ -498,11 +497,6 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
         failures: total.failures,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Operations counted as the campaign's `ops` (the workers', not the unbinder's or readers').
-fn is_worker_op(op: &str) -> bool {
-    !matches!(op, "unbind" | "bind" | "bind_with_faults" | "read_topology")
 }
 
 /// A worker process's tally, from the JSON line it printed last.
@@ -577,21 +571,13 @@ fn vram_in_use(paths: &Paths) -> Vec<String> {
     reports
 }
 
-/// Size of BAR `index` from the device's sysfs `resource` file (`start end flags` lines).
+/// Size of BAR `index` from the device's sysfs `resource` file.
 fn bar_size(device: &Path, index: usize) -> io::Result<u64> {
     let text = fs::read_to_string(device.join("resource"))?;
-    let line = text
-        .lines()
-        .nth(index)
-        .ok_or_else(|| io::Error::other(format!("no BAR {index}")))?;
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .map(|word| u64::from_str_radix(word.trim_start_matches("0x"), 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| io::Error::other(format!("malformed resource line {line:?}")))?;
-    match numbers[..] {
-        [start, end, _] if end > start => Ok(end - start + 1),
-        _ => Err(io::Error::other(format!("BAR {index} is not assigned"))),
+    match parse_resources(&text).get(index).map(Resource::size) {
+        None => Err(io::Error::other(format!("no BAR {index}"))),
+        Some(0) => Err(io::Error::other(format!("BAR {index} is not assigned"))),
+        Some(size) => Ok(size),
     }
 }
 

@@ -149,7 +149,8 @@ fn parse_link(speed: Option<String>, width: Option<String>) -> Option<PcieLink> 
     (width > 0).then_some(PcieLink { gen, width })
 }
 
-fn parse_resources(text: &str) -> Vec<Resource> {
+/// The lines of a device's sysfs `resource` file (`start end flags`, hexadecimal), in order.
+pub fn parse_resources(text: &str) -> Vec<Resource> {
     text.lines()
         .map(|line| {
             let mut fields = line.split_whitespace().map(parse_hex);
