@@ -13,3 +13,4 @@ pub mod predict;
 pub mod report;
 pub mod spec;
 pub mod sysfs;
+pub mod views;

@@ -4,6 +4,8 @@
 //! drift from the CLI.
 
 mod device;
+mod matrix;
+mod output;
 mod predict;
 mod source;
 mod why;
@@ -11,6 +13,8 @@ mod why;
 use clap::{CommandFactory, Parser, Subcommand};
 
 pub use device::{BenchArgs, CopyArgs, DeviceArgs};
+pub use matrix::MatrixArgs;
+pub use output::JsonArgs;
 pub use predict::PredictArgs;
 pub use source::SourceArgs;
 pub use why::WhyArgs;
@@ -43,18 +47,13 @@ pub enum Command {
     Topo {
         #[command(flatten)]
         source: SourceArgs,
-        /// Print the hsa-p2p/topology/v1 JSON document instead of tables.
-        #[arg(long)]
-        json: bool,
-    },
-    /// GPU x GPU access, link type, weight and bandwidth matrices (row = accessor).
-    Matrix {
+        /// The hsa-p2p/topology/v1 JSON document instead of tables.
         #[command(flatten)]
-        source: SourceArgs,
-        /// Print the hsa-p2p/matrix/v1 JSON document instead of tables.
-        #[arg(long)]
-        json: bool,
+        output: JsonArgs,
     },
+    /// Access, link type, weight, bandwidth, hops, PCIe path and flags matrices and the GPUs'
+    /// PCI address, render minor and CPU affinity (row = accessor), as text, CSV or JSON.
+    Matrix(MatrixArgs),
     /// Why GPU A may or may not access GPU B's VRAM, and what to change.
     Why(WhyArgs),
     /// The topology the kernel rules produce for a machine description (topologies/*.toml).

@@ -1,0 +1,54 @@
+//! `p2pctl matrix`: the view tables as text, CSV or JSON.
+
+use anyhow::{bail, Result};
+
+use hsa_p2p_runtime::cli::MatrixArgs;
+use hsa_p2p_runtime::node_names::resolve_node;
+use hsa_p2p_runtime::peers::gpu_nodes;
+use hsa_p2p_runtime::report;
+use hsa_p2p_runtime::views::{build_table, render_csv, TableKind, ViewInput};
+
+use crate::output::{emit, emit_json};
+use crate::source;
+
+pub fn run(args: &MatrixArgs) -> Result<()> {
+    let mut loaded = source::load(&args.source)?;
+    if let Some(root) = args.source.machine_root(args.machine_root.as_ref()) {
+        loaded = loaded.with_machine_facts(&root);
+    }
+    let gpus = if args.gpus.is_empty() {
+        gpu_nodes(&loaded.topology).iter().map(|n| n.id).collect()
+    } else {
+        args.gpus
+            .iter()
+            .map(|name| {
+                let node = resolve_node(&loaded.topology, &loaded.labels, name)?;
+                match loaded.topology.node(node) {
+                    Some(found) if found.is_gpu() => Ok(node),
+                    _ => bail!("--gpus {name}: node {node} is not a GPU"),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    let input = ViewInput {
+        topology: &loaded.topology,
+        labels: &loaded.labels,
+        placement: &loaded.placement,
+        gpus,
+    };
+    let kinds = args
+        .table
+        .map_or(TableKind::ALL.to_vec(), |kind| vec![kind]);
+    if args.csv {
+        // clap makes --csv require --table: exactly one table.
+        for kind in kinds {
+            emit(render_csv(&build_table(kind, &input)))?;
+        }
+    } else if args.output.json {
+        let document = report::json::matrix_document(&input, &kinds, loaded.source);
+        emit_json(&document, args.output)?;
+    } else {
+        emit(report::matrix::render_matrices(&input, &kinds))?;
+    }
+    Ok(())
+}
