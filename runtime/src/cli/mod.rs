@@ -58,10 +58,18 @@ pub enum Command {
     Why(WhyArgs),
     /// The topology the kernel rules produce for a machine description (topologies/*.toml).
     Predict(PredictArgs),
-    /// The topology as a Graphviz digraph (`p2pctl dot | dot -Tsvg > topo.svg`).
+    /// The topology as a Graphviz digraph (`p2pctl dot | dot -Tsvg > topo.svg`): GPUs clustered
+    /// by socket and switch, one edge per GPU pair coloured by path class, a legend.
     Dot {
         #[command(flatten)]
         source: SourceArgs,
+        /// Also draw each GPU's links to the CPU nodes it is not attached to.
+        #[arg(long)]
+        cpu_links: bool,
+        /// Where the machine's `sys/` is, for switches and path classes of a read tree
+        /// [default: `/` when reading the running kernel's topology].
+        #[arg(long, value_name = "DIR", conflicts_with = "spec")]
+        machine_root: Option<std::path::PathBuf>,
     },
     /// Copy between two GPUs' VRAM through /dev/hsa_p2p (direct when allowed), verified.
     Copy(CopyArgs),

@@ -19,5 +19,5 @@ pub use csv::render_csv;
 pub use flags::flags_code;
 pub use path_class::PathClass;
 pub use placement::{GpuPlace, Placement};
-pub use tables::{build_table, hops, link_between, TableKind, ViewInput, ViewTable};
+pub use tables::{build_table, hops, link_between, pair_class, TableKind, ViewInput, ViewTable};
 pub use text::render_text;

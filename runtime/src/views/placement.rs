@@ -11,7 +11,7 @@ use crate::machine_facts::Inventory;
 use crate::p2pdma::P2pdmaPath;
 use crate::peers::gpu_nodes;
 use crate::predict::Prediction;
-use crate::spec::{LayoutP2pdma, Spec};
+use crate::spec::{LayoutP2pdma, PcieElementKind, PcieLayout, Spec};
 
 /// amdgpu's first render minor (`/dev/dri/renderD128`).
 pub const FIRST_RENDER_MINOR: u32 = 128;
@@ -21,6 +21,8 @@ pub const FIRST_RENDER_MINOR: u32 = 128;
 pub struct GpuPlace {
     /// The host bridge (root complex) above it.
     pub host_bridge: Option<String>,
+    /// The PCIe switch right above it (its upstream port's name), if it sits behind one.
+    pub switch: Option<String>,
     /// The CPUs local to it, in cpulist format (`0-95`).
     pub cpulist: Option<String>,
     /// Its DRM render minor (`/dev/dri/renderD<minor>`).
@@ -64,6 +66,7 @@ impl Placement {
                 node,
                 GpuPlace {
                     host_bridge: cpu.map(|cpu| format!("cpu{cpu}")),
+                    switch: spec_switch(spec, &layout, index),
                     cpulist: cpu.and_then(|cpu| spec_cpulist(spec, cpu as usize)),
                     render_minor: Some(FIRST_RENDER_MINOR + index as u32),
                     xgmi_links_per_peer: prediction
@@ -99,6 +102,10 @@ impl Placement {
                 gpu.id,
                 GpuPlace {
                     host_bridge: device.map(|d| d.host_bridge.clone()),
+                    // Below a switch the chain is downstream port, upstream port, …, root port.
+                    switch: device
+                        .filter(|d| d.upstream.len() >= 3)
+                        .map(|d| d.upstream[1].to_string()),
                     cpulist: device.and_then(|d| {
                         fs::read_to_string(d.path.join("local_cpulist"))
                             .ok()
@@ -133,4 +140,15 @@ fn spec_cpulist(spec: &Spec, cpu: usize) -> Option<String> {
         1 => first.to_string(),
         _ => format!("{first}-{}", first + cores - 1),
     })
+}
+
+/// The id of the switch whose downstream port GPU `gpu` (spec index) hangs off.
+fn spec_switch(spec: &Spec, layout: &PcieLayout, gpu: usize) -> Option<String> {
+    let parent = layout.elements[layout.gpu_element(gpu)?].parent?;
+    match layout.elements[parent].kind {
+        PcieElementKind::SwitchDownstream { switch, .. } => {
+            spec.switches.get(switch).map(|s| s.id.clone())
+        }
+        _ => None,
+    }
 }

@@ -104,7 +104,7 @@ pub struct ViewInput<'a> {
 
 impl ViewInput<'_> {
     /// The shown GPUs followed by every CPU node.
-    fn gpus_and_cpus(&self) -> Vec<u32> {
+    pub fn gpus_and_cpus(&self) -> Vec<u32> {
         let cpus = self.topology.nodes.iter().filter(|n| !n.is_gpu());
         self.gpus
             .iter()
@@ -114,7 +114,7 @@ impl ViewInput<'_> {
     }
 
     /// The NUMA node of GPU `gpu`: the CPU node its io_link leads to.
-    fn numa_node(&self, gpu: u32) -> Option<u32> {
+    pub fn numa_node(&self, gpu: u32) -> Option<u32> {
         let node = self.topology.node(gpu)?;
         node.io_links
             .iter()
@@ -281,47 +281,43 @@ pub fn build_table(kind: TableKind, input: &ViewInput<'_>) -> ViewTable {
     table
 }
 
-fn path_table(input: &ViewInput<'_>) -> ViewTable {
-    let topology = input.topology;
-    let attachment = |gpu: u32| (input.placement.gpu(gpu), input.numa_node(gpu));
-    let mut table = input.matrix(
-        TableKind::Path,
-        "Path class (nvidia-smi topo -m)",
-        &input.gpus,
-        |from, to| {
-            if let Some(link) = topology.io_link(from, to) {
-                if link.link_type == LinkType::Xgmi {
-                    let direct = link.weight <= XGMI_WEIGHT_PER_HOP;
-                    let links = input
-                        .placement
-                        .gpu(from)
-                        .xgmi_links_per_peer
-                        .filter(|_| direct);
-                    return Cell::Text(PathClass::Xgmi { links }.to_string());
-                }
-            }
-            let Some(&path) = input.placement.pcie_paths.get(&(from, to)) else {
-                return Cell::Unknown;
-            };
-            let ((a, a_numa), (b, b_numa)) = (attachment(from), attachment(to));
-            let class = PathClass::of_pcie(
-                path,
-                &Attachment {
-                    host_bridge: a.host_bridge.as_deref(),
-                    numa_node: a_numa,
-                },
-                &Attachment {
-                    host_bridge: b.host_bridge.as_deref(),
-                    numa_node: b_numa,
-                },
-            );
-            class.map_or(Cell::Unknown, |class| Cell::Text(class.to_string()))
+/// The path class between GPUs `from` and `to`; `None` when the facts do not settle it.
+pub fn pair_class(input: &ViewInput<'_>, from: u32, to: u32) -> Option<PathClass> {
+    if let Some(link) = input.topology.io_link(from, to) {
+        if link.link_type == LinkType::Xgmi {
+            let direct = link.weight <= XGMI_WEIGHT_PER_HOP;
+            let links = input
+                .placement
+                .gpu(from)
+                .xgmi_links_per_peer
+                .filter(|_| direct);
+            return Some(PathClass::Xgmi { links });
+        }
+    }
+    let path = *input.placement.pcie_paths.get(&(from, to))?;
+    let (a, b) = (input.placement.gpu(from), input.placement.gpu(to));
+    PathClass::of_pcie(
+        path,
+        &Attachment {
+            host_bridge: a.host_bridge.as_deref(),
+            numa_node: input.numa_node(from),
         },
-    );
+        &Attachment {
+            host_bridge: b.host_bridge.as_deref(),
+            numa_node: input.numa_node(to),
+        },
+    )
+}
+
+fn path_table(input: &ViewInput<'_>) -> ViewTable {
+    let title = "Path class (nvidia-smi topo -m)";
+    let mut table = input.matrix(TableKind::Path, title, &input.gpus, |from, to| {
+        pair_class(input, from, to).map_or(Cell::Unknown, |class| Cell::Text(class.to_string()))
+    });
     table.columns.push("CPU Affinity".to_string());
     table.columns.push("NUMA Affinity".to_string());
     for (row, &gpu) in table.rows.iter_mut().zip(&input.gpus) {
-        let (place, numa) = attachment(gpu);
+        let (place, numa) = (input.placement.gpu(gpu), input.numa_node(gpu));
         row.cells
             .push(place.cpulist.map_or(Cell::Unknown, Cell::Text));
         row.cells

@@ -43,9 +43,20 @@ fn run(command: Command) -> Result<()> {
         Command::Copy(args) => copy::run(&args)?,
         Command::Bench(args) => bench::run(&args)?,
         Command::Predict(args) => predict_cmd::run(&args)?,
-        Command::Dot { source } => {
-            let loaded = source::load(&source)?;
-            emit(report::dot::render_dot(&loaded.topology, &loaded.labels))?;
+        Command::Dot {
+            source,
+            cpu_links,
+            machine_root,
+        } => {
+            let mut loaded = source::load(&source)?;
+            if let Some(root) = source.machine_root(machine_root.as_ref()) {
+                loaded = loaded.with_machine_facts(&root);
+            }
+            let input = loaded.view_input();
+            emit(report::dot::render_dot(
+                &input,
+                report::dot::DotOptions { cpu_links },
+            ))?;
         }
     }
     Ok(())

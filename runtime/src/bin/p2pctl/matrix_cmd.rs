@@ -4,9 +4,8 @@ use anyhow::{bail, Result};
 
 use hsa_p2p_runtime::cli::MatrixArgs;
 use hsa_p2p_runtime::node_names::resolve_node;
-use hsa_p2p_runtime::peers::gpu_nodes;
 use hsa_p2p_runtime::report;
-use hsa_p2p_runtime::views::{build_table, render_csv, TableKind, ViewInput};
+use hsa_p2p_runtime::views::{build_table, render_csv, TableKind};
 
 use crate::output::{emit, emit_json};
 use crate::source;
@@ -16,10 +15,10 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
     if let Some(root) = args.source.machine_root(args.machine_root.as_ref()) {
         loaded = loaded.with_machine_facts(&root);
     }
-    let gpus = if args.gpus.is_empty() {
-        gpu_nodes(&loaded.topology).iter().map(|n| n.id).collect()
-    } else {
-        args.gpus
+    let mut input = loaded.view_input();
+    if !args.gpus.is_empty() {
+        input.gpus = args
+            .gpus
             .iter()
             .map(|name| {
                 let node = resolve_node(&loaded.topology, &loaded.labels, name)?;
@@ -28,14 +27,8 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
                     _ => bail!("--gpus {name}: node {node} is not a GPU"),
                 }
             })
-            .collect::<Result<Vec<_>>>()?
-    };
-    let input = ViewInput {
-        topology: &loaded.topology,
-        labels: &loaded.labels,
-        placement: &loaded.placement,
-        gpus,
-    };
+            .collect::<Result<Vec<_>>>()?;
+    }
     let kinds = args
         .table
         .map_or(TableKind::ALL.to_vec(), |kind| vec![kind]);
@@ -45,7 +38,7 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
             emit(render_csv(&build_table(kind, &input)))?;
         }
     } else if args.output.json {
-        let document = report::json::matrix_document(&input, &kinds, loaded.source);
+        let document = report::json::matrix_document(&input, &kinds, loaded.source.clone());
         emit_json(&document, args.output)?;
     } else {
         emit(report::matrix::render_matrices(&input, &kinds))?;

@@ -7,11 +7,11 @@ use anyhow::Result;
 use hsa_p2p_core::facts::PeerBandwidthRule;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::cli::PredictArgs;
-use hsa_p2p_runtime::peers::{gpu_nodes, peer_pairs};
+use hsa_p2p_runtime::peers::peer_pairs;
 use hsa_p2p_runtime::report::shell_word::shell_word;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::sysfs::emit_tree;
-use hsa_p2p_runtime::views::{TableKind, ViewInput};
+use hsa_p2p_runtime::views::TableKind;
 
 use crate::output::{emit, emit_json};
 use crate::source::load_spec;
@@ -42,13 +42,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     }
     emit(verdicts(&loaded.topology, &loaded.labels, &args.spec))?;
     emit("\n")?;
-    let input = ViewInput {
-        topology: &loaded.topology,
-        labels: &loaded.labels,
-        placement: &loaded.placement,
-        gpus: gpu_nodes(&loaded.topology).iter().map(|n| n.id).collect(),
-    };
-    emit(report::matrix::render_matrices(&input, &TableKind::ALL))?;
+    emit(report::matrix::render_matrices(
+        &loaded.view_input(),
+        &TableKind::ALL,
+    ))?;
     if let Some(dir) = &args.emit_sysfs {
         emit(format!("sysfs tree written to {}", dir.display()) + "\n")?;
     }

@@ -9,12 +9,13 @@ use hsa_p2p_core::facts::PeerBandwidthRule;
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::cli::SourceArgs;
 use hsa_p2p_runtime::machine_facts::Inventory;
+use hsa_p2p_runtime::peers::gpu_nodes;
 use hsa_p2p_runtime::predict::predict_with;
 use hsa_p2p_runtime::report::json::Source;
 use hsa_p2p_runtime::report::Labels;
 use hsa_p2p_runtime::spec::Spec;
 use hsa_p2p_runtime::sysfs::{default_root, read_topology};
-use hsa_p2p_runtime::views::Placement;
+use hsa_p2p_runtime::views::{Placement, ViewInput};
 
 /// A topology with the names to show for its nodes.
 pub struct Loaded {
@@ -39,6 +40,16 @@ impl Loaded {
         };
         self.placement = Placement::from_machine(&self.topology, inventory.as_ref());
         self
+    }
+
+    /// The views' input over every GPU.
+    pub fn view_input(&self) -> ViewInput<'_> {
+        ViewInput {
+            topology: &self.topology,
+            labels: &self.labels,
+            placement: &self.placement,
+            gpus: gpu_nodes(&self.topology).iter().map(|n| n.id).collect(),
+        }
     }
 }
 
