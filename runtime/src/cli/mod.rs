@@ -4,6 +4,7 @@
 //! drift from the CLI.
 
 mod device;
+mod heatmap;
 mod matrix;
 mod output;
 mod predict;
@@ -13,6 +14,7 @@ mod why;
 use clap::{CommandFactory, Parser, Subcommand};
 
 pub use device::{BenchArgs, CopyArgs, DeviceArgs};
+pub use heatmap::{HeatmapArgs, HeatmapTable};
 pub use matrix::MatrixArgs;
 pub use output::JsonArgs;
 pub use predict::PredictArgs;
@@ -71,6 +73,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "spec")]
         machine_root: Option<std::path::PathBuf>,
     },
+    /// A GPU x GPU table (bandwidth, weight, hops) or a bench result as a heat-map picture
+    /// (SVG or PNG) with a colour scale.
+    Heatmap(HeatmapArgs),
     /// Copy between two GPUs' VRAM through /dev/hsa_p2p (direct when allowed), verified.
     Copy(CopyArgs),
     /// Direct and staged copy bandwidth matrix, 4 KiB latency and a memcpy baseline.

@@ -1,12 +1,12 @@
 //! `p2pctl matrix`: the view tables as text, CSV or JSON.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use hsa_p2p_runtime::cli::MatrixArgs;
-use hsa_p2p_runtime::node_names::resolve_node;
 use hsa_p2p_runtime::report;
 use hsa_p2p_runtime::views::{build_table, render_csv, TableKind};
 
+use crate::gpu_selection::select_gpus;
 use crate::output::{emit, emit_json};
 use crate::source;
 
@@ -16,19 +16,7 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
         loaded = loaded.with_machine_facts(&root);
     }
     let mut input = loaded.view_input();
-    if !args.gpus.is_empty() {
-        input.gpus = args
-            .gpus
-            .iter()
-            .map(|name| {
-                let node = resolve_node(&loaded.topology, &loaded.labels, name)?;
-                match loaded.topology.node(node) {
-                    Some(found) if found.is_gpu() => Ok(node),
-                    _ => bail!("--gpus {name}: node {node} is not a GPU"),
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-    }
+    select_gpus(&mut input, &args.gpus)?;
     let kinds = args
         .table
         .map_or(TableKind::ALL.to_vec(), |kind| vec![kind]);
