@@ -4,6 +4,7 @@
 //! drift from the CLI.
 
 mod device;
+mod export;
 mod heatmap;
 mod matrix;
 mod output;
@@ -14,6 +15,7 @@ mod why;
 use clap::{CommandFactory, Parser, Subcommand};
 
 pub use device::{BenchArgs, CopyArgs, DeviceArgs};
+pub use export::{ExportArgs, ExportFormat};
 pub use heatmap::{HeatmapArgs, HeatmapTable};
 pub use matrix::MatrixArgs;
 pub use output::JsonArgs;
@@ -76,6 +78,9 @@ pub enum Command {
     /// A GPU x GPU table (bandwidth, weight, hops) or a bench result as a heat-map picture
     /// (SVG or PNG) with a colour scale.
     Heatmap(HeatmapArgs),
+    /// Scheduler inputs: Slurm gres.conf lines with Links=, or a Kubernetes
+    /// node-feature-discovery feature file.
+    Export(ExportArgs),
     /// Copy between two GPUs' VRAM through /dev/hsa_p2p (direct when allowed), verified.
     Copy(CopyArgs),
     /// Direct and staged copy bandwidth matrix, 4 KiB latency and a memcpy baseline.

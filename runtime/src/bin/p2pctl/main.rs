@@ -5,6 +5,7 @@ mod bench;
 mod copy;
 mod error_text;
 mod explain_cmd;
+mod export_cmd;
 mod gpu_selection;
 mod heatmap_cmd;
 mod matrix_cmd;
@@ -43,6 +44,7 @@ fn run(command: Command) -> Result<()> {
         Command::Matrix(args) => matrix_cmd::run(&args)?,
         Command::Why(args) => explain_cmd::run(&args)?,
         Command::Heatmap(args) => heatmap_cmd::run(&args)?,
+        Command::Export(args) => export_cmd::run(&args)?,
         Command::Copy(args) => copy::run(&args)?,
         Command::Bench(args) => bench::run(&args)?,
         Command::Predict(args) => predict_cmd::run(&args)?,
