@@ -3,44 +3,11 @@
 //! for the device itself, on a line naming a single `File`) and node-feature-discovery's
 //! local feature files (`name[=value]` lines, `#` comments, Kubernetes label syntax).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_p2pctl"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .expect("p2pctl runs")
-}
-
-fn p2pctl(args: &[&str]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn shipped_specs() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("topologies"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".toml").map(str::to_string)
-        })
-        .collect();
-    names.sort();
-    names
-}
+use common::{p2pctl, run, shipped_specs};
 
 /// One GPU line of gres.conf, parameters by lower-case name.
 type GresLine = BTreeMap<String, String>;

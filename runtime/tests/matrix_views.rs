@@ -3,39 +3,21 @@
 //! compact when piped, the GPU subset, and the views of an amdkfd tree with its machine's
 //! sysfs facts.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{p2pctl, shipped_specs};
 
-/// Runs p2pctl from the repository root (relative spec paths keep snapshots machine-free).
-fn p2pctl(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_p2pctl"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .expect("p2pctl runs");
-    assert!(
-        output.status.success(),
-        "p2pctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn shipped_specs() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("topologies"))
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter_map(|name| name.strip_suffix(".toml").map(str::to_string))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 8, "{names:?}");
-    names
-}
+/// Every table, in `p2pctl matrix`'s order.
+const TABLES: [&str; 8] = [
+    "access",
+    "type",
+    "weight",
+    "bandwidth",
+    "hops",
+    "path",
+    "flags",
+    "gpus",
+];
 
 #[test]
 fn every_shipped_spec_shows_every_table_with_a_legend() {
@@ -102,19 +84,9 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn every_table_is_rectangular_csv() {
-    let tables = [
-        "access",
-        "type",
-        "weight",
-        "bandwidth",
-        "hops",
-        "path",
-        "flags",
-        "gpus",
-    ];
     for name in ["sixteen-gpus", "two-socket", "xgmi-hive-4"] {
         let spec = format!("topologies/{name}.toml");
-        for table in tables {
+        for table in TABLES {
             let out = p2pctl(&["matrix", "--spec", &spec, "--table", table, "--csv"]);
             let records = parse_csv(&out);
             let width = records[0].len();
@@ -170,19 +142,7 @@ fn json_is_one_line_when_piped_and_indented_with_pretty() {
     assert_eq!(a, b);
     let tables = a["tables"].as_array().unwrap();
     let kinds: Vec<&str> = tables.iter().map(|t| t["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        [
-            "access",
-            "type",
-            "weight",
-            "bandwidth",
-            "hops",
-            "path",
-            "flags",
-            "gpus"
-        ]
-    );
+    assert_eq!(kinds, TABLES);
     let path = &tables[5];
     assert_eq!(path["rows"][0]["cells"][0], "X");
     assert_eq!(path["rows"][0]["cells"][1], "PIX");

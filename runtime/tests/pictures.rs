@@ -2,27 +2,11 @@
 //! between switches standing for all pairs between them; the shipped specs' graphs are
 //! snapshots), and `p2pctl heatmap` writes SVG and PNG files of tables and bench results.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_p2pctl"))
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(args)
-        .output()
-        .expect("p2pctl runs")
-}
-
-fn p2pctl(args: &[&str]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use common::{p2pctl, run};
 
 /// Every `a -> b [...]` statement: (a, b, attributes).
 fn edges(dot: &str) -> Vec<(String, String, String)> {
