@@ -14,6 +14,7 @@ pub mod context;
 pub mod device;
 pub mod guest;
 pub mod report;
+pub mod rocm;
 pub mod runner;
 pub mod stress;
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hsa_p2p_hwtests::context::DEFAULT_PAIR_COPY_BYTES;
 use hsa_p2p_hwtests::report::write_reports;
+use hsa_p2p_hwtests::rocm::{recording, DEFAULT_BANDWIDTH_FRACTION};
 use hsa_p2p_hwtests::stress::{self, StressOptions};
 use hsa_p2p_hwtests::{cases, device, Context, Filter, ModuleState};
 
@@ -64,6 +65,16 @@ struct Args {
     /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PAIR_COPY_BYTES)]
     pair_copy_bytes: u64,
+    /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
+    #[arg(long, value_name = "FRACTION", default_value_t = DEFAULT_BANDWIDTH_FRACTION)]
+    bandwidth_fraction: f64,
+    /// Save the ROCm tools' outputs and this machine's sysfs/PCI facts into DIR (and DIR.tar,
+    /// to attach to a bug report).
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Re-run the checks offline from a recording made with --record.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["root", "module_loaded"])]
+    replay: Option<PathBuf>,
     /// List the tests and exit.
     #[arg(long)]
     list: bool,
@@ -94,11 +105,23 @@ fn main() -> ExitCode {
         (false, Some(reason)) => ModuleState::Unavailable(reason),
         (false, None) => ModuleState::Unknown,
     };
-    let mut context = Context::new(&args.root, module);
+    if !(args.bandwidth_fraction > 0.0 && args.bandwidth_fraction <= 1.0) {
+        eprintln!("error: --bandwidth-fraction must be in (0, 1]");
+        return ExitCode::FAILURE;
+    }
+    let mut context = match &args.replay {
+        Some(dir) => Context::replay(dir),
+        None => Context::new(&args.root, module),
+    };
     context.pair_copy_bytes = args.pair_copy_bytes;
+    context.bandwidth_fraction = args.bandwidth_fraction;
     let mut run = hsa_p2p_hwtests::run("hwtests", &context, &filter);
     run.environment
-        .push(("root".into(), args.root.display().to_string()));
+        .push(("root".into(), context.root().display().to_string()));
+    if let Some(dir) = &args.replay {
+        run.environment
+            .push(("replay".into(), dir.display().to_string()));
+    }
     if let Ok(inventory) = context.inventory() {
         run.environment.extend(inventory.describe());
     }
@@ -117,12 +140,31 @@ fn main() -> ExitCode {
             }
         }
     }
+    if let Some(dir) = &args.record {
+        if let Err(error) = record(&context, dir) {
+            eprintln!("error: cannot record into {}: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
     println!("hwtests: {}", run.summary());
     if run.failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Writes the recording of `context`'s tools and facts into `dir` and its tarball.
+fn record(context: &Context, dir: &std::path::Path) -> Result<(), String> {
+    let found = context.rocm_tools()?;
+    let runs = context.rocm_runs()?;
+    let host = std::fs::read_to_string(context.root().join("proc/sys/kernel/hostname"))
+        .map(|name| format!("runner {}", name.trim()))
+        .unwrap_or_else(|_| "a runner".into());
+    let tarball = recording::write(dir, &host, context.root(), found, runs)
+        .map_err(|error| error.to_string())?;
+    eprintln!("recording: {} ({})", dir.display(), tarball.display());
+    Ok(())
 }
 
 fn stress_campaign(args: StressArgs) -> ExitCode {
