@@ -5,9 +5,7 @@ mod common;
 
 use hsa_p2p_core::link::LinkType;
 use hsa_p2p_hwtests::rocm::parse::bandwidth_test::BusDevFn;
-use hsa_p2p_hwtests::rocm::parse::{
-    amd_smi, bandwidth_test, rocm_smi, transfer_bench, ParseError,
-};
+use hsa_p2p_hwtests::rocm::parse::{amd_smi, bandwidth_test, rocm_smi, transfer_bench, ParseError};
 
 fn output(name: &str) -> String {
     std::fs::read_to_string(common::fixture("rocm/outputs").join(name)).unwrap()
@@ -34,23 +32,34 @@ fn published_outputs_parse_to_their_snapshots() {
         insta::assert_snapshot!(name.trim_end_matches(".txt"), report);
         parsed += 1;
     }
-    assert_eq!(parsed, 9, "a fixture was added or lost: list it here and in the README");
+    assert_eq!(
+        parsed, 9,
+        "a fixture was added or lost: list it here and in the README"
+    );
 }
 
 #[test]
 fn bandwidth_test_2_0_1_with_peer_access() {
-    let report = bandwidth_test::parse(&output("rocm_bandwidth_test-2.0.1-wx8100-p2p.txt")).unwrap();
+    let report =
+        bandwidth_test::parse(&output("rocm_bandwidth_test-2.0.1-wx8100-p2p.txt")).unwrap();
     assert_eq!(report.version, "2.0.1");
     assert_eq!(report.devices.len(), 3);
     assert_eq!(report.devices[0].location, None);
     assert_eq!(
         report.devices[1].location,
-        Some(BusDevFn { bus: 0x19, device: 0, function: 0 })
+        Some(BusDevFn {
+            bus: 0x19,
+            device: 0,
+            function: 0
+        })
     );
     assert_eq!(report.devices[1].name, "Vega 10 [Radeon PRO WX 8100]");
     assert!(report.access[1][2] && report.access[2][1]);
     assert_eq!(report.numa_distance[1][2], Some(40));
-    assert_eq!(report.unidirectional.as_ref().unwrap()[1][2], Some(10.261399));
+    assert_eq!(
+        report.unidirectional.as_ref().unwrap()[1][2],
+        Some(10.261399)
+    );
     // 2.0.1 spells the title "Bdirectional".
     assert_eq!(report.bidirectional.as_ref().unwrap()[2][1], Some(18.90725));
     assert_eq!(report.bidirectional.as_ref().unwrap()[0][0], None);
@@ -69,8 +78,7 @@ fn bandwidth_test_2_6_0_small_bar_has_no_peer_access() {
 
 #[test]
 fn transfer_bench_p2p_keeps_the_bidirectional_totals() {
-    let report =
-        transfer_bench::parse(&output("transfer-bench-1.62-p2p-8gpu-mi350x.txt")).unwrap();
+    let report = transfer_bench::parse(&output("transfer-bench-1.62-p2p-8gpu-mi350x.txt")).unwrap();
     assert_eq!(report.devices.len(), 10);
     assert_eq!(report.devices[2], transfer_bench::Device::Gpu(0));
     assert_eq!(report.unidirectional[2][3], Some(57.39));
@@ -107,8 +115,21 @@ fn rocm_smi_with_showbus_maps_gpus_to_addresses() {
         text.push_str(&format!("GPU[{gpu}]\t\t: PCI Bus: 0000:{bus}:00.0\n"));
     }
     let smi = rocm_smi::parse(&text).unwrap();
-    let addresses: Vec<String> = smi.addresses.unwrap().iter().map(|a| a.to_string()).collect();
-    assert_eq!(addresses, ["0000:03:00.0", "0000:23:00.0", "0000:83:00.0", "0000:a3:00.0"]);
+    let addresses: Vec<String> = smi
+        .addresses
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "0000:03:00.0",
+            "0000:23:00.0",
+            "0000:83:00.0",
+            "0000:a3:00.0"
+        ]
+    );
 }
 
 /// `fixture` with its line `line` (1-based) replaced.
@@ -122,7 +143,11 @@ fn malformed(fixture: &str, line: usize, replacement: &str) -> String {
 #[test]
 fn malformed_outputs_fail_naming_the_line() {
     let wx = "rocm_bandwidth_test-2.0.1-wx8100-p2p.txt";
-    let bad_cell = malformed(wx, 39, "          1         14.285625   388.648245  fast        ");
+    let bad_cell = malformed(
+        wx,
+        39,
+        "          1         14.285625   388.648245  fast        ",
+    );
     assert_eq!(
         bandwidth_test::parse(&bad_cell),
         Err(ParseError::BadCell {
@@ -135,22 +160,37 @@ fn malformed_outputs_fail_naming_the_line() {
     let short_row = malformed(wx, 17, "          1         1         1");
     assert!(matches!(
         bandwidth_test::parse(&short_row),
-        Err(ParseError::RowWidth { line: 17, expected: 3, found: 2, .. })
+        Err(ParseError::RowWidth {
+            line: 17,
+            expected: 3,
+            found: 2,
+            ..
+        })
     ));
     let bad_access = malformed(wx, 17, "          1         1         1         2");
     assert!(matches!(
         bandwidth_test::parse(&bad_access),
-        Err(ParseError::BadCell { line: 17, column: 2, .. })
+        Err(ParseError::BadCell {
+            line: 17,
+            column: 2,
+            ..
+        })
     ));
     let no_version = output(wx).replace("RocmBandwidthTest Version: 2.0.1", "");
     assert!(matches!(
         bandwidth_test::parse(&no_version),
-        Err(ParseError::MissingSection { section: "RocmBandwidthTest Version:", .. })
+        Err(ParseError::MissingSection {
+            section: "RocmBandwidthTest Version:",
+            ..
+        })
     ));
     let no_access = output(wx).replace("Device Access", "Device Axxess");
     assert!(matches!(
         bandwidth_test::parse(&no_access),
-        Err(ParseError::MissingSection { section: "Inter-Device Access", .. })
+        Err(ParseError::MissingSection {
+            section: "Inter-Device Access",
+            ..
+        })
     ));
 
     let tb = "transfer-bench-1.62-p2p-8gpu-mi350x.txt";
@@ -166,7 +206,11 @@ fn malformed_outputs_fail_naming_the_line() {
     );
     assert!(matches!(
         transfer_bench::parse(&bad_value),
-        Err(ParseError::BadCell { line: 7, column: 9, .. })
+        Err(ParseError::BadCell {
+            line: 7,
+            column: 9,
+            ..
+        })
     ));
 
     let smi = "rocm-smi-showtopo-8gpu-xgmi-mi308x.txt";
@@ -194,7 +238,11 @@ fn malformed_outputs_fail_naming_the_line() {
     let bad_access = malformed(amd, 3, "0000:03:00.0 ENABLED      MAYBE");
     assert!(matches!(
         amd_smi::parse(&bad_access),
-        Err(ParseError::BadCell { line: 3, column: 1, .. })
+        Err(ParseError::BadCell {
+            line: 3,
+            column: 1,
+            ..
+        })
     ));
     let other_gpu = malformed(amd, 8, "0000:03:00.0 0            40");
     assert!(matches!(
@@ -203,6 +251,9 @@ fn malformed_outputs_fail_naming_the_line() {
     ));
     assert!(matches!(
         amd_smi::parse("WEIGHT TABLE:\n"),
-        Err(ParseError::MissingSection { section: "ACCESS TABLE:", lines: 1 })
+        Err(ParseError::MissingSection {
+            section: "ACCESS TABLE:",
+            lines: 1
+        })
     ));
 }
