@@ -24,6 +24,22 @@ pub use hsa_p2p_runtime::{kfd_validation, machine_facts};
 pub use context::{Context, ModuleState};
 pub use runner::Filter;
 
+/// Every test, one line each: `-` marks those `filter` deselects, then `suite.name` and what it
+/// checks.
+pub fn listing(filter: &Filter) -> String {
+    cases::all()
+        .iter()
+        .map(|test| {
+            let selected = if filter.selects(&test.full_name()) {
+                ' '
+            } else {
+                '-'
+            };
+            format!("{selected} {:<45} {}\n", test.full_name(), test.description)
+        })
+        .collect()
+}
+
 /// Runs every test `filter` selects against `context`.
 pub fn run(name: &str, context: &Context, filter: &Filter) -> report::Run {
     runner::run(name, &cases::all(), filter, context)

@@ -9,7 +9,7 @@ use hsa_p2p_hwtests::context::DEFAULT_PAIR_COPY_BYTES;
 use hsa_p2p_hwtests::report::write_reports;
 use hsa_p2p_hwtests::rocm::{recording, DEFAULT_BANDWIDTH_FRACTION};
 use hsa_p2p_hwtests::stress::{self, StressOptions};
-use hsa_p2p_hwtests::{cases, device, Context, Filter, ModuleState};
+use hsa_p2p_hwtests::{device, Context, Filter, ModuleState};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -90,14 +90,7 @@ fn main() -> ExitCode {
     let args = cli.tests;
     let filter = Filter::new(args.only.clone());
     if args.list {
-        for test in cases::all() {
-            let selected = if filter.selects(&test.full_name()) {
-                ' '
-            } else {
-                '-'
-            };
-            println!("{selected} {:<45} {}", test.full_name(), test.description);
-        }
+        print!("{}", hsa_p2p_hwtests::listing(&filter));
         return ExitCode::SUCCESS;
     }
     let module = match (args.module_loaded, args.module_unavailable) {
@@ -141,9 +134,12 @@ fn main() -> ExitCode {
         }
     }
     if let Some(dir) = &args.record {
-        if let Err(error) = record(&context, dir) {
-            eprintln!("error: cannot record into {}: {error}", dir.display());
-            return ExitCode::FAILURE;
+        match recording::record(&context, dir) {
+            Ok(tarball) => eprintln!("recording: {} ({})", dir.display(), tarball.display()),
+            Err(error) => {
+                eprintln!("error: cannot record into {}: {error}", dir.display());
+                return ExitCode::FAILURE;
+            }
         }
     }
     println!("hwtests: {}", run.summary());
@@ -152,19 +148,6 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// Writes the recording of `context`'s tools and facts into `dir` and its tarball.
-fn record(context: &Context, dir: &std::path::Path) -> Result<(), String> {
-    let found = context.rocm_tools()?;
-    let runs = context.rocm_runs()?;
-    let host = std::fs::read_to_string(context.root().join("proc/sys/kernel/hostname"))
-        .map(|name| format!("runner {}", name.trim()))
-        .unwrap_or_else(|_| "a runner".into());
-    let tarball = recording::write(dir, &host, context.root(), found, runs)
-        .map_err(|error| error.to_string())?;
-    eprintln!("recording: {} ({})", dir.display(), tarball.display());
-    Ok(())
 }
 
 fn stress_campaign(args: StressArgs) -> ExitCode {

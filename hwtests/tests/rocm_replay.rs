@@ -66,7 +66,7 @@ fn problems(outcome: &Outcome) -> Vec<String> {
 
 const BANDWIDTH_TEST_CASES: [&str; 3] = [
     "user_space_found",
-    "bandwidth_test_access_matches_kfd",
+    "bandwidth_test_access_matches_topology",
     "bandwidth_test_peer_bandwidth",
 ];
 
@@ -76,7 +76,7 @@ fn pcie_p2p_pair_passes_at_64_percent_of_its_gen3_link() {
     assert_outcomes(&cases, &BANDWIDTH_TEST_CASES, &[]);
     assert!(notes(&cases, "user_space_found")[0]
         .starts_with("rocm_bandwidth_test: /opt/rocm/bin/rocm_bandwidth_test (2.0.1)"));
-    assert!(notes(&cases, "bandwidth_test_access_matches_kfd")
+    assert!(notes(&cases, "bandwidth_test_access_matches_topology")
         .contains(&"2 GPUs, 2 ordered pairs, 2 with a peer link".to_string()));
     let bandwidth = notes(&cases, "bandwidth_test_peer_bandwidth");
     assert!(
@@ -99,7 +99,7 @@ fn a_slow_peer_copy_fails_below_the_fraction_of_max_bandwidth() {
     let cases = replay("wx8100-pcie-p2p-slow-copy");
     assert_outcomes(
         &cases,
-        &["user_space_found", "bandwidth_test_access_matches_kfd"],
+        &["user_space_found", "bandwidth_test_access_matches_topology"],
         &["bandwidth_test_peer_bandwidth"],
     );
     assert_eq!(
@@ -125,11 +125,11 @@ fn peer_access_without_kfd_links_fails_against_kfd_and_the_prediction() {
         &cases,
         &["user_space_found"],
         &[
-            "bandwidth_test_access_matches_kfd",
+            "bandwidth_test_access_matches_topology",
             "bandwidth_test_peer_bandwidth",
         ],
     );
-    let access = problems(outcome(&cases, "bandwidth_test_access_matches_kfd"));
+    let access = problems(outcome(&cases, "bandwidth_test_access_matches_topology"));
     assert!(access.contains(
         &"node 1 (0000:19:00.0) -> node 2 (0000:67:00.0): amdkfd has no peer link, the \
           prediction from the PCI facts a Pcie peer link of weight 40 (16000 MB/s)"
@@ -147,7 +147,7 @@ fn peer_access_without_kfd_links_fails_against_kfd_and_the_prediction() {
 fn small_bar_pair_passes_with_every_peer_copy_refused() {
     let cases = replay("mi50-small-bar");
     assert_outcomes(&cases, &BANDWIDTH_TEST_CASES, &[]);
-    assert!(notes(&cases, "bandwidth_test_access_matches_kfd")
+    assert!(notes(&cases, "bandwidth_test_access_matches_topology")
         .contains(&"2 GPUs, 2 ordered pairs, 0 with a peer link".to_string()));
     // Nothing measured between the GPUs, nothing to note but the version.
     assert_eq!(
@@ -163,7 +163,7 @@ fn a_small_bar_pair_reported_as_p2p_fails() {
         &cases,
         &["user_space_found"],
         &[
-            "bandwidth_test_access_matches_kfd",
+            "bandwidth_test_access_matches_topology",
             "bandwidth_test_peer_bandwidth",
         ],
     );
@@ -175,7 +175,7 @@ fn a_small_bar_pair_reported_as_p2p_fails() {
         ]
     );
     assert_eq!(
-        problems(outcome(&cases, "bandwidth_test_access_matches_kfd")),
+        problems(outcome(&cases, "bandwidth_test_access_matches_topology")),
         [
             "node 1 (0000:19:00.0) -> node 2 (0000:67:00.0): rocm_bandwidth_test reports peer \
           access, amdkfd has no peer link"
@@ -188,10 +188,10 @@ fn xgmi_hive_matches_rocm_smi_link_types_weights_and_hops() {
     let cases = replay("mi308x-xgmi-hive");
     assert_outcomes(
         &cases,
-        &["user_space_found", "rocm_smi_topology_matches_kfd"],
+        &["user_space_found", "rocm_smi_links_match_topology"],
         &[],
     );
-    let notes = notes(&cases, "rocm_smi_topology_matches_kfd");
+    let notes = notes(&cases, "rocm_smi_links_match_topology");
     assert!(notes.contains(&"8 GPUs, 56 ordered pairs, 56 with a peer link".to_string()));
     assert!(
         notes.contains(&"no --showbus addresses: GPUs matched in PCI address order".to_string())
@@ -204,10 +204,10 @@ fn a_wrong_xgmi_weight_fails_naming_the_pair() {
     assert_outcomes(
         &cases,
         &["user_space_found"],
-        &["rocm_smi_topology_matches_kfd"],
+        &["rocm_smi_links_match_topology"],
     );
     assert_eq!(
-        problems(outcome(&cases, "rocm_smi_topology_matches_kfd")),
+        problems(outcome(&cases, "rocm_smi_links_match_topology")),
         [
             "node 2 (0000:05:00.0) -> node 3 (0000:26:00.0): rocm-smi reports weight 30, amdkfd \
           has a Xgmi peer link of weight 15 (64000 MB/s)"
@@ -310,7 +310,7 @@ fn a_live_run_validates_copies_and_records_what_replays_identically() {
         &live,
         &[
             "user_space_found",
-            "bandwidth_test_access_matches_kfd",
+            "bandwidth_test_access_matches_topology",
             "bandwidth_test_peer_bandwidth",
             "bandwidth_test_copies_validated",
         ],
@@ -416,11 +416,11 @@ fn without_tools_every_case_skips_saying_what_is_missing() {
     }
     let cases = run(&Context::new(&root, ModuleState::Unknown));
     assert_eq!(
-        outcome(&cases, "bandwidth_test_access_matches_kfd"),
+        outcome(&cases, "bandwidth_test_access_matches_topology"),
         &Outcome::skip("1 GPU in amdkfd's topology: a peer pair needs a second GPU")
     );
     assert_eq!(
-        outcome(&cases, "rocm_smi_topology_matches_kfd"),
+        outcome(&cases, "rocm_smi_links_match_topology"),
         &Outcome::skip("rocm-smi not found in PATH or /opt/rocm*/bin (package rocm-smi-lib)")
     );
 }

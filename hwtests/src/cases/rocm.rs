@@ -28,7 +28,7 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "rocm",
-        name: "bandwidth_test_access_matches_kfd",
+        name: "bandwidth_test_access_matches_topology",
         description: "rocm_bandwidth_test's access matrix and NUMA distances equal amdkfd's \
                       peer links and the prediction, pair by pair",
         run: bandwidth_test_access,
@@ -55,14 +55,14 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "rocm",
-        name: "rocm_smi_topology_matches_kfd",
+        name: "rocm_smi_links_match_topology",
         description: "rocm-smi --showtopo's link type, weight and hops equal amdkfd's peer links \
                       and the prediction",
         run: rocm_smi_topology,
     },
     Test {
         suite: "rocm",
-        name: "amd_smi_topology_matches_kfd",
+        name: "amd_smi_links_match_topology",
         description: "amd-smi topology's access, link type, weight and hops equal amdkfd's peer \
                       links and the prediction",
         run: amd_smi_topology,

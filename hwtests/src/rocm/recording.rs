@@ -219,6 +219,17 @@ pub fn write(
     tarball(dir)
 }
 
+/// Records what `context` ran (its tools, run now if they were not yet) and the facts below its
+/// root into `dir`; returns the tarball's path.
+pub fn record(context: &crate::Context, dir: &Path) -> Result<PathBuf, String> {
+    let found = context.rocm_tools()?;
+    let runs = context.rocm_runs()?;
+    let host = fs::read_to_string(context.root().join("proc/sys/kernel/hostname"))
+        .map(|name| format!("runner {}", name.trim()))
+        .unwrap_or_else(|_| "a runner".into());
+    write(dir, &host, context.root(), found, runs).map_err(|error| error.to_string())
+}
+
 /// The tarball of `dir`: `DIR.tar` next to it.
 pub fn tarball_path(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
