@@ -64,7 +64,7 @@ fn devices(line: usize, header: &str) -> Result<Vec<Device>, ParseError> {
         return Err(unexpected());
     }
     let words: Vec<&str> = words.collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return Err(unexpected());
     }
     words
