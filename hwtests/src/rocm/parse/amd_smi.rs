@@ -20,7 +20,7 @@
 use hsa_p2p_core::facts::PciAddress;
 use hsa_p2p_core::link::LinkType;
 
-use super::{cell, check_width, matrix, numbered, pci_address, smi_link_type, ParseError, Row};
+use super::{matrix, numbered, off_diagonal, pci_address, rows, smi_link_type, ParseError, Row};
 
 /// A square matrix over the GPUs, rows and columns in [`AmdSmiTopology::gpus`] order.
 pub type Matrix<T> = Vec<Vec<T>>;
@@ -66,32 +66,13 @@ fn table<'a>(
             expected: format!("a header of PCI addresses under \"{title}\""),
             found: header.to_string(),
         })?;
-    let mut rows = Vec::new();
-    for (index, &(line, text)) in lines[start + 2..].iter().take(gpus.len()).enumerate() {
-        let mut cells = text.split_whitespace();
-        let label = cells.next().unwrap_or_default().to_string();
-        if pci_address(&label) != Some(gpus[index]) {
-            return Err(ParseError::Unexpected {
-                line,
-                expected: format!("the row of {} in \"{title}\"", gpus[index]),
-                found: text.to_string(),
-            });
-        }
-        let row = Row {
-            line,
-            label,
-            cells: cells.collect(),
-        };
-        check_width(&row, gpus.len())?;
-        rows.push(row);
-    }
-    if rows.len() != gpus.len() {
-        return Err(ParseError::Unexpected {
-            line: lines.len(),
-            expected: format!("{} rows in \"{title}\"", gpus.len()),
-            found: format!("{} rows", rows.len()),
-        });
-    }
+    let rows = rows(
+        lines[start + 2..].iter().copied(),
+        lines.len(),
+        gpus.len(),
+        |index| format!("the row of {} in \"{title}\"", gpus[index]),
+        |index, label| pci_address(label) == Some(gpus[index]),
+    )?;
     Ok((gpus, rows))
 }
 
@@ -113,23 +94,7 @@ pub fn parse(text: &str) -> Result<AmdSmiTopology, ParseError> {
     };
     let number = |text: &str| text.parse::<u32>().ok();
     let link_rows = same_gpus(LINK_TYPE)?;
-    let link_type = link_rows
-        .iter()
-        .enumerate()
-        .map(|(index, row)| {
-            (0..row.cells.len())
-                .map(|column| {
-                    if column == index {
-                        cell(row, column, "SELF on the diagonal", |text| {
-                            (text == "SELF").then_some(None)
-                        })
-                    } else {
-                        cell(row, column, "PCIE or XGMI", smi_link_type).map(Some)
-                    }
-                })
-                .collect()
-        })
-        .collect::<Result<_, _>>()?;
+    let link_type = off_diagonal(&link_rows, "SELF", "PCIE or XGMI", smi_link_type)?;
     Ok(AmdSmiTopology {
         access: matrix(&access_rows, "ENABLED or DISABLED", |text| match text {
             "ENABLED" => Some(true),

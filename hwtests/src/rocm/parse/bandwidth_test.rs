@@ -18,9 +18,7 @@
 //! Rows are sources, columns destinations; `N/A` marks a pair the tool did not measure (it
 //! measures only pairs whose access is 1).
 
-use super::{
-    check_width, gigabytes_per_second, matrix, numbered, or_not_available, ParseError, Row,
-};
+use super::{gigabytes_per_second, matrix, numbered, or_not_available, rows, ParseError, Row};
 
 /// A GPU's PCI location as the tool prints it: bus, device and function, no domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,33 +146,14 @@ fn table<'a>(
             found: header.to_string(),
         });
     }
-    let mut rows = Vec::with_capacity(count);
-    for index in 0..count {
-        let Some(&(line, text)) = content.next() else {
-            return Err(ParseError::Unexpected {
-                line: lines.len(),
-                expected: format!("row {index} of \"{}\"", titles[0]),
-                found: "the end of the output".into(),
-            });
-        };
-        let mut cells = text.split_whitespace();
-        let label = cells.next().unwrap_or_default().to_string();
-        if label != index.to_string() {
-            return Err(ParseError::Unexpected {
-                line,
-                expected: format!("row {index} of \"{}\"", titles[0]),
-                found: text.to_string(),
-            });
-        }
-        let row = Row {
-            line,
-            label,
-            cells: cells.collect(),
-        };
-        check_width(&row, count)?;
-        rows.push(row);
-    }
-    Ok(Some(rows))
+    rows(
+        content.copied(),
+        lines.len(),
+        count,
+        |index| format!("row {index} of \"{}\"", titles[0]),
+        |index, label| label == index.to_string(),
+    )
+    .map(Some)
 }
 
 fn required<'a>(

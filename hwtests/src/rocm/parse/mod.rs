@@ -106,6 +106,71 @@ pub(crate) fn matrix<T>(
         .collect()
 }
 
+/// Reads `count` rows from `lines`: row `index` is the next line, its first word is a label
+/// `is_label(index, label)` accepts, and it has `count` cells after it. `name(index)` names the
+/// row in errors; `end` is the output's last line number.
+pub(crate) fn rows<'a>(
+    mut lines: impl Iterator<Item = (usize, &'a str)>,
+    end: usize,
+    count: usize,
+    name: impl Fn(usize) -> String,
+    is_label: impl Fn(usize, &str) -> bool,
+) -> Result<Vec<Row<'a>>, ParseError> {
+    (0..count)
+        .map(|index| {
+            let Some((line, text)) = lines.next() else {
+                return Err(ParseError::Unexpected {
+                    line: end,
+                    expected: name(index),
+                    found: "the end of the output".into(),
+                });
+            };
+            let mut cells = text.split_whitespace();
+            let label = cells.next().unwrap_or_default().to_string();
+            if !is_label(index, &label) {
+                return Err(ParseError::Unexpected {
+                    line,
+                    expected: name(index),
+                    found: text.to_string(),
+                });
+            }
+            let row = Row {
+                line,
+                label,
+                cells: cells.collect(),
+            };
+            check_width(&row, count)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Reads a square table whose diagonal cells are `diagonal` (`None`) and whose other cells
+/// `parse` reads.
+pub(crate) fn off_diagonal<T>(
+    rows: &[Row<'_>],
+    diagonal: &'static str,
+    expected: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<Vec<Option<T>>>, ParseError> {
+    rows.iter()
+        .enumerate()
+        .map(|(index, row)| {
+            (0..row.cells.len())
+                .map(|column| {
+                    if column == index {
+                        cell(row, column, diagonal, |text| {
+                            (text == diagonal).then_some(None)
+                        })
+                    } else {
+                        cell(row, column, expected, &parse).map(Some)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Checks that a row has one cell per column.
 pub(crate) fn check_width(row: &Row<'_>, columns: usize) -> Result<(), ParseError> {
     if row.cells.len() == columns {

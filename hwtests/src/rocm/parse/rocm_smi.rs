@@ -21,7 +21,7 @@
 use hsa_p2p_core::facts::PciAddress;
 use hsa_p2p_core::link::LinkType;
 
-use super::{cell, check_width, numbered, pci_address, smi_link_type, ParseError, Row};
+use super::{numbered, off_diagonal, pci_address, rows, smi_link_type, ParseError, Row};
 
 /// A square matrix over the GPUs; `None` on the diagonal.
 pub type Matrix<T> = Vec<Vec<Option<T>>>;
@@ -64,57 +64,13 @@ fn table<'a>(lines: &[(usize, &'a str)], title: &'static str) -> Result<Vec<Row<
             found: header.to_string(),
         });
     }
-    let mut rows = Vec::new();
-    for (index, &(line, text)) in lines[start + 2..].iter().take(columns.len()).enumerate() {
-        let mut cells = text.split_whitespace();
-        let label = cells.next().unwrap_or_default().to_string();
-        if label != format!("GPU{index}") {
-            return Err(ParseError::Unexpected {
-                line,
-                expected: format!("row GPU{index} of \"{title}\""),
-                found: text.to_string(),
-            });
-        }
-        let row = Row {
-            line,
-            label,
-            cells: cells.collect(),
-        };
-        check_width(&row, columns.len())?;
-        rows.push(row);
-    }
-    if rows.len() != columns.len() {
-        return Err(ParseError::Unexpected {
-            line: lines.len(),
-            expected: format!("{} rows in \"{title}\"", columns.len()),
-            found: format!("{} rows", rows.len()),
-        });
-    }
-    Ok(rows)
-}
-
-/// Reads a table whose diagonal is `0` and whose other cells `parse` reads.
-fn off_diagonal<T>(
-    rows: &[Row<'_>],
-    expected: &'static str,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<Matrix<T>, ParseError> {
-    rows.iter()
-        .enumerate()
-        .map(|(index, row)| {
-            (0..row.cells.len())
-                .map(|column| {
-                    if column == index {
-                        cell(row, column, "0 on the diagonal", |text| {
-                            (text == "0").then_some(None)
-                        })
-                    } else {
-                        cell(row, column, expected, &parse).map(Some)
-                    }
-                })
-                .collect()
-        })
-        .collect()
+    rows(
+        lines[start + 2..].iter().copied(),
+        lines.len(),
+        columns.len(),
+        |index| format!("row GPU{index} of \"{title}\""),
+        |index, label| label == format!("GPU{index}"),
+    )
 }
 
 /// `GPU[0]          : PCI Bus: 0000:19:00.0`.
@@ -153,7 +109,7 @@ pub fn parse(text: &str) -> Result<RocmSmiTopology, ParseError> {
     let weight_rows = table(&lines, WEIGHT)?;
     let gpus = weight_rows.len();
     let number = |text: &str| text.parse::<u32>().ok();
-    let weight = off_diagonal(&weight_rows, "a weight", number)?;
+    let weight = off_diagonal(&weight_rows, "0", "a weight", number)?;
     let hops_rows = table(&lines, HOPS)?;
     let link_rows = table(&lines, LINK_TYPE)?;
     for rows in [&hops_rows, &link_rows] {
@@ -168,8 +124,8 @@ pub fn parse(text: &str) -> Result<RocmSmiTopology, ParseError> {
     Ok(RocmSmiTopology {
         gpus,
         weight,
-        hops: off_diagonal(&hops_rows, "a hop count", number)?,
-        link_type: off_diagonal(&link_rows, "PCIE or XGMI", smi_link_type)?,
+        hops: off_diagonal(&hops_rows, "0", "a hop count", number)?,
+        link_type: off_diagonal(&link_rows, "0", "PCIE or XGMI", smi_link_type)?,
         addresses: addresses(&lines, gpus)?,
     })
 }
