@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -195,7 +196,10 @@ pub fn run(tool: Tool, purpose: &str, program: &Path, args: &[String], timeout: 
         stdout,
         stderr,
     };
+    // Its own process group: a timeout kills the tool's children too (amd-smi and rocm-smi
+    // are Python programs that may start others), which would otherwise hold its pipes open.
     let child = Command::new(program)
+        .process_group(0)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -233,6 +237,11 @@ pub fn run(tool: Tool, purpose: &str, program: &Path, args: &[String], timeout: 
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             _ => {
+                if let Ok(group) = i32::try_from(child.id()) {
+                    // SAFETY: kill(2) takes no pointer; -group names the process group the
+                    // child leads (process_group(0) above), which holds only the tool's processes.
+                    unsafe { libc::kill(-group, libc::SIGKILL) };
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -253,6 +262,60 @@ pub fn run(tool: Tool, purpose: &str, program: &Path, args: &[String], timeout: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_captures_both_streams_and_a_hung_tool_is_killed() {
+        let sh = Path::new("/bin/sh");
+        let args = |script: &str| vec!["-c".to_string(), script.to_string()];
+        let done = run(
+            Tool::RocmSmi,
+            "topology",
+            sh,
+            &args("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            (done.exit_code, done.stdout.as_str(), done.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+        assert!(!done.succeeded());
+        assert_eq!(
+            done.failure(),
+            "`/bin/sh -c echo out; echo err >&2; exit 3` exited with 3: err"
+        );
+        // `sh` runs `sleep` as a child: killing only `sh` would leave the pipes open for 30 s.
+        let started = std::time::Instant::now();
+        let hung = run(
+            Tool::RocmSmi,
+            "topology",
+            sh,
+            &args("sleep 30"),
+            Duration::from_millis(200),
+        );
+        assert_eq!(hung.exit_code, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            hung.failure().ends_with("was killed: killed after 0 s"),
+            "{}",
+            hung.failure()
+        );
+        let missing = run(
+            Tool::AmdSmi,
+            "topology",
+            Path::new("/nonexistent/amd-smi"),
+            &[],
+            Duration::from_secs(1),
+        );
+        assert!(
+            missing.stderr.starts_with("cannot start: "),
+            "{}",
+            missing.stderr
+        );
+    }
 
     #[test]
     fn installs_are_searched_current_link_first_then_newest() {
