@@ -167,9 +167,22 @@ fn required<'a>(
     })
 }
 
+/// What ROCm 7's rewritten rocm_bandwidth_test prints instead (TransferBench's tables).
+const TRANSFER_BENCH_TABLE: &str = "copy peak bandwidth GB/s [";
+
 /// Parses one run's output.
 pub fn parse(text: &str) -> Result<BandwidthTestReport, ParseError> {
     let lines = numbered(text);
+    if let Some((line, _)) = lines
+        .iter()
+        .find(|(_, text)| text.contains(TRANSFER_BENCH_TABLE))
+    {
+        return Err(ParseError::OtherFormat {
+            line: *line,
+            format: "TransferBench-style tables (the rocm_bandwidth_test of ROCm 7), not the \
+                     2.x output: run TransferBench p2p for the rocm suite",
+        });
+    }
     let version = lines
         .iter()
         .find_map(|(_, line)| line.trim().strip_prefix(VERSION))

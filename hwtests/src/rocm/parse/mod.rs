@@ -23,6 +23,14 @@ pub enum ParseError {
         /// Lines in the output.
         lines: usize,
     },
+    /// The output is of another version's format, which this parser does not read.
+    #[error("line {line}: {format}")]
+    OtherFormat {
+        /// 1-based line number of what gives the format away.
+        line: usize,
+        /// Which format, and what reads it.
+        format: &'static str,
+    },
     /// A line is not what the format has there.
     #[error("line {line}: expected {expected}, found {found:?}")]
     Unexpected {
