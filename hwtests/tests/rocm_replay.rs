@@ -216,6 +216,40 @@ fn a_wrong_xgmi_weight_fails_naming_the_pair() {
 }
 
 #[test]
+fn xgmi_hive_matches_amd_smi_access_link_types_and_hops_despite_zero_weights() {
+    let cases = replay("mi355x-xgmi-hive");
+    assert_outcomes(
+        &cases,
+        &["user_space_found", "amd_smi_links_match_topology"],
+        &[],
+    );
+    assert_eq!(
+        notes(&cases, "amd_smi_links_match_topology"),
+        [
+            "amd-smi reports weight 0 for every pair: weights not compared",
+            "8 GPUs, 56 ordered pairs, 56 with a peer link",
+        ]
+    );
+}
+
+#[test]
+fn an_xgmi_pair_reported_as_pcie_by_amd_smi_fails() {
+    let cases = replay("mi355x-xgmi-hive-pcie-link");
+    assert_outcomes(
+        &cases,
+        &["user_space_found"],
+        &["amd_smi_links_match_topology"],
+    );
+    assert_eq!(
+        problems(outcome(&cases, "amd_smi_links_match_topology")),
+        [
+            "node 2 (0000:0d:00.0) -> node 3 (0000:26:00.0): amd-smi reports link type Pcie, \
+          amdkfd has a Xgmi peer link of weight 15 (64000 MB/s)"
+        ]
+    );
+}
+
+#[test]
 fn xgmi_hive_copies_with_transfer_bench_at_link_speed() {
     let cases = replay("mi350x-xgmi-hive");
     assert_outcomes(
