@@ -153,3 +153,20 @@ fn json_is_one_line_when_piped_and_indented_with_pretty() {
     let one: serde_json::Value = serde_json::from_str(&one).unwrap();
     assert_eq!(one["tables"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn csv_needs_one_table_and_gpus_must_be_gpus() {
+    let spec = "topologies/two-socket.toml";
+    let output = common::run(&["matrix", "--spec", spec, "--csv"]);
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--table <TABLE>"));
+    let output = common::run(&["matrix", "--spec", spec, "--gpus", "gpu0,cpu1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "p2pctl: error: --gpus cpu1: node 1 is not a GPU\n"
+    );
+    let output = common::run(&["matrix", "--spec", spec, "--gpus", "gpu9"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no GPU named \"gpu9\""));
+}
