@@ -9,6 +9,9 @@
 //! - `delay_map_peer_ms`: how long `MAP_PEER` sleeps after it took the owner's P2PDMA provider
 //!   and before it uses it (0: not at all, the default), so that a test can unbind the owner
 //!   inside that window, which is otherwise a few instructions wide.
+//! - `delay_zero_chunk_ms`: how long `ALLOC` sleeps after zeroing each 1 MiB chunk of a new
+//!   buffer (0: not at all, the default), so that a test can kill it part-way through zeroing
+//!   however fast the VRAM is.
 //! - `next_handle`: the next buffer handle the handle counter gives out (shared by every open
 //!   file), so that a test reaches the counter's wrap without 2^32 allocations.
 
@@ -25,6 +28,9 @@ static FAIL_PUBLISH: Atomic<u32> = Atomic::new(0);
 /// Milliseconds `MAP_PEER` holds the owner's provider before using it.
 static DELAY_MAP_PEER_MS: Atomic<u32> = Atomic::new(0);
 
+/// Milliseconds `ALLOC` sleeps after zeroing each chunk.
+static DELAY_ZERO_CHUNK_MS: Atomic<u32> = Atomic::new(0);
+
 /// Whether this publication is to fail (counts it).
 pub(crate) fn publish_fails() -> bool {
     let mut left = FAIL_PUBLISH.load(Relaxed);
@@ -40,6 +46,11 @@ pub(crate) fn publish_fails() -> bool {
 /// How long `MAP_PEER` is to sleep between taking the owner's provider and using it.
 pub(crate) fn map_peer_delay_ms() -> u32 {
     DELAY_MAP_PEER_MS.load(Relaxed)
+}
+
+/// How long `ALLOC` is to sleep after zeroing a chunk.
+pub(crate) fn zero_chunk_delay_ms() -> u32 {
+    DELAY_ZERO_CHUNK_MS.load(Relaxed)
 }
 
 /// A debugfs file's view of one counter: reads show it, writes set it.
@@ -65,6 +76,8 @@ pub(crate) struct FaultPoints {
     #[pin]
     _delay_map_peer_ms: File<Knob>,
     #[pin]
+    _delay_zero_chunk_ms: File<Knob>,
+    #[pin]
     _next_handle: File<Knob>,
     _dir: Dir,
 }
@@ -77,6 +90,10 @@ impl FaultPoints {
             _delay_map_peer_ms <- dir.read_write_file(
                 c"delay_map_peer_ms",
                 Knob(&DELAY_MAP_PEER_MS)
+            ),
+            _delay_zero_chunk_ms <- dir.read_write_file(
+                c"delay_zero_chunk_ms",
+                Knob(&DELAY_ZERO_CHUNK_MS)
             ),
             _next_handle <- dir.read_write_file(c"next_handle", Knob(&crate::peer::NEXT_HANDLE)),
             _dir: dir,

@@ -86,6 +86,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "isolation",
+        name: "killed_alloc_stops_zeroing",
+        description: "a process killed while ALLOC zeroes a large buffer is reaped at once, not after the whole buffer is zeroed",
+        run: killed_alloc_stops_zeroing,
+    },
+    Test {
+        suite: "isolation",
         name: "one_file_cannot_take_every_buffer",
         description: "one file is refused more than max_buffers_per_file buffers (ENOSPC); another file still gets VRAM",
         run: one_file_cannot_take_every_buffer,
@@ -464,7 +470,10 @@ fn map_peer_racing_owner_unbind_on(machine: &Machine) -> Result<Vec<String>, Ski
         );
         let device = attempt!(now.open(), "open");
         let buffer = attempt!(device.alloc(owner.gpu_id, 1 << 16), "alloc");
-        attempt!(hold.set(PROVIDER_HOLD.as_millis() as u64), "arm the fault point");
+        attempt!(
+            hold.set(PROVIDER_HOLD.as_millis() as u64),
+            "arm the fault point"
+        );
         let race = race_map_peer_with_unbind(&now, &device, &buffer, accessor, owner);
         attempt!(hold.set(0), "disarm the fault point");
         let (race, unbound) = attempt!(race, "unbind owner");
@@ -526,10 +535,12 @@ fn map_peer_racing_owner_unbind_on(machine: &Machine) -> Result<Vec<String>, Ski
 }
 
 /// The module's fault points (debugfs): publications after a bind that fail, how long
-/// `MAP_PEER` holds the owner's provider, and the handle counter.
+/// `MAP_PEER` holds the owner's provider, the handle counter, and how long zeroing pauses
+/// after each chunk.
 const FAIL_PUBLISH: &str = "fail_publish";
 const DELAY_MAP_PEER_MS: &str = "delay_map_peer_ms";
 const NEXT_HANDLE: &str = "next_handle";
+const DELAY_ZERO_CHUNK_MS: &str = "delay_zero_chunk_ms";
 
 fn failed_bind_leaves_no_phantom(context: &Context) -> TestOutput {
     case(context, |machine| {
@@ -721,14 +732,9 @@ fn copied_prefix(destination: &[u8]) -> Option<usize> {
         .then_some(copied)
 }
 
-/// Forks a child that copies `src` to `dst` through the shared open file, kills it `delay`
-/// after it said it was about to, and waits for it.
-fn kill_during_copy(
-    device: &Device,
-    src: &Buffer,
-    dst: &Buffer,
-    delay: Duration,
-) -> Result<(), String> {
+/// Forks a child that runs `op` (system calls only) right after telling us it is about to,
+/// kills it `delay` after that and reaps it; returns how long the reaping took after the kill.
+fn kill_child_during(delay: Duration, op: impl FnOnce()) -> Result<Duration, String> {
     let mut ends = [0 as libc::c_int; 2];
     // SAFETY: `ends` has room for the two descriptors.
     if unsafe { libc::pipe(ends.as_mut_ptr()) } != 0 {
@@ -738,10 +744,10 @@ fn kill_during_copy(
     // joined before it returns); the child only makes system calls and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: a one-byte write to our own pipe, then the copy, then exit without unwinding.
+        // SAFETY: a one-byte write to our own pipe, then `op`, then exit without unwinding.
         unsafe {
             libc::write(ends[1], [1u8].as_ptr().cast(), 1);
-            let _ = device.copy(src.handle, 0, dst.handle, 0, src.size, PathChoice::Auto);
+            op();
             libc::_exit(0);
         }
     }
@@ -757,9 +763,24 @@ fn kill_during_copy(
         libc::close(ends[1]);
         std::thread::sleep(delay);
         libc::kill(pid, libc::SIGKILL);
+        let killed = Instant::now();
         libc::waitpid(pid, std::ptr::null_mut(), 0);
+        Ok(killed.elapsed())
     }
-    Ok(())
+}
+
+/// Forks a child that copies `src` to `dst` through the shared open file, kills it `delay`
+/// after it said it was about to, and waits for it.
+fn kill_during_copy(
+    device: &Device,
+    src: &Buffer,
+    dst: &Buffer,
+    delay: Duration,
+) -> Result<(), String> {
+    kill_child_during(delay, || {
+        let _ = device.copy(src.handle, 0, dst.handle, 0, src.size, PathChoice::Auto);
+    })
+    .map(drop)
 }
 
 fn killed_copy_stops_between_chunks(context: &Context) -> TestOutput {
@@ -807,6 +828,63 @@ fn killed_copy_stops_between_chunks(context: &Context) -> TestOutput {
         Ok(vec![format!(
             "{KILL_ATTEMPTS} copies of {size} bytes ({copy_time:?} each) killed part-way all ran to \
              the end or never started (bytes copied: {outcomes:?}): a fatal signal does not stop a copy"
+        )])
+    })
+}
+
+/// The size of the buffer a killed `ALLOC` zeroes, and how long zeroing sleeps after each of
+/// its 1 MiB chunks (fault point `delay_zero_chunk_ms`), so that zeroing it takes 1.6 s
+/// whatever the VRAM's speed, far longer than a killed process takes to exit.
+const ZEROED_SIZE: u64 = 16 << 20;
+const ZERO_CHUNK_PAUSE: Duration = Duration::from_millis(100);
+
+/// Attempts at killing an `ALLOC` part-way through its zeroing.
+const ALLOC_KILL_ATTEMPTS: u32 = 3;
+
+fn killed_alloc_stops_zeroing(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        let pause = FaultPoint::find(&machine.root, DELAY_ZERO_CHUNK_MS).map_err(Skip)?;
+        let gpu = machine.gpus()[0];
+        attempt!(
+            pause.set(ZERO_CHUNK_PAUSE.as_millis() as u64),
+            "arm the fault point"
+        );
+        let zeroing = {
+            let device = attempt!(machine.open(), "open");
+            let started = Instant::now();
+            let buffer = device.alloc(gpu.gpu_id, ZEROED_SIZE).map_err(|error| {
+                Skip(format!(
+                    "GPU node {} has no room for {ZEROED_SIZE} bytes: {error}",
+                    gpu.node
+                ))
+            })?;
+            let zeroing = started.elapsed();
+            attempt!(device.free(buffer.handle), "free");
+            zeroing
+        };
+        let mut waits = Vec::new();
+        for _ in 0..ALLOC_KILL_ATTEMPTS {
+            let delay = zeroing / 5;
+            // The child has its own open file: a buffer it got is freed when it dies.
+            let waited = attempt!(
+                kill_child_during(delay, || {
+                    if let Ok(device) = machine.open() {
+                        let _ = device.alloc(gpu.gpu_id, ZEROED_SIZE);
+                    }
+                }),
+                "kill during an ALLOC"
+            );
+            // Zeroing that runs to its end keeps the killed child for the rest of it.
+            if waited * 2 < zeroing.saturating_sub(delay) {
+                return Ok(Vec::new());
+            }
+            waits.push(waited);
+        }
+        Ok(vec![format!(
+            "{ALLOC_KILL_ATTEMPTS} ALLOCs of {ZEROED_SIZE} bytes (zeroed in {zeroing:?}) killed \
+             after {:?} were reaped only {waits:?} after the kill: zeroing does not stop on a \
+             fatal signal",
+            zeroing / 5
         )])
     })
 }
@@ -871,12 +949,18 @@ fn handles_stay_distinct_after_the_counter_wraps(context: &Context) -> TestOutpu
     case(context, |machine| {
         let counter = FaultPoint::find(&machine.root, NEXT_HANDLE).map_err(Skip)?;
         let gpu = machine.gpus()[0];
-        let (first, second) = (attempt!(machine.open(), "open"), attempt!(machine.open(), "open"));
+        let (first, second) = (
+            attempt!(machine.open(), "open"),
+            attempt!(machine.open(), "open"),
+        );
         let mut problems = Vec::new();
         attempt!(counter.set(1), "set the handle counter");
         let mut first_buffers = attempt!(alloc_buffers(&first, gpu, 1), "first file");
         attempt!(counter.set(u64::from(u32::MAX)), "set the handle counter");
-        first_buffers.extend(attempt!(alloc_buffers(&first, gpu, 2), "first file, wrapping"));
+        first_buffers.extend(attempt!(
+            alloc_buffers(&first, gpu, 2),
+            "first file, wrapping"
+        ));
         let repeated = invalid_or_repeated(&first_buffers);
         if !repeated.is_empty() {
             problems.push(format!(
@@ -897,7 +981,9 @@ fn handles_stay_distinct_after_the_counter_wraps(context: &Context) -> TestOutpu
             ));
             return Ok(problems);
         };
-        attempt!(first.mmap(mine), "mmap (first file)").as_mut_slice().fill(0x11);
+        attempt!(first.mmap(mine), "mmap (first file)")
+            .as_mut_slice()
+            .fill(0x11);
         let mut view = attempt!(second.mmap(theirs), "mmap (second file)");
         view.as_mut_slice().fill(0x22);
         attempt!(first.free(mine.handle), "free (first file)");
@@ -918,7 +1004,10 @@ fn handles_stay_distinct_after_the_counter_wraps(context: &Context) -> TestOutpu
             Err(error) => problems.push(format!("read through the memfd: {error}")),
         }
         if let Err(error) = second.info(theirs.handle) {
-            problems.push(format!("the second file lost its buffer {}: {error}", theirs.handle));
+            problems.push(format!(
+                "the second file lost its buffer {}: {error}",
+                theirs.handle
+            ));
         }
         Ok(problems)
     })

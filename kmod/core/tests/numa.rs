@@ -39,7 +39,10 @@ impl NumaPlatform for Platform {
     }
 
     fn distance(&self, from: u32, to: u32) -> u32 {
-        match (self.online.contains_key(&from), self.online.contains_key(&to)) {
+        match (
+            self.online.contains_key(&from),
+            self.online.contains_key(&to),
+        ) {
             (true, true) if from == to => 10,
             (true, true) => 20 + from + to,
             _ => 255,
