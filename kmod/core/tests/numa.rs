@@ -74,21 +74,44 @@ fn cpu(cpu_cores: u32) -> CpuFacts {
     }
 }
 
-/// (online nodes with their cores, expected KFD CPU nodes' cores, expected distances).
-const CASES: &[(&[(u32, u32)], &[u32], &[u32])] = &[
-    (&[(0, 4), (1, 8)], &[4, 8], &[10, 21, 21, 10]),
-    (&[(0, 4), (2, 8)], &[4, 8], &[10, 22, 22, 10]),
-    (
-        &[(1, 2), (3, 4), (4, 6)],
-        &[2, 4, 6],
-        &[10, 24, 25, 24, 10, 27, 25, 27, 10],
-    ),
-    (&[(5, 16)], &[16], &[10]),
+/// A machine's online nodes (id, cores) and the KFD CPU nodes expected of it.
+struct Case {
+    online: &'static [(u32, u32)],
+    cores: &'static [u32],
+    distances: &'static [u32],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        online: &[(0, 4), (1, 8)],
+        cores: &[4, 8],
+        distances: &[10, 21, 21, 10],
+    },
+    Case {
+        online: &[(0, 4), (2, 8)],
+        cores: &[4, 8],
+        distances: &[10, 22, 22, 10],
+    },
+    Case {
+        online: &[(1, 2), (3, 4), (4, 6)],
+        cores: &[2, 4, 6],
+        distances: &[10, 24, 25, 24, 10, 27, 25, 27, 10],
+    },
+    Case {
+        online: &[(5, 16)],
+        cores: &[16],
+        distances: &[10],
+    },
 ];
 
 #[test]
 fn kfd_cpu_nodes_are_the_online_nodes_in_id_order() {
-    for (online, cores, distances) in CASES {
+    for Case {
+        online,
+        cores,
+        distances,
+    } in CASES
+    {
         let platform = Platform::new(online);
         let expected: Vec<CpuFacts> = cores.iter().map(|cores| cpu(*cores)).collect();
         assert_eq!(
