@@ -2,12 +2,12 @@
 
 use hsa_p2p_core::builder::{build_topology, gpu_node_id, BuildError, P2pdmaOracle};
 use hsa_p2p_core::facts::{
-    CpuFacts, GpuFacts, IommuMode, MachineFacts, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+    CpuFacts, GpuFacts, IommuMode, MachineFacts, PeerBandwidthRule, PlatformFacts,
 };
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
 
-use crate::spec::{HiveWiring, IommuSetting, LayoutP2pdma, Spec};
+use crate::spec::{IommuSetting, LayoutP2pdma, Spec};
 
 /// The predicted topology of a spec.
 #[derive(Clone, Debug)]
@@ -55,24 +55,6 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
         .map(|(index, (gpu, bar_base))| {
             let element = layout.gpu_element(index).map(|e| &layout.elements[e]);
             let bar_size = gpu.bar_size().0;
-            let xgmi = gpu.xgmi_hive.and_then(|hive_id| {
-                let hive = spec.hive(hive_id)?;
-                let members: Vec<_> = spec
-                    .gpus
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, g)| g.xgmi_hive == Some(hive_id))
-                    .map(|(i, _)| i)
-                    .collect();
-                Some(XgmiFacts {
-                    hive_id,
-                    position: members.iter().position(|&m| m == index).unwrap_or(0) as u32,
-                    hive_size: members.len() as u32,
-                    fully_connected: hive.wiring == HiveWiring::Full,
-                    link_bandwidth_mbs: hive.link_bandwidth_mbs,
-                    links_per_peer: hive.links_per_peer,
-                })
-            });
             GpuFacts {
                 pci: element.map(|e| e.address).unwrap_or_default(),
                 vendor_id: gpu.vendor_id,
@@ -84,7 +66,7 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
                 bar_size,
                 numa_node: element.map_or(0, |e| e.cpu),
                 dma_mask_bits: gpu.dma_mask_bits,
-                xgmi,
+                xgmi: spec.xgmi_facts(index),
                 xgmi_connected_to_cpu: gpu.xgmi_connected_to_cpu,
                 pcie: PcieLink {
                     gen: PcieGen::from_number(gpu.pcie.gen).unwrap_or(PcieGen::Gen1),

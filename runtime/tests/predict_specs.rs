@@ -74,8 +74,13 @@ fn small_bar_gpu_cannot_be_accessed_but_can_access_its_peer() {
     assert!(p.topology.p2p_link(small, large).is_some());
 }
 
+/// The MI100 quad hive: fully connected, one link per pair, so every XGMI io_link is one hop
+/// (kfd_fill_gpu_xgmi_link_to_gpu: weight = KFD_CRAT_XGMI_WEIGHT x amdgpu_xgmi_get_hops_count)
+/// at amdgpu's GC 9.4.1 per-link rate (amdgpu_xgmi_early_init: 25 GT/s x16;
+/// amdgpu_xgmi_get_bandwidth: 50000 MB/s min and num_links x that max); no PCIe p2p links
+/// inside a hive (kfd_dev_create_p2p_links skips members of the same hive).
 #[test]
-fn xgmi_hive_links_are_type_11_weighing_15_per_hop_and_no_pcie_p2p() {
+fn xgmi_hive_links_are_type_11_one_hop_at_the_gc_rate_and_no_pcie_p2p() {
     let p = predict_shipped("xgmi-hive-4");
     let gpus: Vec<u32> = (0..4).map(|i| node(&p, &format!("gpu{i}"))).collect();
     for (i, &from) in gpus.iter().enumerate() {
@@ -85,11 +90,52 @@ fn xgmi_hive_links_are_type_11_weighing_15_per_hop_and_no_pcie_p2p() {
             }
             let link = p.topology.io_link(from, to).expect("xgmi io_link");
             assert_eq!(link.link_type, LinkType::Xgmi);
-            let ring_hops = i.abs_diff(j).min(4 - i.abs_diff(j)) as u32;
-            assert_eq!(link.weight, 15 * ring_hops);
+            assert_eq!(
+                (link.weight, link.min_bandwidth, link.max_bandwidth),
+                (15, 50_000, 50_000)
+            );
             assert!(p.topology.p2p_link(from, to).is_none());
             assert!(p.topology.denial(from, to).is_none());
         }
+    }
+}
+
+/// The MI250 node: links per pair as amdgpu_xgmi_get_bandwidth reads the PSP's num_links
+/// (4 inside a package: 200000 MB/s; 2 between GCDs 0-4: 100000; 1: 50000), pairs joined by
+/// no link of their own reached through others: weight 15 x hops and no bandwidth.
+#[test]
+fn mi250_links_follow_num_links_and_hops_per_pair() {
+    let p = predict_shipped("mi250-8gcd");
+    let link = |a: &str, b: &str| {
+        let l = p
+            .topology
+            .io_link(node(&p, a), node(&p, b))
+            .expect("xgmi io_link");
+        assert_eq!(l.link_type, LinkType::Xgmi);
+        (l.weight, l.min_bandwidth, l.max_bandwidth)
+    };
+    let cases = [
+        ("gcd0", "gcd1", (15, 50_000, 200_000)),
+        ("gcd7", "gcd6", (15, 50_000, 200_000)),
+        ("gcd0", "gcd4", (15, 50_000, 100_000)),
+        ("gcd6", "gcd2", (15, 50_000, 100_000)),
+        ("gcd1", "gcd3", (15, 50_000, 50_000)),
+        ("gcd0", "gcd3", (30, 0, 0)),
+        ("gcd0", "gcd2", (45, 0, 0)),
+        ("gcd0", "gcd6", (60, 0, 0)),
+    ];
+    for (a, b, expected) in cases {
+        assert_eq!(link(a, b), expected, "{a} -> {b}");
+        assert_eq!(link(b, a), expected, "{b} -> {a}");
+    }
+    // One hive: no PCIe peer links at all, only indirect links to the other socket.
+    let gpus = p.topology.nodes.iter().filter(|n| n.is_gpu());
+    for gpu in gpus {
+        assert!(
+            gpu.p2p_links.iter().all(|l| l.node_to < 2),
+            "{:?}",
+            gpu.p2p_links
+        );
     }
 }
 

@@ -121,20 +121,22 @@ pub fn upstream_peer_max_bandwidth(
     }
 }
 
-/// The XGMI io_link from one hive member to another (kfd_fill_gpu_xgmi_link_to_gpu): weight 15
-/// per hop; bandwidth only between directly linked members (per link minimum, all links maximum).
+/// The XGMI io_link from one hive member to another (`kfd_fill_gpu_xgmi_link_to_gpu` with the
+/// PSP's table): weight 15 per hop (`amdgpu_xgmi_get_hops_count`); bandwidth from
+/// `amdgpu_xgmi_get_bandwidth` in per-peer mode: one link's rate as the minimum and
+/// `num_links` times it as the maximum, or 0 and 0 for a peer joined by no link of its own.
 pub fn xgmi_link(from_node: u32, to_node: u32, from: &XgmiFacts, to: &XgmiFacts) -> LinkProperties {
-    let hops = from.hops_to(to);
-    let (min_bandwidth, max_bandwidth) = if hops == 1 {
+    let links = from.links_to(to);
+    let (min_bandwidth, max_bandwidth) = if links > 0 {
         (
             from.link_bandwidth_mbs,
-            from.link_bandwidth_mbs.saturating_mul(from.links_per_peer),
+            from.link_bandwidth_mbs.saturating_mul(links),
         )
     } else {
         (0, 0)
     };
     LinkProperties {
-        weight: XGMI_WEIGHT_PER_HOP.saturating_mul(hops),
+        weight: XGMI_WEIGHT_PER_HOP.saturating_mul(from.hops_to(to)),
         min_bandwidth,
         max_bandwidth,
         flags: LinkFlags::ENABLED,

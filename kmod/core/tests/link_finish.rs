@@ -7,7 +7,7 @@ mod common;
 use common::{sample_gpu, Machine, TableOracle, GIB};
 use hsa_p2p_core::builder::build_topology;
 use hsa_p2p_core::facts::{
-    CpuFacts, GpuFacts, IommuMode, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+    CpuFacts, GpuFacts, IommuMode, PeerBandwidthRule, PlatformFacts, XgmiFacts, XgmiWiring,
 };
 use hsa_p2p_core::link::{LinkFlags, LinkProperties};
 use hsa_p2p_core::topology::Topology;
@@ -124,14 +124,13 @@ fn cpu_to_gpu_links_are_non_coherent_io_and_indirect() {
 fn hive_member(gfx_target_version: u32, position: u32, hive_size: u32) -> GpuFacts {
     GpuFacts {
         gfx_target_version,
-        xgmi: Some(XgmiFacts {
-            hive_id: 0x1234,
+        xgmi: Some(XgmiFacts::member(
+            0x1234,
             position,
             hive_size,
-            fully_connected: true,
-            link_bandwidth_mbs: 25_000,
-            links_per_peer: 1,
-        }),
+            25_000,
+            XgmiWiring::Full(1),
+        )),
         ..sample_gpu()
     }
 }

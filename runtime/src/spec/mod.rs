@@ -7,6 +7,7 @@ mod layout;
 mod p2pdma;
 mod size;
 mod validate;
+mod xgmi;
 
 use std::path::Path;
 
@@ -150,6 +151,19 @@ pub enum HiveWiring {
     Full,
     /// Members form a ring in declaration order.
     Ring,
+    /// Only the pairs listed as `[[xgmi_hive.link]]` are linked; the others reach each other
+    /// through members (weight 15 per hop, no bandwidth of their own).
+    Links,
+}
+
+/// Direct XGMI links between two hive members (amdgpu's `num_links` for the pair).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XgmiLinkSpec {
+    /// The two GPU ids.
+    pub gpus: [String; 2],
+    /// Number of links joining them.
+    pub count: u32,
 }
 
 /// An XGMI hive.
@@ -161,15 +175,16 @@ pub struct XgmiHive {
     /// Wiring.
     #[serde(default)]
     pub wiring: HiveWiring,
-    /// Bandwidth of one XGMI link, MB/s.
-    pub link_bandwidth_mbs: u32,
-    /// Links between two directly connected members.
-    #[serde(default = "default_links_per_peer")]
-    pub links_per_peer: u32,
-}
-
-fn default_links_per_peer() -> u32 {
-    1
+    /// Bandwidth of one XGMI link, MB/s (default: the rate amdgpu sets for each member's GPU
+    /// generation, `amdgpu_xgmi_early_init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_bandwidth_mbs: Option<u32>,
+    /// Links between two directly connected members (`full` and `ring` wiring; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links_per_peer: Option<u32>,
+    /// The linked pairs (`links` wiring).
+    #[serde(rename = "link", default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<XgmiLinkSpec>,
 }
 
 /// A GPU's PCIe link.
@@ -323,6 +338,13 @@ impl Spec {
     /// The XGMI hive with id `id`.
     pub fn hive(&self, id: u64) -> Option<&XgmiHive> {
         self.xgmi_hives.iter().find(|hive| hive.id == id)
+    }
+
+    /// The members of hive `id`, by spec GPU index in hive position order.
+    pub fn hive_members(&self, id: u64) -> Vec<usize> {
+        (0..self.gpus.len())
+            .filter(|&index| self.gpus[index].xgmi_hive == Some(id))
+            .collect()
     }
 
     /// The PCIe tree with bus numbers assigned depth-first, as firmware and Linux enumerate it.

@@ -144,12 +144,6 @@ impl Spec {
                     hive.id
                 ));
             }
-            if hive.links_per_peer == 0 {
-                return Err(format!(
-                    "xgmi_hive {}: links_per_peer must be >= 1",
-                    hive.id
-                ));
-            }
         }
         for gpu in &self.gpus {
             let name = &gpu.id;
@@ -172,6 +166,9 @@ impl Spec {
                     return Err(format!("gpu {name:?}: xgmi_hive {hive} is not declared"));
                 }
             }
+        }
+        for hive in &self.xgmi_hives {
+            hive.check(self)?;
         }
         self.bar_addresses()?;
         if self.layout().bus_count() > 256 {
