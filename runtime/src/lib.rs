@@ -4,6 +4,7 @@ pub mod bench_report;
 pub mod cli;
 pub mod device;
 pub mod explain;
+pub mod host_bridge;
 pub mod kfd_validation;
 pub mod machine_facts;
 pub mod node_names;

@@ -56,7 +56,7 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
             let element = layout.gpu_element(index).map(|e| &layout.elements[e]);
             let bar_size = gpu.bar_size().0;
             GpuFacts {
-                pci: element.map(|e| e.address).unwrap_or_default(),
+                pci: spec.gpu_address(&layout, index),
                 vendor_id: gpu.vendor_id,
                 device_id: gpu.device_id,
                 gfx_target_version: gpu.gfx_target_version,

@@ -102,7 +102,8 @@ fn refuses_missing_short_corrupt_and_invalid_pages() {
 /// (amdgpu_xgmi_get_hops_count reads 3 bits), links only to a peer one hop away.
 #[test]
 fn refuses_xgmi_tables_the_psp_could_not_report() {
-    let with_peers = |edit: &dyn Fn(&mut [XgmiPeer; XGMI_MAX_HIVE])| {
+    type Edit = dyn Fn(&mut [XgmiPeer; XGMI_MAX_HIVE]);
+    let with_peers = |edit: &Edit| {
         let mut xgmi = sample().xgmi.unwrap();
         edit(&mut xgmi.peers);
         Descriptor::decode(
@@ -116,7 +117,7 @@ fn refuses_xgmi_tables_the_psp_could_not_report() {
     let invalid = Err(DescriptorError::InvalidField("xgmi_peers"));
     // sample(): position 2 of a ring of 4: peers 1 and 3 one hop (2 links), peer 0 two hops.
     assert_eq!(with_peers(&|_| {}), Ok(sample()));
-    let cases: [(&str, &dyn Fn(&mut [XgmiPeer; XGMI_MAX_HIVE])); 5] = [
+    let cases: [(&str, &Edit); 5] = [
         ("an entry for itself", &|p| p[2].num_hops = 1),
         ("an entry beyond the hive", &|p| p[4].num_hops = 1),
         ("a peer with no hops", &|p| p[0].num_hops = 0),

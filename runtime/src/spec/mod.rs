@@ -11,6 +11,7 @@ mod xgmi;
 
 use std::path::Path;
 
+use hsa_p2p_core::facts::PciAddress;
 use serde::{Deserialize, Serialize};
 
 pub use bar_placement::DEFAULT_BAR_WINDOW;
@@ -33,6 +34,10 @@ pub struct Spec {
     /// CPU nodes, in proximity-domain order.
     #[serde(rename = "cpu")]
     pub cpus: Vec<Cpu>,
+    /// Host bridges (root complexes), each with its PCI segment and root bus; none: one
+    /// unnamed host bridge, segment 0, bus 0, not on the P2PDMA whitelist.
+    #[serde(rename = "host_bridge", default, skip_serializing_if = "Vec::is_empty")]
+    pub host_bridges: Vec<HostBridge>,
     /// PCIe root ports.
     #[serde(rename = "root_port", default)]
     pub root_ports: Vec<RootPort>,
@@ -67,10 +72,17 @@ pub struct Platform {
     /// IOMMU mode.
     #[serde(default)]
     pub iommu: IommuSetting,
-    /// The host bridge allows P2P DMA through it (on the kernel's whitelist, or a CPU the kernel
-    /// trusts for it: AMD Zen and newer).
+    /// Shorthand: the host bridges allow P2P DMA through them, whatever `cpu_vendor` and the
+    /// host bridges' ids say.
     #[serde(default)]
     pub host_bridge_whitelisted: bool,
+    /// `/proc/cpuinfo`'s `vendor_id` (`AuthenticAMD`, `GenuineIntel`), for the kernel's
+    /// `cpu_supports_p2pdma`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_vendor: Option<String>,
+    /// `/proc/cpuinfo`'s `cpu family` (AMD Zen: 0x17 and newer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_family: Option<u32>,
     /// amdgpu's `pcie_p2p` module parameter.
     #[serde(default = "default_true")]
     pub pcie_p2p: bool,
@@ -84,6 +96,8 @@ impl Default for Platform {
         Platform {
             iommu: IommuSetting::Off,
             host_bridge_whitelisted: false,
+            cpu_vendor: None,
+            cpu_family: None,
             pcie_p2p: true,
             cpu_link_bandwidth_mbs: 0,
         }
@@ -113,6 +127,25 @@ fn default_cores() -> u32 {
     8
 }
 
+/// A host bridge (root complex): the PCI segment and root bus its root ports sit on, and the
+/// ids of its device 00.0 (or first root port), which `pci_p2pdma_whitelist` matches.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostBridge {
+    /// Unique id, used as `host_bridge` by root ports.
+    pub id: String,
+    /// PCI segment (domain).
+    #[serde(default)]
+    pub segment: u32,
+    /// Root bus number.
+    #[serde(default)]
+    pub bus: u8,
+    /// PCI vendor id of the host bridge device.
+    pub vendor_id: u16,
+    /// PCI device id of the host bridge device.
+    pub device_id: u16,
+}
+
 /// A PCIe root port.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +158,9 @@ pub struct RootPort {
     /// ACS redirect is enabled on the port.
     #[serde(default)]
     pub acs_redirect: bool,
+    /// The host bridge the port belongs to (required when the spec declares host bridges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_bridge: Option<String>,
 }
 
 /// A PCIe switch: one upstream port and `downstream_ports` downstream ports.
@@ -216,6 +252,10 @@ pub struct Gpu {
     /// VRAM BAR size (default: equal to `vram`, i.e. large BAR).
     #[serde(default)]
     pub bar: Option<ByteSize>,
+    /// PCI address as the machine has it, `DDDD:BB:DD.F` (default: numbered as firmware
+    /// enumerates the spec's tree); KFD's `domain` and `location_id` come from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Bus address of the BAR (default: assigned in order from 128 GiB up).
     #[serde(default)]
     pub bar_address: Option<u64>,
@@ -338,6 +378,42 @@ impl Spec {
     /// The XGMI hive with id `id`.
     pub fn hive(&self, id: u64) -> Option<&XgmiHive> {
         self.xgmi_hives.iter().find(|hive| hive.id == id)
+    }
+
+    /// The kernel's `cpu_supports_p2pdma()` for the spec's CPU (false when not given).
+    pub fn cpu_supports_p2pdma(&self) -> bool {
+        match (&self.platform.cpu_vendor, self.platform.cpu_family) {
+            (Some(vendor), Some(family)) => crate::host_bridge::cpu_supports_p2pdma(vendor, family),
+            _ => false,
+        }
+    }
+
+    /// Whether the host bridge lets P2P between two of its root ports through: the shorthand,
+    /// a CPU the kernel trusts, or the (first) host bridge on the whitelist
+    /// (`host_bridge_whitelist` for two devices under one host bridge).
+    pub fn host_bridge_trusted(&self) -> bool {
+        self.platform.host_bridge_whitelisted
+            || self.cpu_supports_p2pdma()
+            || crate::host_bridge::host_bridge_whitelisted(
+                self.host_bridges
+                    .first()
+                    .map(|b| (b.vendor_id, b.device_id)),
+                true,
+            )
+    }
+
+    /// GPU `index`'s PCI address: its `address`, else where `layout` numbers it.
+    pub fn gpu_address(&self, layout: &PcieLayout, index: usize) -> PciAddress {
+        self.gpus
+            .get(index)
+            .and_then(|gpu| gpu.address.as_deref())
+            .and_then(crate::machine_facts::parse_address)
+            .or_else(|| {
+                layout
+                    .gpu_element(index)
+                    .map(|e| layout.elements[e].address)
+            })
+            .unwrap_or_default()
     }
 
     /// The members of hive `id`, by spec GPU index in hive position order.
