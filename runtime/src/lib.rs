@@ -6,6 +6,7 @@ pub mod device;
 pub mod explain;
 pub mod host_bridge;
 pub mod kfd_validation;
+pub mod libhsakmt;
 pub mod machine_facts;
 pub mod node_names;
 pub mod p2pdma;

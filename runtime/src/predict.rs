@@ -7,7 +7,7 @@ use hsa_p2p_core::facts::{
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
 
-use crate::spec::{IommuSetting, LayoutP2pdma, Spec};
+use crate::spec::{IommuSetting, KernelGeneration, LayoutP2pdma, Spec};
 
 /// The predicted topology of a spec.
 #[derive(Clone, Debug)]
@@ -152,6 +152,7 @@ fn predict_bound(
                 IommuSetting::Off => IommuMode::Off,
             },
             pcie_p2p: spec.platform.pcie_p2p,
+            hsa_amd_p2p: spec.platform.kernel == KernelGeneration::HsaAmdP2p,
         },
         peer_bandwidth,
     };
@@ -165,6 +166,15 @@ fn predict_bound(
     };
     build_topology(&machine, &oracle, &mut topology)
         .map_err(|e: BuildError<std::convert::Infallible>| error(e.to_string()))?;
+    if spec.platform.kernel == KernelGeneration::BeforeP2pLinks {
+        // No kfd_dev_create_p2p_links and no p2p_links_count in node_show: nothing below
+        // p2p_links, and no denial records either (the kernel made no per-pair decision).
+        for node in &mut topology.nodes {
+            node.p2p_links.clear();
+            node.p2p_denials.clear();
+            node.reports_p2p_links = false;
+        }
+    }
     Ok(Prediction {
         topology,
         gpu_labels: order

@@ -182,7 +182,107 @@ fn why_on_an_old_kernel_tree_infers_small_bar_and_says_what_it_cannot_know() {
         out.contains("reason (inferred from the tree): small BAR"),
         "{out}"
     );
-    assert!(out.contains("publishes no p2p links at all"), "{out}");
+    assert!(
+        out.contains("reason (inferred from the tree): kernel without p2p_links"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "libhsakmt synthesizes no io_link node 1 -> node 2 on such kernels: node 2 has no \
+             public (large-BAR) frame buffer"
+        ),
+        "{out}"
+    );
+}
+
+/// A shipped spec as a kernel of another generation (`[platform] kernel = ...`).
+fn spec_with_kernel(dir: &std::path::Path, name: &str, kernel: &str) -> String {
+    let text = std::fs::read_to_string(spec(name)).unwrap().replace(
+        "[platform]\n",
+        &format!("[platform]\nkernel = \"{kernel}\"\n"),
+    );
+    let path = dir.join(format!("{name}-{kernel}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Each kernel generation has its own reason: without CONFIG_HSA_AMD_P2P kfd_dev_create_p2p_links
+/// adds no peer link (and amdgpu_device_is_peer_accessible is false), recorded as such; before
+/// p2p_links node_show prints no p2p_links_count, which `why` reads from the tree.
+#[test]
+fn why_names_each_kernel_generation() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cases = [
+        ("hsa-amd-p2p", None),
+        ("without-hsa-amd-p2p", Some(("no HSA_AMD_P2P", true))),
+        (
+            "before-p2p-links",
+            Some(("kernel without p2p_links", false)),
+        ),
+    ];
+    for (kernel, expected) in cases {
+        let path = spec_with_kernel(scratch.path(), "same-switch", kernel);
+        let doc = json(&["why", "gpu0", "gpu1", "--spec", &path, "--json"]);
+        match expected {
+            None => assert_eq!(doc["access"], true, "{kernel}: {doc}"),
+            Some((reason, recorded)) => {
+                assert_eq!(doc["access"], false, "{kernel}: {doc}");
+                assert_eq!(doc["reasons"][0]["name"], reason, "{kernel}: {doc}");
+                assert_eq!(doc["reasons"][0]["recorded"], recorded, "{kernel}: {doc}");
+            }
+        }
+    }
+    // pcie_p2p is amdgpu's parameter only with CONFIG_HSA_AMD_P2P.
+    let path = spec_with_kernel(scratch.path(), "same-switch", "before-p2p-links");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("[platform]\n", "[platform]\npcie_p2p = false\n"),
+    )
+    .unwrap();
+    let err = failure(&["predict", &path]);
+    assert!(
+        err.contains("pcie_p2p = false needs kernel = \"hsa-amd-p2p\""),
+        "{err}"
+    );
+}
+
+/// On a kernel before p2p_links, `matrix` says what libhsakmt synthesizes
+/// (topology_create_indirect_gpu_links / get_indirect_iolink_info): the CPU's link type and
+/// the summed weights, none across sockets joined by a QPI link heavier than 20.
+#[test]
+fn matrix_on_a_kernel_before_p2p_links_shows_libhsakmts_indirect_links() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "same-switch",
+            "gpu0         -  PCIE 40\ngpu1    PCIE 40       -\n",
+        ),
+        (
+            "two-socket",
+            "gpu0         -  PCIE 40       -       -\ngpu1    PCIE 40       -       -       -\n\
+             gpu2         -       -       -  PCIE 40\n",
+        ),
+    ];
+    for (name, expected) in cases {
+        let path = spec_with_kernel(scratch.path(), name, "before-p2p-links");
+        let out = success(&["matrix", "--spec", &path]);
+        assert!(
+            out.contains("ROCm's libhsakmt synthesizes indirect GPU -> GPU io_links"),
+            "{out}"
+        );
+        let squeezed: String = out
+            .split('\n')
+            .map(|l| l.trim_end().to_string() + "\n")
+            .collect();
+        assert!(
+            squeezed.contains(expected),
+            "{name}: {expected:?} in\n{out}"
+        );
+    }
+    // A current kernel's matrix has no such note.
+    let out = success(&["matrix", "--spec", &spec("same-switch")]);
+    assert!(!out.contains("libhsakmt"), "{out}");
 }
 
 #[test]
@@ -530,6 +630,43 @@ fn why_on_an_amdkfd_tree_names_the_condition_from_the_machines_pci_facts() {
         "--json",
     ]);
     assert_eq!(allowed["access"], true);
+}
+
+/// amdgpu has its pcie_p2p parameter only with CONFIG_HSA_AMD_P2P (amdgpu_drv.c): on a machine
+/// without it whose kernel publishes p2p_links, the missing option is the first reason, and the
+/// other conditions are judged as amdgpu_device_is_peer_accessible would with the option (not
+/// as "pcie_p2p disabled").
+#[test]
+fn why_on_a_machine_without_the_pcie_p2p_parameter_names_the_missing_option() {
+    let scratch = tempfile::tempdir().unwrap();
+    let machine = scratch.path().join("machine");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(hw_fixture("four-gpu-intel"))
+        .arg(&machine)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::remove_file(machine.join("sys/module/amdgpu/parameters/pcie_p2p")).unwrap();
+    let tree = machine.join("sys/class/kfd/kfd/topology");
+    let (tree, machine) = (tree.display().to_string(), machine.display().to_string());
+    let doc = json(&[
+        "why",
+        "3",
+        "4",
+        "--root",
+        &tree,
+        "--machine-root",
+        &machine,
+        "--json",
+    ]);
+    let names: Vec<&str> = doc["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|reason| reason["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["no HSA_AMD_P2P", "chipset"], "{doc}");
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct PlatformFacts {
     pub iommu: IommuMode,
     /// amdgpu's `pcie_p2p` module parameter (default on).
     pub pcie_p2p: bool,
+    /// amdgpu was built with CONFIG_HSA_AMD_P2P (`kfd_dev_create_p2p_links` adds peer links
+    /// only then). The hsa_p2p module is HSA_AMD_P2P itself: always true there.
+    pub hsa_amd_p2p: bool,
 }
 
 /// A CPU (NUMA) node.

@@ -35,6 +35,7 @@ fn machine(cpus: usize, gpus: Vec<GpuFacts>) -> Machine {
         platform: PlatformFacts {
             iommu: IommuMode::Remap,
             pcie_p2p: true,
+            hsa_amd_p2p: true,
         },
         oracle,
         peer_bandwidth: PeerBandwidthRule::Corrected,

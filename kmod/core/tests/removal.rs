@@ -303,6 +303,7 @@ fn builder_rejects_inconsistent_facts() {
         platform: hsa_p2p_core::facts::PlatformFacts {
             iommu: hsa_p2p_core::facts::IommuMode::Remap,
             pcie_p2p: true,
+            hsa_amd_p2p: true,
         },
         oracle: common::TableOracle(vec![]),
         peer_bandwidth: Default::default(),

@@ -305,6 +305,9 @@ pub fn observe<'a>(
         platform: PlatformFacts {
             iommu: inventory.iommu_mode(&devices),
             pcie_p2p,
+            // A tree with peer links comes from a kernel with it; one without is judged
+            // against what the kernel would do with it (explain names the missing option).
+            hsa_amd_p2p: true,
         },
         devices,
         gpu_nodes: gpus.iter().map(|(id, _)| *id).collect(),

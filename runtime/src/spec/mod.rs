@@ -65,6 +65,21 @@ pub enum IommuSetting {
     Off,
 }
 
+/// What the kernel's amdkfd and amdgpu were built to publish.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelGeneration {
+    /// amdkfd publishes p2p_links and amdgpu is built with CONFIG_HSA_AMD_P2P: peer links.
+    #[default]
+    HsaAmdP2p,
+    /// p2p_links (`p2p_links_count`, indirect links to the other CPUs) but amdgpu built without
+    /// CONFIG_HSA_AMD_P2P: no peer links, no `pcie_p2p` parameter.
+    WithoutHsaAmdP2p,
+    /// amdkfd before p2p_links: no `p2p_links_count`, no p2p_links at all (ROCm's libhsakmt
+    /// then synthesizes indirect links itself).
+    BeforeP2pLinks,
+}
+
 /// Platform settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -83,9 +98,12 @@ pub struct Platform {
     /// `/proc/cpuinfo`'s `cpu family` (AMD Zen: 0x17 and newer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_family: Option<u32>,
-    /// amdgpu's `pcie_p2p` module parameter.
+    /// amdgpu's `pcie_p2p` module parameter (exists only with CONFIG_HSA_AMD_P2P).
     #[serde(default = "default_true")]
     pub pcie_p2p: bool,
+    /// What the kernel's amdkfd/amdgpu publish.
+    #[serde(default)]
+    pub kernel: KernelGeneration,
     /// Bandwidth the platform reports on CPU<->CPU links, MB/s (0 = none, as amdkfd's virtual CRAT).
     #[serde(default)]
     pub cpu_link_bandwidth_mbs: u32,
@@ -99,6 +117,7 @@ impl Default for Platform {
             cpu_vendor: None,
             cpu_family: None,
             pcie_p2p: true,
+            kernel: KernelGeneration::default(),
             cpu_link_bandwidth_mbs: 0,
         }
     }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use hsa_p2p_core::gpu_id::MAX_GPUS;
 use hsa_p2p_core::pcie::{PcieGen, PCIE_WIDTHS};
 
-use super::Spec;
+use super::{KernelGeneration, Spec};
 use crate::machine_facts::parse_address;
 
 /// Root ports sit on bus 0 at devices 1..=30 (0 is the host bridge, 31 the LPC bridge on q35).
@@ -175,6 +175,13 @@ impl Spec {
     /// Host bridges and the platform's CPU: every root port on a declared host bridge when
     /// there are any, at most [`MAX_ROOT_PORTS`] per root bus, a CPU family only with a vendor.
     fn check_host_bridges(&self) -> Result<(), String> {
+        if !self.platform.pcie_p2p && self.platform.kernel != KernelGeneration::HsaAmdP2p {
+            return Err(
+                "platform: pcie_p2p = false needs kernel = \"hsa-amd-p2p\": amdgpu \
+                        has the pcie_p2p parameter only when built with CONFIG_HSA_AMD_P2P"
+                    .into(),
+            );
+        }
         if self.platform.cpu_family.is_some() && self.platform.cpu_vendor.is_none() {
             return Err("platform: cpu_family needs cpu_vendor (e.g. \"AuthenticAMD\")".into());
         }

@@ -238,8 +238,13 @@ pub fn platform() -> impl Strategy<Value = PlatformFacts> {
             IommuMode::Off,
         ]),
         proptest::bool::weighted(0.85),
+        proptest::bool::weighted(0.9),
     )
-        .prop_map(|(iommu, pcie_p2p)| PlatformFacts { iommu, pcie_p2p })
+        .prop_map(|(iommu, pcie_p2p, hsa_amd_p2p)| PlatformFacts {
+            iommu,
+            pcie_p2p,
+            hsa_amd_p2p,
+        })
 }
 
 /// A machine with 1..=3 CPU nodes (symmetric SLIT table, 10 on the diagonal), 0..=max_gpus

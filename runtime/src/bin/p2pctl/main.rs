@@ -15,7 +15,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use hsa_p2p_runtime::cli::{Cli, Command};
-use hsa_p2p_runtime::report;
+use hsa_p2p_runtime::{libhsakmt, report};
 
 use output::emit;
 
@@ -44,10 +44,11 @@ fn run(command: Command) -> Result<()> {
                     report::json::matrix_document(&loaded.topology, &loaded.labels, loaded.source);
                 emit(serde_json::to_string_pretty(&document)? + "\n")?;
             } else {
-                emit(report::matrix::render_matrices(
-                    &loaded.topology,
-                    &loaded.labels,
-                ))?;
+                let mut text = report::matrix::render_matrices(&loaded.topology, &loaded.labels);
+                if libhsakmt::predates_p2p_links(&loaded.topology) {
+                    text += &libhsakmt::render_synthesized(&loaded.topology, &loaded.labels);
+                }
+                emit(text)?;
             }
         }
         Command::Why(args) => explain_cmd::run(&args)?,
