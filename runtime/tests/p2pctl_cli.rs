@@ -706,3 +706,81 @@ fn predict_as_amdkfd_reports_the_accessors_link_bandwidth() {
     assert!(amdkfd.contains("gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 32000 MB/s"));
     assert!(amdkfd.contains("gpu1 -> gpu0: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
 }
+
+/// `predict --set KEY=VALUE`: what-if questions answered with the pairs whose verdict changes;
+/// a key or value the spec cannot take is refused naming the setting.
+#[test]
+fn predict_set_prints_the_pairs_whose_verdict_changes() {
+    let cases: [(&str, &[&str], &str); 5] = [
+        (
+            "small-bar",
+            &["gpu1.bar=32G"],
+            "1 of 2 pairs change:\n  large -> small: no P2P: small BAR\n    now: P2P, PCIE via \
+             p2p_links, weight 40, 32000 MB/s\n",
+        ),
+        (
+            "dma-mask-limit",
+            &["platform.iommu=remap"],
+            "1 of 2 pairs change:\n  gpu0 -> gpu1: no P2P: DMA mask\n    now: P2P, PCIE via \
+             p2p_links, weight 40, 32000 MB/s\n",
+        ),
+        (
+            "separate-root-ports",
+            &[
+                "platform.cpu_vendor=AuthenticAMD",
+                "platform.cpu_family=0x19",
+            ],
+            "2 of 2 pairs change:\n  gpu0 -> gpu1: no P2P: chipset\n    now: P2P",
+        ),
+        (
+            "same-switch",
+            &["platform.kernel=without-hsa-amd-p2p"],
+            "  gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 32000 MB/s\n    now: no P2P: no \
+             HSA_AMD_P2P\n",
+        ),
+        (
+            "small-bar",
+            &["platform.iommu=remap"],
+            "No pair changes its verdict (2 pairs).\n",
+        ),
+    ];
+    for (name, settings, expected) in cases {
+        let path = spec(name);
+        let mut args = vec!["predict", path.as_str()];
+        for setting in settings {
+            args.extend(["--set", setting]);
+        }
+        let out = success(&args);
+        assert!(
+            out.contains(expected),
+            "{name} {settings:?}: {expected:?} in\n{out}"
+        );
+    }
+    let refusals: [(&str, &str); 5] = [
+        (
+            "gpu1.barr=1",
+            "--set gpu1.barr=1: unknown field `barr`, expected one of",
+        ),
+        (
+            "nope.bar=1",
+            "--set nope.bar=1: \"nope\" names no GPU, root port, switch or host bridge (ids: \
+             large, small, rp0, sw0), and is not platform, cpuN or gpuN",
+        ),
+        (
+            "platform.iommu=remapp",
+            "--set platform.iommu=remapp: unknown variant `remapp`, expected one of `remap`",
+        ),
+        (
+            "gpu1.vram",
+            "--set gpu1.vram: expected KEY=VALUE, e.g. gpu0.bar=32G",
+        ),
+        (
+            "gpu1.parent=sw0.0",
+            "--set gpu1.parent=sw0.0: \"large\" and \"small\" both sit on port",
+        ),
+    ];
+    for (setting, expected) in refusals {
+        let err = failure(&["predict", &spec("small-bar"), "--set", setting]);
+        assert!(err.contains(expected), "{setting}: {expected:?} in {err}");
+    }
+}

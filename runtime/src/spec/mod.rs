@@ -7,6 +7,7 @@ mod layout;
 mod p2pdma;
 mod size;
 mod validate;
+mod what_if;
 mod xgmi;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use bar_placement::DEFAULT_BAR_WINDOW;
 pub use layout::{PcieElement, PcieElementKind, PcieLayout};
 pub use p2pdma::{LayoutP2pdma, P2pdmaPath};
 pub use size::{ByteSize, InvalidSize};
+pub use what_if::apply_settings;
 
 /// A machine: CPUs (NUMA nodes), the PCIe tree, XGMI hives, GPUs and platform settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
