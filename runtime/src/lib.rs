@@ -13,5 +13,6 @@ pub mod p2pdma;
 pub mod peers;
 pub mod predict;
 pub mod report;
+pub mod snapshot;
 pub mod spec;
 pub mod sysfs;

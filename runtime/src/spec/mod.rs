@@ -47,7 +47,7 @@ pub struct Spec {
     #[serde(rename = "switch", default)]
     pub switches: Vec<Switch>,
     /// XGMI hives.
-    #[serde(rename = "xgmi_hive", default)]
+    #[serde(rename = "xgmi_hive", default, skip_serializing_if = "Vec::is_empty")]
     pub xgmi_hives: Vec<XgmiHive>,
     /// GPUs, in the order the driver adds them.
     #[serde(rename = "gpu", default)]

@@ -1,0 +1,96 @@
+//! `p2pctl snapshot` round-trips on every hwtests fixture machine: the spec it writes predicts
+//! exactly the topology the fixture tests expect there (the rules applied to the machine's
+//! facts by `kfd_validation::validate`, as `cargo xtask test-hw` does).
+
+use std::path::PathBuf;
+
+use hsa_p2p_core::facts::PeerBandwidthRule;
+use hsa_p2p_runtime::kfd_validation::{validate, TreeKind};
+use hsa_p2p_runtime::machine_facts::Inventory;
+use hsa_p2p_runtime::predict::predict_with;
+use hsa_p2p_runtime::snapshot::snapshot;
+use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::sysfs::read_topology;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../hwtests/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn snapshot_predicts_what_the_fixture_tests_expect() {
+    let machines = [
+        (
+            "four-gpu-intel",
+            "sys/class/kfd/kfd/topology",
+            TreeKind::Kfd,
+        ),
+        ("mi210-pair", "sys/class/kfd/kfd/topology", TreeKind::Kfd),
+        (
+            "vm-mixed-three-gpus",
+            "sys/kernel/hsa_p2p/topology",
+            TreeKind::HsaP2p,
+        ),
+    ];
+    for (machine, tree_path, kind) in machines {
+        let root = fixture(machine);
+        let inventory = Inventory::collect(&root).unwrap();
+        let tree = read_topology(&root.join(tree_path)).unwrap();
+        let pcie_p2p = inventory.platform.pcie_p2p.unwrap_or(true);
+        let expected = validate(&inventory, &tree, kind, pcie_p2p)
+            .unwrap()
+            .predicted;
+
+        let text = snapshot(&root).unwrap().to_toml().unwrap();
+        let spec = Spec::parse(&text, machine).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let rule = match kind {
+            TreeKind::Kfd => PeerBandwidthRule::AsAmdkfd,
+            TreeKind::HsaP2p => PeerBandwidthRule::Corrected,
+        };
+        let predicted = predict_with(&spec, rule).unwrap().topology;
+
+        // Every fixture machine has peer links to compare.
+        assert!(
+            expected.nodes.iter().any(|n| !n.p2p_links.is_empty()),
+            "{machine}"
+        );
+        assert_eq!(predicted.nodes.len(), expected.nodes.len(), "{machine}");
+        for (got, want) in predicted.nodes.iter().zip(&expected.nodes) {
+            let at = format!("{machine}: node {}", want.id);
+            assert_eq!(got.pci_address(), want.pci_address(), "{at}");
+            assert_eq!(got.io_links, want.io_links, "{at}: io_links");
+            assert_eq!(got.p2p_links, want.p2p_links, "{at}: p2p_links");
+            assert_eq!(got.p2p_denials, want.p2p_denials, "{at}: p2p_denials");
+            assert_eq!(got.mem_banks, want.mem_banks, "{at}: mem_banks");
+        }
+    }
+}
+
+/// The command writes the spec to stdout, and says why when there is nothing to describe.
+#[test]
+fn p2pctl_snapshot_writes_a_spec_or_says_what_is_missing() {
+    let run = |root: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_p2pctl"))
+            .args(["snapshot", "--root"])
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    let out = run(&fixture("mi210-pair"));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let spec = Spec::parse(&text, "snapshot").unwrap();
+    assert_eq!(spec.gpus.len(), 2);
+    assert_eq!(spec.platform.cpu_vendor.as_deref(), Some("AuthenticAMD"));
+
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(empty.path().join("sys/bus/pci/devices")).unwrap();
+    let out = run(empty.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("no GPU topology below") && err.contains("needs amdgpu and amdkfd"),
+        "{err}"
+    );
+}
