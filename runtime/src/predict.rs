@@ -68,9 +68,12 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
                 dma_mask_bits: gpu.dma_mask_bits,
                 xgmi: spec.xgmi_facts(index),
                 xgmi_connected_to_cpu: gpu.xgmi_connected_to_cpu,
-                pcie: PcieLink {
-                    gen: PcieGen::from_number(gpu.pcie.gen).unwrap_or(PcieGen::Gen1),
-                    width: gpu.pcie.width,
+                pcie: {
+                    let link = spec.platform_link(index);
+                    PcieLink {
+                        gen: PcieGen::from_number(link.gen).unwrap_or(PcieGen::Gen1),
+                        width: link.width,
+                    }
                 },
                 pcie_atomics: gpu.pcie_atomics,
                 drm_render_minor: 0,

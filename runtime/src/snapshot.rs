@@ -101,6 +101,8 @@ impl TreeBuilder<'_> {
                     cpu,
                     acs_redirect,
                     host_bridge: Some(host_bridge.to_string()),
+                    // The GPU's link below already is the one the validation derives.
+                    pcie: None,
                 });
                 entry.id.clone()
             }
@@ -120,6 +122,7 @@ impl TreeBuilder<'_> {
                     parent,
                     downstream_ports: ports.len().max(port + 1) as u32,
                     acs_redirect: redirect,
+                    pcie: None,
                 });
                 format!("{}.{port}", switch.id)
             }

@@ -217,3 +217,62 @@ fn unbinding_a_gpu_equals_removing_its_node_for_every_shipped_spec() {
         }
     }
 }
+
+/// amdkfd reports the platform's link, not the GPU's: amdgpu_amdkfd_get_pcie_bandwidth_mbytes
+/// reads only the platform bits of pcie_gen_mask/pcie_mlw_mask, which amdgpu_device_get_pcie_info
+/// fills from the link partner's capability (amdgpu_device_partner_bandwidth). A port's `pcie`
+/// is that partner; without one the GPU's own link stands in.
+#[test]
+fn the_gpu_link_reports_the_port_above_it() {
+    let machine = |port: &str, switch: &str, gpu: &str| {
+        format!(
+            "name = \"links\"\n[[cpu]]\n[[root_port]]\nid = \"rp0\"\n{port}\n[[root_port]]\nid = \
+             \"rp1\"\n[[switch]]\nid = \"sw\"\nparent = \"rp1\"\ndownstream_ports = 1\n{switch}\n\
+             [[gpu]]\nid = \"a\"\nparent = \"rp0\"\nvram = \"1G\"\n{gpu}\n[[gpu]]\nid = \"b\"\n\
+             parent = \"sw.0\"\nvram = \"1G\"\n{gpu}\n"
+        )
+    };
+    let gen4_x16 = "pcie = { gen = 4, width = 16 }";
+    let gen3_x16 = "pcie = { gen = 3, width = 16 }";
+    let gen4_x8 = "pcie = { gen = 4, width = 8 }";
+    let gen3_x4 = "pcie = { gen = 3, width = 4 }";
+    let cases = [
+        (
+            "no port link: the GPU's own",
+            "",
+            "",
+            gen3_x16,
+            [16000, 16000],
+        ),
+        (
+            "Gen4 GPUs in Gen3 slots",
+            gen3_x16,
+            gen3_x16,
+            gen4_x16,
+            [16000, 16000],
+        ),
+        ("an x8 switch port", "", gen4_x8, gen4_x16, [32000, 16000]),
+        (
+            "Gen3 x4 GPUs in Gen4 x16 slots: the slot's",
+            gen4_x16,
+            gen4_x16,
+            gen3_x4,
+            [32000, 32000],
+        ),
+    ];
+    for (what, port, switch, gpu, expected) in cases {
+        let spec = Spec::parse(&machine(port, switch, gpu), "links.toml").unwrap();
+        let p = predict(&spec).unwrap();
+        let got: Vec<u32> = ["a", "b"]
+            .iter()
+            .map(|gpu| p.topology.io_link(node(&p, gpu), 0).unwrap().max_bandwidth)
+            .collect();
+        assert_eq!(got, expected, "{what}");
+    }
+    let bad = machine("pcie = { gen = 6, width = 16 }", "", "");
+    let error = Spec::parse(&bad, "links.toml").unwrap_err().to_string();
+    assert!(
+        error.contains("root port \"rp0\": pcie gen must be 1..=5"),
+        "{error}"
+    );
+}

@@ -12,7 +12,7 @@ use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
-use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, PcieElementKind, Spec};
+use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, KernelGeneration, PcieElementKind, Spec};
 
 use crate::vm::{ShmFile, VmConfig};
 
@@ -303,15 +303,23 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
     args
 }
 
-/// QEMU's q35 has one host bridge (8086:29c0, segment 0, bus 0) and numbers the buses itself:
-/// several host bridges or segments are refused; the host bridge's ids and the CPU become the
-/// harness's one knob (an EPYC CPU, which the kernel trusts, when the spec's host bridge lets
-/// P2P through), and explicit GPU addresses give way to QEMU's.
+/// The guest runs the hsa_p2p module (HSA_AMD_P2P on any kernel): other kernel generations are
+/// refused. QEMU's q35 has one host bridge (8086:29c0, segment 0, bus 0) and numbers the buses
+/// itself: several host bridges or segments are refused; the host bridge's ids and the CPU become
+/// the harness's one knob (an EPYC CPU, which the kernel trusts, when the spec's host bridge
+/// lets P2P through), and explicit GPU addresses give way to QEMU's.
 fn adapt_host_platform(
     spec: &Spec,
     emulated: &mut Spec,
     adaptations: &mut Vec<String>,
 ) -> Result<()> {
+    if spec.platform.kernel != KernelGeneration::HsaAmdP2p {
+        bail!(
+            "kernel = {:?} cannot be emulated: the guest runs the hsa_p2p module, which \
+             publishes p2p_links and peer links (HSA_AMD_P2P) whatever the kernel",
+            spec.platform.kernel
+        );
+    }
     if spec.host_bridges.len() > 1 {
         bail!("several host bridges cannot be emulated: QEMU's q35 machine has one");
     }

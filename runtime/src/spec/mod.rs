@@ -182,6 +182,9 @@ pub struct RootPort {
     /// The host bridge the port belongs to (required when the spec declares host bridges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_bridge: Option<String>,
+    /// The port's link capability (the slot): what amdgpu reports for a GPU right below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<PcieLinkSpec>,
 }
 
 /// A PCIe switch: one upstream port and `downstream_ports` downstream ports.
@@ -197,6 +200,9 @@ pub struct Switch {
     /// ACS redirect is enabled on the downstream ports.
     #[serde(default)]
     pub acs_redirect: bool,
+    /// The downstream ports' link capability: what amdgpu reports for a GPU right below one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<PcieLinkSpec>,
 }
 
 /// How the members of an XGMI hive are wired.
@@ -283,7 +289,8 @@ pub struct Gpu {
     /// DMA mask width in bits.
     #[serde(default = "default_dma_mask_bits")]
     pub dma_mask_bits: u32,
-    /// PCIe link.
+    /// The GPU's own PCIe link capability; amdgpu reports its port's (`pcie` of the root port
+    /// or switch above it) when that is given.
     #[serde(default)]
     pub pcie: PcieLinkSpec,
     /// The GPU can do PCIe atomics.
@@ -421,6 +428,29 @@ impl Spec {
                     .map(|b| (b.vendor_id, b.device_id)),
                 true,
             )
+    }
+
+    /// The link amdkfd reports for GPU `index` (`amdgpu_amdkfd_get_pcie_bandwidth_mbytes` takes
+    /// the platform bits of `pcie_gen_mask`/`pcie_mlw_mask`, which `amdgpu_device_get_pcie_info`
+    /// sets from the link partner's capability, `amdgpu_device_partner_bandwidth`): the `pcie`
+    /// of the port right above the GPU, else the GPU's own.
+    pub fn platform_link(&self, index: usize) -> PcieLinkSpec {
+        let Some(gpu) = self.gpus.get(index) else {
+            return PcieLinkSpec::default();
+        };
+        let port = match validate::parse_parent(&gpu.parent) {
+            validate::ParentRef::RootPort(id) => self
+                .root_ports
+                .iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.pcie),
+            validate::ParentRef::SwitchPort(id, _) => self
+                .switches
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| s.pcie),
+        };
+        port.unwrap_or(gpu.pcie)
     }
 
     /// GPU `index`'s PCI address: its `address`, else where `layout` numbers it.

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use hsa_p2p_core::gpu_id::MAX_GPUS;
 use hsa_p2p_core::pcie::{PcieGen, PCIE_WIDTHS};
 
-use super::{KernelGeneration, Spec};
+use super::{KernelGeneration, PcieLinkSpec, Spec};
 use crate::machine_facts::parse_address;
 
 /// Root ports sit on bus 0 at devices 1..=30 (0 is the host bridge, 31 the LPC bridge on q35).
@@ -46,6 +46,19 @@ fn check_gpu_name(id: &str, index: usize) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A link's generation and width, as amdgpu's bandwidth table knows them.
+fn check_link(owner: &str, link: PcieLinkSpec) -> Result<(), String> {
+    if PcieGen::from_number(link.gen).is_none() {
+        return Err(format!("{owner}: pcie gen must be 1..=5"));
+    }
+    if !PCIE_WIDTHS.contains(&link.width) {
+        return Err(format!(
+            "{owner}: pcie width must be one of {PCIE_WIDTHS:?}"
+        ));
+    }
+    Ok(())
 }
 
 impl Spec {
@@ -96,6 +109,14 @@ impl Spec {
         }
         for (index, gpu) in self.gpus.iter().enumerate() {
             check_gpu_name(&gpu.id, index)?;
+        }
+        for (kind, id, link) in (self.root_ports.iter())
+            .map(|p| ("root port", &p.id, p.pcie))
+            .chain(self.switches.iter().map(|s| ("switch", &s.id, s.pcie)))
+        {
+            if let Some(link) = link {
+                check_link(&format!("{kind} {id:?}"), link)?;
+            }
         }
         for port in &self.root_ports {
             if port.cpu as usize >= self.cpus.len() {
@@ -150,14 +171,7 @@ impl Spec {
             if !(32..=64).contains(&gpu.dma_mask_bits) {
                 return Err(format!("gpu {name:?}: dma_mask_bits must be 32..=64"));
             }
-            if PcieGen::from_number(gpu.pcie.gen).is_none() {
-                return Err(format!("gpu {name:?}: pcie gen must be 1..=5"));
-            }
-            if !PCIE_WIDTHS.contains(&gpu.pcie.width) {
-                return Err(format!(
-                    "gpu {name:?}: pcie width must be one of {PCIE_WIDTHS:?}"
-                ));
-            }
+            check_link(&format!("gpu {name:?}"), gpu.pcie)?;
             if let Some(hive) = gpu.xgmi_hive {
                 if self.hive(hive).is_none() {
                     return Err(format!("gpu {name:?}: xgmi_hive {hive} is not declared"));
