@@ -33,6 +33,8 @@ fn sat(sum: u64) -> u32 {
 
 /// Two GPUs, their node ids and their CPU nodes, with the CPU<->CPU link between them when the
 /// CPU nodes differ (weight = a symmetric SLIT distance).
+/// Two GPUs' links to their CPUs over PCIe (peer links exist only between PCIe GPUs: the gate
+/// refuses an owner with XGMI to the CPU), and the CPU hop between them.
 fn gpu_pair() -> impl Strategy<Value = (LinkProperties, LinkProperties, Option<u32>, u32)> {
     (
         common::gpu(2),
@@ -40,7 +42,9 @@ fn gpu_pair() -> impl Strategy<Value = (LinkProperties, LinkProperties, Option<u
         select_distance(),
         prop_oneof![Just(0u32), 1u32..100_000],
     )
-        .prop_map(|(a, b, distance, cpu_bandwidth)| {
+        .prop_map(|(mut a, mut b, distance, cpu_bandwidth)| {
+            a.xgmi_connected_to_cpu = false;
+            b.xgmi_connected_to_cpu = false;
             let link_a = gpu_to_cpu_link(2, a.numa_node, &a);
             let link_b = gpu_to_cpu_link(3, b.numa_node, &b);
             let distance = (a.numa_node != b.numa_node).then_some(distance);
@@ -131,22 +135,42 @@ fn shortest_hops(wiring: &XgmiWiring<'_>, size: usize, a: usize, b: usize) -> Op
 proptest! {
     #![proptest_config(config!("composition", 256))]
 
-    /// A GPU's own PCIe link: type PCIe, weight 20, Gen1 x1 minimum, its link's bandwidth as the
-    /// maximum, flags 1 (13 without atomics); the CPU's reverse link is the same, non-coherent.
+    /// A GPU's own link (kfd_fill_gpu_direct_io_link_to_cpu): over PCIe type PCIe, weight 20,
+    /// Gen1 x1 minimum, its link's bandwidth as the maximum, flags 1 (13 without atomics), the
+    /// CPU's reverse link the same but non-coherent (kfd_set_iolink_non_coherent). With XGMI to
+    /// the CPU: type XGMI, KFD_CRAT_XGMI_WEIGHT and one link's rate
+    /// (amdgpu_xgmi_get_bandwidth per link), or for a GC 9.4.3 APU KFD_CRAT_INTRA_SOCKET_WEIGHT
+    /// and mem_bw; flags 1 both ways (atomics, coherent).
     #[test]
-    fn direct_links_follow_amdgpu(gpu in common::gpu(4), node in 4u32..64) {
+    fn direct_links_follow_amdgpu(mut gpu in common::gpu(4), node in 4u32..64, apu in any::<bool>()) {
+        if apu && gpu.xgmi_connected_to_cpu {
+            gpu.gfx_target_version = 90402;
+        }
         let link = gpu_to_cpu_link(node, gpu.numa_node, &gpu);
-        prop_assert_eq!(link.link_type, LinkType::Pcie);
+        let expected = if !gpu.xgmi_connected_to_cpu {
+            let flags = if gpu.pcie_atomics { 1 } else { 13 };
+            (LinkType::Pcie, PCIE_WEIGHT, PcieLink::MINIMUM.bandwidth_mbs(), gpu.pcie.bandwidth_mbs(), flags)
+        } else if gpu.gfx_target_version == 90402 {
+            (LinkType::Xgmi, 13, 819_200, 819_200, 1)
+        } else {
+            let rate = gpu.xgmi.map_or(xgmi_link_rate_mbs(gpu.gfx_target_version), |x| x.link_bandwidth_mbs);
+            (LinkType::Xgmi, 15, rate, rate, 1)
+        };
+        prop_assert_eq!(
+            (link.link_type, link.weight, link.min_bandwidth, link.max_bandwidth, link.flags.0),
+            expected
+        );
         prop_assert_eq!((link.node_from, link.node_to), (node, gpu.numa_node));
-        prop_assert_eq!(link.weight, PCIE_WEIGHT);
-        prop_assert_eq!(link.min_bandwidth, PcieLink::MINIMUM.bandwidth_mbs());
-        prop_assert_eq!(link.max_bandwidth, gpu.pcie.bandwidth_mbs());
         prop_assert!(link.min_bandwidth <= link.max_bandwidth);
-        prop_assert_eq!(link.flags.0, if gpu.pcie_atomics { 1 } else { 13 });
 
         let back = cpu_to_gpu_link(&link);
         prop_assert_eq!((back.node_from, back.node_to), (gpu.numa_node, node));
-        prop_assert_eq!(back.flags.0, if gpu.pcie_atomics { 3 } else { 15 });
+        let back_flags = match (gpu.xgmi_connected_to_cpu, gpu.pcie_atomics) {
+            (true, _) => 1,
+            (false, true) => 3,
+            (false, false) => 15,
+        };
+        prop_assert_eq!(back.flags.0, back_flags);
         prop_assert_eq!(
             (back.weight, back.min_bandwidth, back.max_bandwidth, back.link_type),
             (link.weight, link.min_bandwidth, link.max_bandwidth, link.link_type)
@@ -204,9 +228,9 @@ proptest! {
         let cpu_link = cpu_to_cpu_link(far_cpu, 0, distance, bandwidth);
         let link = indirect_link(&gpu_link, &cpu_link);
         prop_assert_eq!((link.node_from, link.node_to), (node, far_cpu));
-        prop_assert_eq!(link.link_type, LinkType::Pcie);
+        prop_assert_eq!(link.link_type, gpu_link.link_type);
         prop_assert_eq!(link.flags, gpu_link.flags);
-        prop_assert_eq!(link.weight, PCIE_WEIGHT + distance);
+        prop_assert_eq!(link.weight, gpu_link.weight + distance);
         prop_assert!(link.max_bandwidth <= gpu_link.max_bandwidth);
         prop_assert!(link.max_bandwidth <= cpu_link.max_bandwidth);
         prop_assert_eq!(link.max_bandwidth, gpu_link.max_bandwidth.min(bandwidth));
