@@ -711,7 +711,20 @@ fn predict_as_amdkfd_reports_the_accessors_link_bandwidth() {
 /// a key or value the spec cannot take is refused naming the setting.
 #[test]
 fn predict_set_prints_the_pairs_whose_verdict_changes() {
-    let cases: [(&str, &[&str], &str); 5] = [
+    let cases: [(&str, &[&str], &str); 7] = [
+        // ROCm/amdgpu#210: BARs above the DMA mask behind a switch, IOMMU remapping, amdgpu
+        // without HSA_AMD_P2P; with it, the IOMMU makes them reachable, without remapping not.
+        (
+            "mi50-pex88096-without-hsa-amd-p2p",
+            &["platform.kernel=hsa-amd-p2p"],
+            "2 of 2 pairs change:\n  mi50a -> mi50b: no P2P: no HSA_AMD_P2P\n    now: P2P, PCIE \
+             via p2p_links, weight 40, 32000 MB/s\n",
+        ),
+        (
+            "mi50-pex88096-without-hsa-amd-p2p",
+            &["platform.kernel=hsa-amd-p2p", "platform.iommu=passthrough"],
+            "  mi50b -> mi50a: no P2P: no HSA_AMD_P2P\n    now: no P2P: DMA mask\n",
+        ),
         (
             "small-bar",
             &["gpu1.bar=32G"],

@@ -124,7 +124,11 @@ fn xgmi_to_cpu_parts_get_an_xgmi_link_to_their_cpu() {
                 (weight, bandwidth, bandwidth),
                 "{what}"
             );
-            assert_eq!(l.flags, LinkFlags::ENABLED, "{what}: coherent, with atomics");
+            assert_eq!(
+                l.flags,
+                LinkFlags::ENABLED,
+                "{what}: coherent, with atomics"
+            );
         }
     }
 }
