@@ -254,6 +254,19 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, String> {
         cpu_link_bandwidth_mbs: machine.cpu_link_bandwidth_mbs,
         ..Platform::default()
     };
+    match platform.kernel {
+        KernelGeneration::HsaAmdP2p => {}
+        KernelGeneration::WithoutHsaAmdP2p => notes.push(
+            "amdgpu has no pcie_p2p parameter: built without CONFIG_HSA_AMD_P2P; `p2pctl \
+             predict THIS.toml --set platform.kernel=hsa-amd-p2p` shows what it would do"
+                .into(),
+        ),
+        KernelGeneration::BeforeP2pLinks => notes.push(
+            "amdkfd publishes no p2p_links_count (older than p2p_links); `p2pctl predict \
+             THIS.toml --set platform.kernel=hsa-amd-p2p` shows what HSA_AMD_P2P would do"
+                .into(),
+        ),
+    }
     if inventory.platform.cpu_supports_p2pdma().is_none()
         && host_bridges.iter().all(|b| b.vendor_id == AMD_VENDOR)
     {

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use hsa_p2p_core::facts::PeerBandwidthRule;
+use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_runtime::kfd_validation::{validate, TreeKind};
 use hsa_p2p_runtime::machine_facts::Inventory;
 use hsa_p2p_runtime::predict::predict_with;
@@ -93,4 +94,48 @@ fn p2pctl_snapshot_writes_a_spec_or_says_what_is_missing() {
         err.contains("no GPU topology below") && err.contains("needs amdgpu and amdkfd"),
         "{err}"
     );
+}
+
+/// On a machine whose amdgpu has no pcie_p2p parameter (built without CONFIG_HSA_AMD_P2P) the
+/// spec says so, every pair is predicted `no HSA_AMD_P2P`, and the comment says how to ask
+/// what the option would do; with the option the prediction is the fixture's.
+#[test]
+fn snapshot_of_a_kernel_without_hsa_amd_p2p_says_so_and_what_if() {
+    let scratch = tempfile::tempdir().unwrap();
+    let machine = scratch.path().join("machine");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fixture("mi210-pair"))
+        .arg(&machine)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::remove_file(machine.join("sys/module/amdgpu/parameters/pcie_p2p")).unwrap();
+    let text = snapshot(&machine).unwrap().to_toml().unwrap();
+    assert!(text.contains("kernel = \"without-hsa-amd-p2p\""), "{text}");
+    assert!(
+        text.contains("--set platform.kernel=hsa-amd-p2p` shows what it would do"),
+        "{text}"
+    );
+    let spec = Spec::parse(&text, "snapshot").unwrap();
+    let without = predict_with(&spec, PeerBandwidthRule::AsAmdkfd)
+        .unwrap()
+        .topology;
+    let gpus: Vec<u32> = without
+        .nodes
+        .iter()
+        .filter(|n| n.is_gpu())
+        .map(|n| n.id)
+        .collect();
+    let reasons = without.denial(gpus[0], gpus[1]).unwrap().reasons;
+    assert_eq!(reasons.primary(), Some(DenialReason::NoHsaAmdP2p));
+
+    let with =
+        hsa_p2p_runtime::spec::apply_settings(&text, &["platform.kernel=hsa-amd-p2p".into()])
+            .unwrap();
+    let with = predict_with(&with, PeerBandwidthRule::AsAmdkfd)
+        .unwrap()
+        .topology;
+    assert!(with.p2p_link(gpus[0], gpus[1]).is_some());
+    assert!(with.p2p_link(gpus[1], gpus[0]).is_some());
 }
