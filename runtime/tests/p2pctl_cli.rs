@@ -1,10 +1,14 @@
 //! `p2pctl` as a user runs it: exit codes, the verdicts it prints, the JSON documents it emits
 //! and the sysfs tree it writes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+use common::hw_fixture;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -568,12 +572,6 @@ fn topo_table_lists_nodes_links_and_denials() {
     assert!(out.contains("node1  node2  small BAR"), "{out}");
 }
 
-fn hw_fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../hwtests/tests/fixtures")
-        .join(name)
-}
-
 #[test]
 fn why_on_an_amdkfd_tree_names_the_condition_from_the_machines_pci_facts() {
     // A 4-GPU Intel machine (hwtests fixture: amdkfd tree + sysfs PCI facts): node 3 has a
@@ -639,15 +637,7 @@ fn why_on_an_amdkfd_tree_names_the_condition_from_the_machines_pci_facts() {
 #[test]
 fn why_on_a_machine_without_the_pcie_p2p_parameter_names_the_missing_option() {
     let scratch = tempfile::tempdir().unwrap();
-    let machine = scratch.path().join("machine");
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(hw_fixture("four-gpu-intel"))
-        .arg(&machine)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    std::fs::remove_file(machine.join("sys/module/amdgpu/parameters/pcie_p2p")).unwrap();
+    let machine = common::without_pcie_p2p_parameter(scratch.path(), "four-gpu-intel");
     let tree = machine.join("sys/class/kfd/kfd/topology");
     let (tree, machine) = (tree.display().to_string(), machine.display().to_string());
     let doc = json(&[

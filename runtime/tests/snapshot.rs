@@ -2,8 +2,6 @@
 //! exactly the topology the fixture tests expect there (the rules applied to the machine's
 //! facts by `kfd_validation::validate`, as `cargo xtask test-hw` does).
 
-use std::path::PathBuf;
-
 use hsa_p2p_core::facts::PeerBandwidthRule;
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_runtime::kfd_validation::{validate, TreeKind};
@@ -13,11 +11,9 @@ use hsa_p2p_runtime::snapshot::snapshot;
 use hsa_p2p_runtime::spec::Spec;
 use hsa_p2p_runtime::sysfs::read_topology;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../hwtests/tests/fixtures")
-        .join(name)
-}
+mod common;
+
+use common::hw_fixture as fixture;
 
 #[test]
 fn snapshot_predicts_what_the_fixture_tests_expect() {
@@ -102,15 +98,7 @@ fn p2pctl_snapshot_writes_a_spec_or_says_what_is_missing() {
 #[test]
 fn snapshot_of_a_kernel_without_hsa_amd_p2p_says_so_and_what_if() {
     let scratch = tempfile::tempdir().unwrap();
-    let machine = scratch.path().join("machine");
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(fixture("mi210-pair"))
-        .arg(&machine)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    std::fs::remove_file(machine.join("sys/module/amdgpu/parameters/pcie_p2p")).unwrap();
+    let machine = common::without_pcie_p2p_parameter(scratch.path(), "mi210-pair");
     let text = snapshot(&machine).unwrap().to_toml().unwrap();
     assert!(text.contains("kernel = \"without-hsa-amd-p2p\""), "{text}");
     assert!(
