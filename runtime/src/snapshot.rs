@@ -7,16 +7,20 @@
 //! upstream port and its downstream ports, numbered in address order), each root bus a
 //! `[[host_bridge]]` with the ids of the device the kernel's whitelist looks at, every GPU with
 //! its real address, BAR, VRAM, DMA mask, link, hive and generation, and the platform's IOMMU
-//! mode, CPU, `pcie_p2p` and kernel generation.
+//! mode, CPU, `pcie_p2p` and kernel generation. Without a GPU topology (amdgpu or amdkfd not
+//! loaded) the PCI facts alone give the GPUs, and what only amdkfd tells is assumed and said.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use hsa_p2p_core::facts::{IommuMode, PciAddress};
+use hsa_p2p_core::facts::{CpuFacts, GpuFacts, IommuMode, PciAddress, PlatformFacts};
+use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
 
-use crate::kfd_validation::{match_gpus, observe, TreeKind};
-use crate::machine_facts::{Inventory, PciDevice, AMD_VENDOR};
+use crate::kfd_validation::{
+    match_gpus, observe, ObservedMachine, TreeKind, DEFAULT_DMA_MASK_BITS,
+};
+use crate::machine_facts::{Inventory, PciDevice, AMD_GPU_VENDOR, AMD_VENDOR};
 use crate::spec::{
     ByteSize, Cpu, Gpu, HiveWiring, HostBridge, IommuSetting, KernelGeneration, PcieLinkSpec,
     Platform, RootPort, Spec, Switch, XgmiHive, XgmiLinkSpec,
@@ -146,16 +150,28 @@ fn host_bridge_ids(inventory: &Inventory, segment: u32, bus: u8) -> Option<(u16,
 /// Takes a snapshot of the machine below `root` (`/` on the machine itself).
 pub fn snapshot(root: &Path) -> Result<Snapshot, String> {
     let inventory = Inventory::collect(root).map_err(|e| e.to_string())?;
-    let (tree, kind) = tree_below(root)?;
-    let gpus = match_gpus(&inventory, &tree, kind).map_err(|p| p.join("; "))?;
     let pcie_p2p = inventory.platform.pcie_p2p;
-    let machine = observe(&inventory, &tree, &gpus, kind, pcie_p2p.unwrap_or(true))
-        .map_err(|p| p.join("; "))?;
-    let mut notes = vec![format!(
-        "p2pctl snapshot of {} ({} tree)",
-        root.display(),
-        kind.driver()
-    )];
+    let (machine, kernel, source) = match tree_below(root) {
+        Ok((tree, kind)) => {
+            let gpus = match_gpus(&inventory, &tree, kind).map_err(|p| p.join("; "))?;
+            let machine = observe(&inventory, &tree, &gpus, kind, pcie_p2p.unwrap_or(true))
+                .map_err(|p| p.join("; "))?;
+            let kernel = if tree.nodes.iter().all(|n| !n.reports_p2p_links) {
+                KernelGeneration::BeforeP2pLinks
+            } else if pcie_p2p.is_none() && kind == TreeKind::Kfd {
+                KernelGeneration::WithoutHsaAmdP2p
+            } else {
+                KernelGeneration::HsaAmdP2p
+            };
+            (machine, kernel, format!("{} tree", kind.driver()))
+        }
+        Err(why) => (
+            pci_only(&inventory).map_err(|none| format!("{why}; {none}"))?,
+            KernelGeneration::HsaAmdP2p,
+            "PCI facts only: no GPU topology".to_string(),
+        ),
+    };
+    let mut notes = vec![format!("p2pctl snapshot of {} ({source})", root.display())];
     notes.extend(machine.assumptions.iter().map(|a| format!("assumed: {a}")));
 
     let count = machine.cpus.len();
@@ -244,13 +260,7 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, String> {
             .as_ref()
             .and(inventory.platform.cpu_family),
         pcie_p2p: pcie_p2p.unwrap_or(true),
-        kernel: if tree.nodes.iter().all(|n| !n.reports_p2p_links) {
-            KernelGeneration::BeforeP2pLinks
-        } else if pcie_p2p.is_none() && kind == TreeKind::Kfd {
-            KernelGeneration::WithoutHsaAmdP2p
-        } else {
-            KernelGeneration::HsaAmdP2p
-        },
+        kernel,
         cpu_link_bandwidth_mbs: machine.cpu_link_bandwidth_mbs,
         ..Platform::default()
     };
@@ -290,6 +300,82 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, String> {
         gpus: spec_gpus,
     };
     Ok(Snapshot { spec, notes })
+}
+
+/// The machine from PCI facts alone (amdgpu or amdkfd not loaded): AMD display devices (those
+/// amdgpu drives, else all), their BAR0 as the VRAM aperture, and what only amdgpu or amdkfd
+/// would tell assumed and said.
+fn pci_only(inventory: &Inventory) -> Result<ObservedMachine<'_>, String> {
+    let mut devices = inventory.amdgpu_devices();
+    if devices.is_empty() {
+        devices = (inventory.devices.iter())
+            .filter(|d| d.vendor == AMD_GPU_VENDOR && d.is_display() && d.bar(0).is_some())
+            .collect();
+    }
+    if devices.is_empty() {
+        return Err("and no AMD GPU with a BAR0 among the PCI devices".into());
+    }
+    let mut assumptions = vec![
+        "gfx_target_version, SIMDs and XGMI hives unknown without amdkfd (0, none)".to_string(),
+        "PCIe atomics supported".to_string(),
+    ];
+    let slit = &inventory.platform.numa_distances;
+    let count = slit.len().max(1);
+    let numa_distances = if slit.is_empty() {
+        assumptions.push("one CPU node (no NUMA distances in sysfs)".into());
+        vec![10]
+    } else {
+        slit.iter().flatten().copied().collect()
+    };
+    let mut gpus = Vec::new();
+    for device in &devices {
+        let bar = device.bar(0).unwrap_or_default();
+        let vram_size = device.vram_total.unwrap_or_else(|| {
+            assumptions.push(format!("{}: VRAM = its BAR0 (large BAR)", device.address));
+            bar.size()
+        });
+        let pcie = device
+            .capable_link(inventory.upstream_port(device))
+            .unwrap_or_else(|| {
+                assumptions.push(format!("{}: PCIe link unknown, Gen4 x16", device.address));
+                PcieLink {
+                    gen: PcieGen::Gen4,
+                    width: 16,
+                }
+            });
+        gpus.push(GpuFacts {
+            pci: device.address,
+            vendor_id: u32::from(device.vendor),
+            device_id: u32::from(device.device),
+            gfx_target_version: 0,
+            simd_count: 0,
+            vram_size,
+            bar_base: bar.start,
+            bar_size: bar.size(),
+            numa_node: device.numa_node.unwrap_or(0).min(count as u32 - 1),
+            dma_mask_bits: device.dma_mask_bits.unwrap_or(DEFAULT_DMA_MASK_BITS),
+            xgmi: None,
+            xgmi_connected_to_cpu: false,
+            pcie,
+            pcie_atomics: true,
+            drm_render_minor: 0,
+            unique_id: 0,
+        });
+    }
+    Ok(ObservedMachine {
+        cpus: vec![CpuFacts::default(); count],
+        numa_distances,
+        cpu_link_bandwidth_mbs: 0,
+        gpu_nodes: (0..gpus.len() as u32).map(|i| i + count as u32).collect(),
+        gpus,
+        platform: PlatformFacts {
+            iommu: inventory.iommu_mode(&devices),
+            pcie_p2p: inventory.platform.pcie_p2p.unwrap_or(true),
+            hsa_amd_p2p: true,
+        },
+        devices,
+        assumptions,
+    })
 }
 
 /// Each hive with the links its members' XGMI io_links show (a member pair one hop apart

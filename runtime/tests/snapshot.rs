@@ -6,6 +6,7 @@ use hsa_p2p_core::facts::PeerBandwidthRule;
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_runtime::kfd_validation::{validate, TreeKind};
 use hsa_p2p_runtime::machine_facts::Inventory;
+use hsa_p2p_runtime::peers::peer_pairs;
 use hsa_p2p_runtime::predict::predict_with;
 use hsa_p2p_runtime::snapshot::snapshot;
 use hsa_p2p_runtime::spec::Spec;
@@ -126,4 +127,39 @@ fn snapshot_of_a_kernel_without_hsa_amd_p2p_says_so_and_what_if() {
         .topology;
     assert!(with.p2p_link(gpus[0], gpus[1]).is_some());
     assert!(with.p2p_link(gpus[1], gpus[0]).is_some());
+}
+
+/// Without amdkfd's tree (amdgpu or amdkfd not loaded) the PCI facts alone give a spec with the
+/// same verdicts for every pair; what only amdkfd tells is said to be assumed.
+#[test]
+fn snapshot_from_pci_facts_alone_keeps_every_verdict() {
+    let scratch = tempfile::tempdir().unwrap();
+    let machine = common::copy_fixture(scratch.path(), "four-gpu-intel");
+    std::fs::remove_dir_all(machine.join("sys/devices/virtual/kfd")).unwrap();
+    std::fs::remove_dir_all(machine.join("sys/class/kfd")).unwrap();
+    let verdicts = |root: &std::path::Path| {
+        let text = snapshot(root).unwrap().to_toml().unwrap();
+        let spec = Spec::parse(&text, "snapshot").unwrap();
+        let topology = predict_with(&spec, PeerBandwidthRule::AsAmdkfd)
+            .unwrap()
+            .topology;
+        let pairs: Vec<_> = peer_pairs(&topology)
+            .iter()
+            .map(|p| (p.from, p.to, p.has_access(), p.denial.map(|d| d.reasons)))
+            .collect();
+        (text, pairs)
+    };
+    let (with_tree, expected) = verdicts(&fixture("four-gpu-intel"));
+    let (pci_only, got) = verdicts(&machine);
+    assert!(!with_tree.contains("PCI facts only"), "{with_tree}");
+    assert!(
+        pci_only.contains("(PCI facts only: no GPU topology)"),
+        "{pci_only}"
+    );
+    assert!(
+        pci_only.contains("# assumed: gfx_target_version"),
+        "{pci_only}"
+    );
+    assert_eq!(got, expected);
+    assert!(expected.iter().any(|p| p.2) && expected.iter().any(|p| !p.2));
 }
