@@ -129,10 +129,25 @@ fn slurm_lines_follow_gres_conf_for_every_shipped_spec() {
         assert!(!links.is_empty(), "{name}: no GPU lines");
     }
     let text = p2pctl(&["export", "slurm", "--spec", "topologies/xgmi-hive-4.toml"]);
-    // A ring of four with two links per neighbour: opposite GPUs are two hops apart.
+    // The MI100 quad hive: fully connected, one link per pair.
     assert_eq!(
         check_gres(&text),
-        [[-1, 2, 0, 2], [2, -1, 2, 0], [0, 2, -1, 2], [2, 0, 2, -1]]
+        [[-1, 1, 1, 1], [1, -1, 1, 1], [1, 1, -1, 1], [1, 1, 1, -1]]
+    );
+    // The MI250 node: amdgpu's num_links per pair, 0 for pairs reached through other dies.
+    let mi250 = p2pctl(&["export", "slurm", "--spec", "topologies/mi250-8gcd.toml"]);
+    assert_eq!(
+        check_gres(&mi250),
+        [
+            [-1, 4, 0, 0, 2, 0, 0, 0],
+            [4, -1, 0, 1, 0, 1, 0, 0],
+            [0, 0, -1, 4, 0, 0, 2, 0],
+            [0, 1, 4, -1, 0, 0, 0, 1],
+            [2, 0, 0, 0, -1, 4, 0, 0],
+            [0, 1, 0, 0, 4, -1, 0, 1],
+            [0, 0, 2, 0, 0, 0, -1, 4],
+            [0, 0, 0, 1, 0, 1, 4, -1],
+        ]
     );
     insta::assert_snapshot!("slurm-xgmi-hive-4", text);
     let renamed = p2pctl(&[

@@ -85,6 +85,13 @@ pub enum Command {
     Copy(CopyArgs),
     /// Direct and staged copy bandwidth matrix, 4 KiB latency and a memcpy baseline.
     Bench(BenchArgs),
+    /// A topology spec of this machine from /sys and /proc (`p2pctl snapshot > my.toml`), for
+    /// `predict` and `why`.
+    Snapshot {
+        /// The machine's root directory (holding sys/ and proc/).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: std::path::PathBuf,
+    },
 }
 
 /// The `clap::Command` of `p2pctl`, with every subcommand and option.

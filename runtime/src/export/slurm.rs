@@ -6,7 +6,7 @@
 //! itself and `0` for no connection; a line with `Links` names a single `File`. The NVML
 //! autodetection fills it with NVLink counts; the RSMI one writes `-1` and zeros (only the PCI
 //! order). Here the count is the XGMI links between directly linked hive members (the spec's
-//! `links_per_peer` when known, else 1) and 0 for PCIe peers, so Slurm co-schedules
+//! links of the pair when known, else 1) and 0 for PCIe peers, so Slurm co-schedules
 //! XGMI-connected GPUs first. Devices are in PCI address order, Slurm's GPU order.
 
 use std::fmt::Write;
@@ -67,7 +67,12 @@ pub fn gres_lines(input: &ViewInput<'_>, type_override: Option<&str>, source: &s
                     link.link_type == LinkType::Xgmi && link.weight <= XGMI_WEIGHT_PER_HOP
                 });
                 if direct_xgmi {
-                    place.xgmi_links_per_peer.unwrap_or(1).to_string()
+                    place
+                        .xgmi_links
+                        .get(&other)
+                        .copied()
+                        .unwrap_or(1)
+                        .to_string()
                 } else {
                     "0".to_string()
                 }

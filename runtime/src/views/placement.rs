@@ -27,8 +27,9 @@ pub struct GpuPlace {
     pub cpulist: Option<String>,
     /// Its DRM render minor (`/dev/dri/renderD<minor>`).
     pub render_minor: Option<u32>,
-    /// XGMI links to each directly linked hive member.
-    pub xgmi_links_per_peer: Option<u32>,
+    /// XGMI links to each hive member, by its node id (amdgpu's `num_links` per pair; empty
+    /// when unknown).
+    pub xgmi_links: BTreeMap<u32, u32>,
 }
 
 /// [`GpuPlace`] of every GPU node and the PCIe path of every ordered GPU pair.
@@ -69,11 +70,7 @@ impl Placement {
                     switch: spec_switch(spec, &layout, index),
                     cpulist: cpu.and_then(|cpu| spec_cpulist(spec, cpu as usize)),
                     render_minor: Some(FIRST_RENDER_MINOR + index as u32),
-                    xgmi_links_per_peer: prediction
-                        .gpus
-                        .get(index)
-                        .and_then(|facts| facts.xgmi)
-                        .map(|xgmi| xgmi.links_per_peer),
+                    xgmi_links: xgmi_links(prediction, &nodes, index),
                 },
             );
             for (owner_index, &owner) in nodes.iter().enumerate() {
@@ -112,7 +109,7 @@ impl Placement {
                             .map(|text| text.trim().to_string())
                     }),
                     render_minor: Some(gpu.properties.drm_render_minor).filter(|&m| m != 0),
-                    xgmi_links_per_peer: None,
+                    xgmi_links: BTreeMap::new(),
                 },
             );
             for owner in &gpus {
@@ -151,4 +148,19 @@ fn spec_switch(spec: &Spec, layout: &PcieLayout, gpu: usize) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The XGMI links of GPU `index` of a prediction to each other member of its hive, by node id.
+fn xgmi_links(prediction: &Prediction, nodes: &[u32], index: usize) -> BTreeMap<u32, u32> {
+    let facts = |i: usize| prediction.gpus.get(i).and_then(|gpu| gpu.xgmi);
+    let Some(mine) = facts(index) else {
+        return BTreeMap::new();
+    };
+    (nodes.iter().enumerate())
+        .filter(|&(other, _)| other != index)
+        .filter_map(|(other, &node)| {
+            let theirs = facts(other).filter(|x| x.hive_id == mine.hive_id)?;
+            Some((node, mine.links_to(&theirs)))
+        })
+        .collect()
 }

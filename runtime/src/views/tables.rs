@@ -289,7 +289,9 @@ pub fn pair_class(input: &ViewInput<'_>, from: u32, to: u32) -> Option<PathClass
             let links = input
                 .placement
                 .gpu(from)
-                .xgmi_links_per_peer
+                .xgmi_links
+                .get(&to)
+                .copied()
                 .filter(|_| direct);
             return Some(PathClass::Xgmi { links });
         }

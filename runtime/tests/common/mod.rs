@@ -2,7 +2,7 @@
 //! keep outputs and snapshots free of this machine's paths). Each test crate uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root.
@@ -43,4 +43,30 @@ pub fn shipped_specs() -> Vec<String> {
     names.sort();
     assert!(names.len() >= 8, "{names:?}");
     names
+}
+
+/// A fixture machine of hwtests (`sys/`, `proc/`): its root directory.
+pub fn hw_fixture(name: &str) -> PathBuf {
+    repo().join("hwtests/tests/fixtures").join(name)
+}
+
+/// A copy of fixture machine `name` in `scratch` (symbolic links kept); its root directory.
+pub fn copy_fixture(scratch: &Path, name: &str) -> PathBuf {
+    let machine = scratch.join(name);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(hw_fixture(name))
+        .arg(&machine)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    machine
+}
+
+/// A copy of fixture machine `name` in `scratch` whose amdgpu has no `pcie_p2p` parameter (a
+/// kernel built without CONFIG_HSA_AMD_P2P); its root directory.
+pub fn without_pcie_p2p_parameter(scratch: &Path, name: &str) -> PathBuf {
+    let machine = copy_fixture(scratch, name);
+    std::fs::remove_file(machine.join("sys/module/amdgpu/parameters/pcie_p2p")).unwrap();
+    machine
 }

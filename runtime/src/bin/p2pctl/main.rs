@@ -48,6 +48,15 @@ fn run(command: Command) -> Result<()> {
         Command::Copy(args) => copy::run(&args)?,
         Command::Bench(args) => bench::run(&args)?,
         Command::Predict(args) => predict_cmd::run(&args)?,
+        Command::Snapshot { root } => {
+            let snapshot = hsa_p2p_runtime::snapshot::snapshot(&root)
+                .map_err(|message| anyhow::anyhow!("snapshot of {}: {message}", root.display()))?;
+            emit(
+                snapshot
+                    .to_toml()
+                    .map_err(|message| anyhow::anyhow!("snapshot: {message}"))?,
+            )?;
+        }
         Command::Dot {
             source,
             cpu_links,

@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use hsa_p2p_runtime::cli::MatrixArgs;
-use hsa_p2p_runtime::report;
 use hsa_p2p_runtime::views::{build_table, render_csv, TableKind};
+use hsa_p2p_runtime::{libhsakmt, report};
 
 use crate::gpu_selection::select_gpus;
 use crate::output::{emit, emit_json};
@@ -29,7 +29,11 @@ pub fn run(args: &MatrixArgs) -> Result<()> {
         let document = report::json::matrix_document(&input, &kinds, loaded.source.clone());
         emit_json(&document, args.output)?;
     } else {
-        emit(report::matrix::render_matrices(&input, &kinds))?;
+        let mut text = report::matrix::render_matrices(&input, &kinds);
+        if libhsakmt::predates_p2p_links(&loaded.topology) {
+            text += &libhsakmt::render_synthesized(&loaded.topology, &loaded.labels);
+        }
+        emit(text)?;
     }
     Ok(())
 }
