@@ -110,6 +110,14 @@ fn bad_specs_name_the_file_and_line() {
             gpu("").replace("id = \"g\"", "id = \"node3\""),
         ),
         ("not-toml.toml", "name = \"bad\"\n[[cpu]\n".to_string()),
+        // pcie_p2p is amdgpu's parameter only with CONFIG_HSA_AMD_P2P.
+        (
+            "pcie-p2p-without-the-option.toml",
+            gpu("").replace(
+                "[[cpu]]",
+                "[platform]\nkernel = \"before-p2p-links\"\npcie_p2p = false\n[[cpu]]",
+            ),
+        ),
     ];
     let scratch = tempfile::tempdir().unwrap();
     for (file, text) in &specs {
