@@ -34,27 +34,26 @@ fn why_of_each_denial_reason_in_the_shipped_specs() {
 #[test]
 fn why_of_each_kernel_generation_and_the_other_reasons() {
     let scratch = tempfile::tempdir().unwrap();
-    let platform = |line: &'static str| {
-        move |text: String| text.replace("[platform]\n", &format!("[platform]\n{line}\n"))
-    };
-    let cases: [(&str, Box<dyn Fn(String) -> String>); 4] = [
+    // (snapshot name, a line for [platform], a line for the last GPU, gpu1).
+    let cases = [
         (
             "kernel-without-hsa-amd-p2p",
-            Box::new(platform("kernel = \"without-hsa-amd-p2p\"")),
+            "kernel = \"without-hsa-amd-p2p\"",
+            "",
         ),
         (
             "kernel-before-p2p-links",
-            Box::new(platform("kernel = \"before-p2p-links\"")),
+            "kernel = \"before-p2p-links\"",
+            "",
         ),
-        ("pcie-p2p-disabled", Box::new(platform("pcie_p2p = false"))),
-        (
-            "xgmi-connected-to-cpu",
-            Box::new(|text: String| text + "xgmi_connected_to_cpu = true\n"),
-        ),
+        ("pcie-p2p-disabled", "pcie_p2p = false", ""),
+        ("xgmi-connected-to-cpu", "", "xgmi_connected_to_cpu = true"),
     ];
-    for (name, edit) in cases {
+    for (name, platform, gpu1) in cases {
         let file = format!("{name}.toml");
-        edited_spec(scratch.path(), "same-switch", &file, edit);
+        edited_spec(scratch.path(), "same-switch", &file, |text| {
+            text.replace("[platform]\n", &format!("[platform]\n{platform}\n")) + gpu1 + "\n"
+        });
         let out = p2pctl_in(scratch.path(), &["why", "gpu0", "gpu1", "--spec", &file]);
         insta::assert_snapshot!(format!("why-{name}"), out);
     }
