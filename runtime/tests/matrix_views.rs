@@ -180,8 +180,8 @@ fn json_is_one_line_when_piped_and_indented_with_pretty() {
 fn csv_needs_one_table_and_gpus_must_be_gpus() {
     let spec = "topologies/two-socket.toml";
     let output = common::run(&["matrix", "--spec", spec, "--csv"]);
+    // The messages of both refusals: error_texts.rs.
     assert_eq!(output.status.code(), Some(2), "a usage error");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--table <TABLE>"));
     let output = common::run(&["matrix", "--spec", spec, "--gpus", "gpu0,cpu1"]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
@@ -190,5 +190,4 @@ fn csv_needs_one_table_and_gpus_must_be_gpus() {
     );
     let output = common::run(&["matrix", "--spec", spec, "--gpus", "gpu9"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no GPU named \"gpu9\""));
 }

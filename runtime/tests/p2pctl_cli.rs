@@ -433,15 +433,16 @@ fn why_on_a_machine_without_the_pcie_p2p_parameter_names_the_missing_option() {
 #[test]
 fn predict_as_amdkfd_reports_the_accessors_link_bandwidth() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("narrow-owner.toml");
-    let narrow =
-        std::fs::read_to_string(spec("same-switch")).unwrap() + "pcie = { gen = 3, width = 16 }\n";
-    std::fs::write(&path, narrow).unwrap();
-    let path = path.to_str().unwrap();
-    let corrected = success(&["predict", path]);
-    assert!(corrected.contains("gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
-    assert!(corrected.contains("gpu1 -> gpu0: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
-    let amdkfd = success(&["predict", "--as-amdkfd", path]);
-    assert!(amdkfd.contains("gpu0 -> gpu1: P2P, PCIE via p2p_links, weight 40, 32000 MB/s"));
-    assert!(amdkfd.contains("gpu1 -> gpu0: P2P, PCIE via p2p_links, weight 40, 16000 MB/s"));
+    common::edited_spec(dir.path(), "same-switch", "narrow-owner.toml", |text| {
+        text + "pcie = { gen = 3, width = 16 }\n"
+    });
+    for (name, flags) in [("corrected", &[][..]), ("as-amdkfd", &["--as-amdkfd"][..])] {
+        let args: Vec<&str> = ["predict", "narrow-owner.toml"]
+            .iter()
+            .chain(flags)
+            .copied()
+            .collect();
+        let out = common::p2pctl_in(dir.path(), &args);
+        insta::assert_snapshot!(format!("predict-narrow-owner-{name}"), out);
+    }
 }
