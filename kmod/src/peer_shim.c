@@ -13,6 +13,7 @@
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/sched/signal.h>
+#include <linux/unaligned.h>
 
 #include "shim.h"
 
@@ -100,48 +101,87 @@ void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len)
 	unmap_mapping_range(file->f_mapping, offset, len, 1);
 }
 
+/* Bytes moved per burst: one cache line, through eight 64-bit registers. */
+#define HSA_P2P_BURST 64
+
+/*
+ * One burst: eight 64-bit loads with @load, then eight stores with @store. Written out so that
+ * the values stay in registers (a loop over an array becomes a string copy through the stack,
+ * which an emulator runs element by element).
+ */
+#define HSA_P2P_MOVE_BURST(load, store)					\
+	do {								\
+		u64 w0 = load(0), w1 = load(1), w2 = load(2), w3 = load(3);	\
+		u64 w4 = load(4), w5 = load(5), w6 = load(6), w7 = load(7);	\
+		store(0, w0); store(1, w1); store(2, w2); store(3, w3);	\
+		store(4, w4); store(5, w5); store(6, w6); store(7, w7);	\
+	} while (0)
+
+/*
+ * Reads @len bytes of I/O memory at @src into kernel memory at @to. Loads from @src are
+ * naturally aligned (single bytes until @src is 8-byte aligned); a burst is eight loads, then
+ * eight stores, so that the two sides alternate once per cache line, not once per word.
+ */
+static void hsa_p2p_read_block(u8 *to, const void __iomem *src, size_t len)
+{
+#define LOAD(i) __raw_readq(src + 8 * (i))
+#define STORE(i, w) put_unaligned(w, (u64 *)(to + 8 * (i)))
+	for (; len && !IS_ALIGNED((unsigned long)src, 8); len--)
+		*to++ = __raw_readb(src++);
+	for (; len >= HSA_P2P_BURST; len -= HSA_P2P_BURST) {
+		HSA_P2P_MOVE_BURST(LOAD, STORE);
+		src += HSA_P2P_BURST;
+		to += HSA_P2P_BURST;
+	}
+	for (; len; len--)
+		*to++ = __raw_readb(src++);
+#undef LOAD
+#undef STORE
+}
+
+/* Writes @len bytes of kernel memory at @from to I/O memory at @dst, like the above. */
+static void hsa_p2p_write_block(void __iomem *dst, const u8 *from, size_t len)
+{
+#define LOAD(i) get_unaligned((const u64 *)(from + 8 * (i)))
+#define STORE(i, w) __raw_writeq(w, dst + 8 * (i))
+	for (; len && !IS_ALIGNED((unsigned long)dst, 8); len--)
+		__raw_writeb(*from++, dst++);
+	for (; len >= HSA_P2P_BURST; len -= HSA_P2P_BURST) {
+		HSA_P2P_MOVE_BURST(LOAD, STORE);
+		dst += HSA_P2P_BURST;
+		from += HSA_P2P_BURST;
+	}
+	for (; len; len--)
+		__raw_writeb(*from++, dst++);
+#undef LOAD
+#undef STORE
+}
+
 /*
  * Copies @len bytes from one I/O mapping to another (two ioremapped BARs): the direct path.
  * Correct at any byte offset and size, and never an unaligned MMIO access (some architectures
- * trap them): single bytes until the source is 8-byte aligned, then bursts, then single bytes.
+ * trap them).
  *
- * A burst moves a cache line through CPU registers: eight aligned 64-bit loads from @src, then
- * eight stores to @dst (aligned 64-bit stores when @dst is aligned too, memcpy_toio() from the
- * registers' copy otherwise), like a DMA engine's read and write bursts, without touching the
- * bounce path. Interleaving single loads and stores (memcpy_toio's rep movs) makes every access
- * alternate between the two mappings; when both BARs are mapped at addresses that alias in the
- * emulator's software TLB (QEMU TCG, identical offsets in two 64 MiB-aligned mappings), every
- * access misses, and the copy runs at a tenth of the staged path's speed.
+ * The data goes through @bounce (@bounce_len bytes of kernel memory, the copy engine's): a block
+ * is read from @src whole, then written to @dst whole, like a DMA engine's read and write
+ * bursts. Interleaving the two BARs' accesses instead (memcpy_toio's rep movs, or even one cache
+ * line at a time) is slow wherever the two mappings' addresses alias in the CPU's translation
+ * cache: under QEMU TCG, whose software TLB is direct-mapped, two buffers at the same offset of
+ * two BARs (what two first allocations get) missed on every cache line and copied at a third of
+ * the speed of other placements. With a block, the BARs alternate once per block; see
+ * docs/performance.md for the measurements that chose this.
  */
-void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len)
+void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len, u8 *bounce,
+		     size_t bounce_len)
 {
-	u64 burst[8];
-	int i;
-
-	while (len && !IS_ALIGNED((unsigned long)src, 8)) {
-		__raw_writeb(__raw_readb(src), dst);
-		src++;
-		dst++;
-		len--;
-	}
-	while (len >= sizeof(burst)) {
-		for (i = 0; i < 8; i++)
-			burst[i] = __raw_readq(src + 8 * i);
-		if (IS_ALIGNED((unsigned long)dst, 8)) {
-			for (i = 0; i < 8; i++)
-				__raw_writeq(burst[i], dst + 8 * i);
-		} else {
-			memcpy_toio(dst, burst, sizeof(burst));
-		}
-		src += sizeof(burst);
-		dst += sizeof(burst);
-		len -= sizeof(burst);
-	}
 	while (len) {
-		__raw_writeb(__raw_readb(src), dst);
-		src++;
-		dst++;
-		len--;
+		size_t block = min(len, bounce_len);
+
+		hsa_p2p_read_block(bounce, src, block);
+		hsa_p2p_write_block(dst, bounce, block);
+		src += block;
+		dst += block;
+		len -= block;
 	}
 	/* The stores are posted; order them before whatever the caller does next. */
 	wmb();

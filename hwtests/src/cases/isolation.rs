@@ -759,7 +759,9 @@ fn one_file_cannot_take_every_buffer(context: &Context) -> TestOutput {
     })
 }
 
-/// (source offset, destination offset, size) of the unaligned copies.
+/// (source offset, destination offset, size) of the unaligned copies. The last ones cross the
+/// blocks (16 KiB) in which the direct path reads the source whole before writing it, with the
+/// source and the destination misaligned differently.
 const UNALIGNED_COPIES: &[(u64, u64, u64)] = &[
     (0, 1, 64),
     (3, 5, 1000),
@@ -767,6 +769,10 @@ const UNALIGNED_COPIES: &[(u64, u64, u64)] = &[
     (1, 1, 63),
     (5, 13, 1),
     (8, 3, 4096 + 17),
+    (1, 2, 3 * 16384 + 77),
+    (16383, 16385, 16386),
+    (4093, 7, 40000),
+    (0, 0, 1 << 16),
 ];
 
 fn copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
