@@ -55,7 +55,7 @@ pub struct BenchArgs {
     pub options: BenchOptions,
     #[command(flatten)]
     pub target: DeviceArgs,
-    /// Print the hsa-p2p/bench/v1 JSON document.
+    /// Print the hsa-p2p/bench/v2 JSON document.
     #[arg(long)]
     pub json: bool,
 }
