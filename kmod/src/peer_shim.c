@@ -92,6 +92,12 @@ bool hsa_p2p_fatal_signal_pending(void)
 	return fatal_signal_pending(current);
 }
 
+/* Whether @task, which submitted a copy that a worker moves a part of, has been killed. */
+bool hsa_p2p_task_fatal_signal_pending(struct task_struct *task)
+{
+	return fatal_signal_pending(task);
+}
+
 /*
  * Removes every user mapping of file offsets [@offset, @offset + @len) made through @file's
  * address space (all processes): later accesses fault with SIGBUS.

@@ -627,17 +627,32 @@ const COPY_CHUNK: usize = 1 << 20;
 /// Kills attempted before a partial copy must have been seen.
 const KILL_ATTEMPTS: u32 = 8;
 
-/// How far a copy into a zeroed destination got: the length of the copied prefix, when the
-/// rest is untouched.
-fn copied_prefix(destination: &[u8]) -> Option<usize> {
-    let copied = destination
+/// What a copy into a zeroed destination wrote: the `[start, end)` runs of copied bytes, when
+/// every other byte is untouched. A copy split across the module's copy engines writes one run
+/// per engine, each from its part's start (a multiple of the chunk for these sizes).
+fn copied_runs(destination: &[u8]) -> Option<Vec<(usize, usize)>> {
+    if destination
         .iter()
-        .position(|byte| *byte != PATTERN)
-        .unwrap_or(destination.len());
-    destination[copied..]
-        .iter()
-        .all(|byte| *byte == 0)
-        .then_some(copied)
+        .any(|byte| *byte != PATTERN && *byte != 0)
+    {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (index, byte) in destination.iter().enumerate() {
+        match (start, *byte == PATTERN) {
+            (None, true) => start = Some(index),
+            (Some(from), false) => {
+                runs.push((from, index));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = start {
+        runs.push((from, destination.len()));
+    }
+    Some(runs)
 }
 
 /// Forks a child that copies `src` to `dst` through the shared open file, kills it `delay`
@@ -710,18 +725,25 @@ fn killed_copy_stops_between_chunks(context: &Context) -> TestOutput {
                 kill_during_copy(&device, &src, &dst, delay),
                 "kill during a copy"
             );
-            match copied_prefix(destination.as_slice()) {
-                Some(copied) if copied > 0 && copied < size as usize => {
-                    if copied % COPY_CHUNK != 0 {
-                        return Ok(vec![format!(
-                            "a killed copy stopped at byte {copied}, not at a chunk boundary"
-                        )]);
-                    }
-                    return Ok(Vec::new());
+            let Some(runs) = copied_runs(destination.as_slice()) else {
+                return Ok(vec![
+                    "a killed copy wrote bytes that are not the source's".into()
+                ]);
+            };
+            let copied: usize = runs.iter().map(|(start, end)| end - start).sum();
+            if copied > 0 && copied < size as usize {
+                let unaligned: Vec<_> = runs
+                    .iter()
+                    .filter(|(start, end)| start % COPY_CHUNK != 0 || end % COPY_CHUNK != 0)
+                    .collect();
+                if !unaligned.is_empty() {
+                    return Ok(vec![format!(
+                        "a killed copy wrote {unaligned:?}, not whole chunks from a part's start"
+                    )]);
                 }
-                Some(copied) => outcomes.push(copied),
-                None => return Ok(vec!["a killed copy wrote outside its prefix".into()]),
+                return Ok(Vec::new());
             }
+            outcomes.push(copied);
         }
         Ok(vec![format!(
             "{KILL_ATTEMPTS} copies of {size} bytes ({copy_time:?} each) killed part-way all ran to \
