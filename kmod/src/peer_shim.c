@@ -111,56 +111,65 @@ void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len)
 #define HSA_P2P_BURST 64
 
 /*
- * One burst: eight 64-bit loads with @load, then eight stores with @store. Written out so that
- * the values stay in registers (a loop over an array becomes a string copy through the stack,
- * which an emulator runs element by element).
- */
-#define HSA_P2P_MOVE_BURST(load, store)					\
-	do {								\
-		u64 w0 = load(0), w1 = load(1), w2 = load(2), w3 = load(3);	\
-		u64 w4 = load(4), w5 = load(5), w6 = load(6), w7 = load(7);	\
-		store(0, w0); store(1, w1); store(2, w2); store(3, w3);	\
-		store(4, w4); store(5, w5); store(6, w6); store(7, w7);	\
-	} while (0)
-
-/*
  * Reads @len bytes of I/O memory at @src into kernel memory at @to. Loads from @src are
  * naturally aligned (single bytes until @src is 8-byte aligned); a burst is eight loads, then
- * eight stores, so that the two sides alternate once per cache line, not once per word.
+ * eight stores, so that the two sides alternate once per cache line, not once per word. The
+ * bursts are written out so that the values stay in registers: a loop over an array becomes a
+ * string copy through the stack, which an emulator runs element by element.
  */
 static void hsa_p2p_read_block(u8 *to, const void __iomem *src, size_t len)
 {
-#define LOAD(i) __raw_readq(src + 8 * (i))
-#define STORE(i, w) put_unaligned(w, (u64 *)(to + 8 * (i)))
 	for (; len && !IS_ALIGNED((unsigned long)src, 8); len--)
 		*to++ = __raw_readb(src++);
 	for (; len >= HSA_P2P_BURST; len -= HSA_P2P_BURST) {
-		HSA_P2P_MOVE_BURST(LOAD, STORE);
+		u64 w0 = __raw_readq(src), w1 = __raw_readq(src + 8);
+		u64 w2 = __raw_readq(src + 16), w3 = __raw_readq(src + 24);
+		u64 w4 = __raw_readq(src + 32), w5 = __raw_readq(src + 40);
+		u64 w6 = __raw_readq(src + 48), w7 = __raw_readq(src + 56);
+
+		put_unaligned(w0, (u64 *)to);
+		put_unaligned(w1, (u64 *)(to + 8));
+		put_unaligned(w2, (u64 *)(to + 16));
+		put_unaligned(w3, (u64 *)(to + 24));
+		put_unaligned(w4, (u64 *)(to + 32));
+		put_unaligned(w5, (u64 *)(to + 40));
+		put_unaligned(w6, (u64 *)(to + 48));
+		put_unaligned(w7, (u64 *)(to + 56));
 		src += HSA_P2P_BURST;
 		to += HSA_P2P_BURST;
 	}
 	for (; len; len--)
 		*to++ = __raw_readb(src++);
-#undef LOAD
-#undef STORE
 }
 
 /* Writes @len bytes of kernel memory at @from to I/O memory at @dst, like the above. */
 static void hsa_p2p_write_block(void __iomem *dst, const u8 *from, size_t len)
 {
-#define LOAD(i) get_unaligned((const u64 *)(from + 8 * (i)))
-#define STORE(i, w) __raw_writeq(w, dst + 8 * (i))
 	for (; len && !IS_ALIGNED((unsigned long)dst, 8); len--)
 		__raw_writeb(*from++, dst++);
 	for (; len >= HSA_P2P_BURST; len -= HSA_P2P_BURST) {
-		HSA_P2P_MOVE_BURST(LOAD, STORE);
+		u64 w0 = get_unaligned((const u64 *)from);
+		u64 w1 = get_unaligned((const u64 *)(from + 8));
+		u64 w2 = get_unaligned((const u64 *)(from + 16));
+		u64 w3 = get_unaligned((const u64 *)(from + 24));
+		u64 w4 = get_unaligned((const u64 *)(from + 32));
+		u64 w5 = get_unaligned((const u64 *)(from + 40));
+		u64 w6 = get_unaligned((const u64 *)(from + 48));
+		u64 w7 = get_unaligned((const u64 *)(from + 56));
+
+		__raw_writeq(w0, dst);
+		__raw_writeq(w1, dst + 8);
+		__raw_writeq(w2, dst + 16);
+		__raw_writeq(w3, dst + 24);
+		__raw_writeq(w4, dst + 32);
+		__raw_writeq(w5, dst + 40);
+		__raw_writeq(w6, dst + 48);
+		__raw_writeq(w7, dst + 56);
 		dst += HSA_P2P_BURST;
 		from += HSA_P2P_BURST;
 	}
 	for (; len; len--)
 		__raw_writeb(*from++, dst++);
-#undef LOAD
-#undef STORE
 }
 
 /*

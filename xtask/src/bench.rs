@@ -419,6 +419,7 @@ mod tests {
             spec: format!("{gpus}"),
             gpus,
             first_probe_s: 1.0,
+            last_probe_s: 1.5,
             all_published_s: 2.0,
             publications: gpus,
             per_gpu_ms,

@@ -1,8 +1,10 @@
 //! Bring-up at scale, from the kernel's own timestamps: machines of 2, 4 and 16 GPUs load the
-//! module, and the kernel log (`dmesg -r`) gives the time from the first GPU's probe message to
-//! the publication of the topology that lists every GPU, per GPU.
+//! module, and the kernel log (`dmesg -r`) gives the time of each GPU's probe message and of
+//! every topology publication. GPUs bind one after the other, so the interval between two
+//! consecutive probe messages is one GPU's bind + publish (the rest of its probe, the
+//! republication, the start of the next probe).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use hsa_p2p_runtime::spec::Spec;
 use serde::Serialize;
 
@@ -28,13 +30,16 @@ pub struct BringUp {
     pub spec: String,
     /// GPUs bound.
     pub gpus: u32,
-    /// Kernel time of the first GPU's probe message, seconds.
+    /// Kernel time of the first GPU's probe message, seconds (the boot before the module).
     pub first_probe_s: f64,
+    /// Kernel time of the last GPU's probe message, seconds.
+    pub last_probe_s: f64,
     /// Kernel time of the first publication that lists every GPU, seconds.
     pub all_published_s: f64,
     /// Topology publications from the first probe to that one.
     pub publications: u32,
-    /// (all_published_s - first_probe_s) / gpus, milliseconds.
+    /// The mean interval between consecutive probe messages (one GPU's bind + publish),
+    /// milliseconds; with one GPU, from its probe message to the publication.
     pub per_gpu_ms: f64,
 }
 
@@ -54,11 +59,14 @@ fn published_gpus(line: &str) -> Option<u32> {
 
 /// The bring-up of `gpus` GPUs in `log` (`dmesg -r` lines).
 pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
-    let first_probe_s = log
+    let probes: Vec<f64> = log
         .iter()
         .filter(|line| line.contains(PROBE_MESSAGE))
-        .find_map(|line| timestamp(line))
-        .context("no GPU probe message in the kernel log")?;
+        .filter_map(|line| timestamp(line))
+        .collect();
+    let (Some(&first_probe_s), Some(&last_probe_s)) = (probes.first(), probes.last()) else {
+        bail!("no GPU probe message in the kernel log");
+    };
     let publications: Vec<(f64, u32)> = log
         .iter()
         .filter_map(|line| Some((timestamp(line)?, published_gpus(line)?)))
@@ -69,13 +77,18 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
         .position(|(_, count)| *count == gpus)
         .with_context(|| format!("no publication of {gpus} GPUs in the kernel log"))?;
     let all_published_s = publications[position].0;
+    let per_gpu_s = match probes.len() {
+        1 => all_published_s - first_probe_s,
+        count => (last_probe_s - first_probe_s) / (count - 1) as f64,
+    };
     Ok(BringUp {
         spec: spec.to_owned(),
         gpus,
         first_probe_s,
+        last_probe_s,
         all_published_s,
         publications: position as u32 + 1,
-        per_gpu_ms: (all_published_s - first_probe_s) * 1e3 / f64::from(gpus.max(1)),
+        per_gpu_ms: per_gpu_s * 1e3,
     })
 }
 
@@ -107,7 +120,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_gpu_time_runs_from_the_first_probe_to_the_publication_of_every_gpu() {
+    fn per_gpu_time_is_the_interval_between_probes() {
         let log: Vec<String> = [
             "<6>[    0.900000] hsa_p2p: topology generation 1: 0 GPUs, 0 p2p links",
             "<6>[    1.000000] hsa_p2p 0000:02:00.0: GPU: VRAM 64 MiB, BAR2 64 MiB",
@@ -120,9 +133,20 @@ mod tests {
         .to_vec();
         let bring_up = from_log("same-switch", 2, &log).unwrap();
         assert_eq!(bring_up.first_probe_s, 1.0);
+        assert_eq!(bring_up.last_probe_s, 1.15);
         assert_eq!(bring_up.all_published_s, 1.3);
         assert_eq!(bring_up.publications, 2);
-        assert!((bring_up.per_gpu_ms - 150.0).abs() < 1e-9);
+        assert!((bring_up.per_gpu_ms - 150.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn one_gpu_counts_from_its_probe_to_the_publication() {
+        let log = [
+            "<6>[    1.000000] hsa_p2p 0000:02:00.0: GPU: VRAM 64 MiB",
+            "<6>[    1.004000] hsa_p2p: topology generation 2: 1 GPUs, 0 p2p links",
+        ]
+        .map(String::from);
+        assert!((from_log("x", 1, &log).unwrap().per_gpu_ms - 4.0).abs() < 1e-6);
     }
 
     #[test]
