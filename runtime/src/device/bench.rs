@@ -193,22 +193,25 @@ fn bench_pair(
             verified &= held.checksum(buffer)? == expected;
             Ok(())
         };
-        let direct = has_direct_path(topology, from, to);
-        let mut direct_gbps = None;
-        let mut direct_gbps_staggered = None;
-        let mut direct_latency = None;
-        if direct {
-            device.map_peer(dst.handle, from.gpu_id)?;
+        // A direct copy into `target`, mapped for the source first, then verified.
+        let mut direct_into = |held: &Held, target: &Buffer| -> Result<f64, TransferError> {
+            device.map_peer(target.handle, from.gpu_id)?;
             let rate = copy_rate(
                 device,
                 &src,
-                &dst,
+                target,
                 size,
                 config.iterations,
                 PathChoice::Direct,
             )?;
-            check(held, &dst)?;
-            direct_gbps = Some(rate);
+            check(held, target)?;
+            Ok(rate)
+        };
+        let mut direct_gbps = None;
+        let mut direct_gbps_staggered = None;
+        let mut direct_latency = None;
+        if has_direct_path(topology, from, to) {
+            direct_gbps = Some(direct_into(held, &dst)?);
             direct_latency = Some(latencies(
                 device,
                 &src,
@@ -221,17 +224,7 @@ fn bench_pair(
                 .alloc(to.gpu_id, STAGGER)
                 .and_then(|_| held.alloc(to.gpu_id, size));
             if let Ok(staggered) = staggered {
-                device.map_peer(staggered.handle, from.gpu_id)?;
-                let rate = copy_rate(
-                    device,
-                    &src,
-                    &staggered,
-                    size,
-                    config.iterations,
-                    PathChoice::Direct,
-                )?;
-                check(held, &staggered)?;
-                direct_gbps_staggered = Some(rate);
+                direct_gbps_staggered = Some(direct_into(held, &staggered)?);
             }
         }
         let staged_gbps = copy_rate(
