@@ -4,7 +4,8 @@
 //! across several engines that run at the same time on different CPUs.
 //!
 //! A copy of `len` bytes is cut into parts, one per engine (the `copy_engines` module parameter;
-//! by default the SDMA engines the topology gives every GPU, at least 2), each a multiple of
+//! by default the SDMA engines the topology gives every GPU, at least 2; never more than the
+//! online CPUs), each a multiple of
 //! [`DIRECT_BLOCK`] and at least [`MIN_PART`] bytes. The calling thread runs the first part,
 //! kernel workers of the unbound workqueue the others (the scheduler puts them on idle CPUs);
 //! the caller waits for every part before the ioctl returns, so nothing of a copy outlives it.
@@ -26,7 +27,7 @@ use kernel::workqueue;
 
 use crate::buffer::Buffer;
 use crate::limits::GFP_USER_TRIGGERED;
-use crate::shim::{hsa_p2p_copy_io, hsa_p2p_task_fatal_signal_pending};
+use crate::shim::{hsa_p2p_copy_io, hsa_p2p_online_cpus, hsa_p2p_task_fatal_signal_pending};
 
 /// The largest piece copied while the buffers are registered as in use and the BAR mappings
 /// are held (an RCU read-side section); between pieces fatal signals are honoured.
@@ -44,12 +45,15 @@ const MIN_PART: u64 = 1 << 20;
 /// The most engines a copy is split across, whatever the parameter says.
 const MAX_ENGINES: u32 = 16;
 
-/// How many engines a direct copy may use.
+/// How many engines a direct copy may use: never more than there are CPUs to run them, since
+/// on one CPU the parts would only take turns (measured: `docs/performance.md`).
 fn engines() -> u32 {
-    match crate::module_parameters::copy_engines.value() {
+    let configured = match crate::module_parameters::copy_engines.value() {
         0 => crate::link_finish::NUM_SDMA_ENGINES.max(2),
         chosen => chosen.min(MAX_ENGINES),
-    }
+    };
+    // SAFETY: no arguments; reads the online CPU mask's weight.
+    configured.min(unsafe { hsa_p2p_online_cpus() }).max(1)
 }
 
 /// One copy, or one part of it: what it reads, what it writes, and how.

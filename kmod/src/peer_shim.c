@@ -92,6 +92,15 @@ bool hsa_p2p_fatal_signal_pending(void)
 	return fatal_signal_pending(current);
 }
 
+/*
+ * How many CPUs are online (the copy engines never outnumber them); num_online_cpus() is a
+ * static inline.
+ */
+unsigned int hsa_p2p_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
 /* Whether @task, which submitted a copy that a worker moves a part of, has been killed. */
 bool hsa_p2p_task_fatal_signal_pending(struct task_struct *task)
 {

@@ -66,6 +66,7 @@ extern "C" {
     pub(crate) fn hsa_p2p_vma_pfnmap_wc(vma: *mut c_void);
     pub(crate) fn hsa_p2p_fatal_signal_pending() -> bool;
     pub(crate) fn hsa_p2p_task_fatal_signal_pending(task: *mut c_void) -> bool;
+    pub(crate) fn hsa_p2p_online_cpus() -> c_uint;
     pub(crate) fn hsa_p2p_zap_file_range(file: *mut c_void, offset: u64, len: u64);
     pub(crate) fn hsa_p2p_copy_io(
         dst: *mut c_void,
