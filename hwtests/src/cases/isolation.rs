@@ -96,6 +96,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "isolation",
+        name: "split_copies_are_exact_at_any_offset",
+        description: "direct copies split across the copy engines, at unaligned offsets and sizes, move exactly the bytes asked for",
+        run: split_copies_are_exact_at_any_offset,
+    },
+    Test {
+        suite: "isolation",
         name: "vram_has_one_allocator",
         description: "no GPU's VRAM BAR is also offered to the kernel's P2PDMA memory pool (p2pmem)",
         run: vram_has_one_allocator,
@@ -797,36 +803,72 @@ const UNALIGNED_COPIES: &[(u64, u64, u64)] = &[
     (0, 0, 1 << 16),
 ];
 
-fn copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
-    case(context, |machine| {
-        const SIZE: u64 = 1 << 16;
-        let gpu = machine.gpus()[0];
-        let device = attempt!(machine.open(), "open");
-        let src = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc source");
-        let dst = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc destination");
-        let mut source = attempt!(device.mmap(&src), "mmap source");
-        let destination = attempt!(device.mmap(&dst), "mmap destination");
-        let pattern = hsa_p2p_runtime::device::random_bytes(SIZE as usize, 0x10a);
-        source.as_mut_slice().copy_from_slice(&pattern);
-        let mut problems = Vec::new();
-        for choice in [PathChoice::Direct, PathChoice::Staged] {
-            for &(from, to, len) in UNALIGNED_COPIES {
-                let before = destination.as_slice().to_vec();
-                attempt!(
-                    device.copy(src.handle, from, dst.handle, to, len, choice),
-                    format!("{choice:?} copy {from} -> {to}, {len} bytes")
-                );
-                let mut expected = before;
-                let (from, to, len) = (from as usize, to as usize, len as usize);
-                expected[to..to + len].copy_from_slice(&pattern[from..from + len]);
-                if destination.as_slice() != expected.as_slice() {
-                    problems.push(format!(
-                        "{choice:?} copy of {len} bytes from offset {from} to offset {to} moved other bytes"
-                    ));
-                }
+/// Unaligned copies large enough to be split across the copy engines (parts of at least 1 MiB,
+/// on a machine with several CPUs).
+const SPLIT_COPIES: &[(u64, u64, u64)] = &[(3, 4097, (2 << 20) + 12345), (0, 1, 3 << 20)];
+
+/// Runs `copies` on both paths between two buffers of `size` bytes on the first GPU, and says
+/// which moved other bytes than asked for.
+fn check_exact_copies(
+    machine: &Machine,
+    size: u64,
+    copies: &[(u64, u64, u64)],
+) -> Result<Vec<String>, Skip> {
+    let gpu = machine.gpus()[0];
+    let device = attempt!(machine.open(), "open");
+    let src = attempt!(device.alloc(gpu.gpu_id, size), "alloc source");
+    let dst = attempt!(device.alloc(gpu.gpu_id, size), "alloc destination");
+    let mut source = attempt!(device.mmap(&src), "mmap source");
+    let destination = attempt!(device.mmap(&dst), "mmap destination");
+    let pattern = hsa_p2p_runtime::device::random_bytes(size as usize, 0x10a);
+    source.as_mut_slice().copy_from_slice(&pattern);
+    let mut problems = Vec::new();
+    for choice in [PathChoice::Direct, PathChoice::Staged] {
+        for &(from, to, len) in copies {
+            let before = destination.as_slice().to_vec();
+            attempt!(
+                device.copy(src.handle, from, dst.handle, to, len, choice),
+                format!("{choice:?} copy {from} -> {to}, {len} bytes")
+            );
+            let mut expected = before;
+            let (from, to, len) = (from as usize, to as usize, len as usize);
+            expected[to..to + len].copy_from_slice(&pattern[from..from + len]);
+            if destination.as_slice() != expected.as_slice() {
+                problems.push(format!(
+                    "{choice:?} copy of {len} bytes from offset {from} to offset {to} moved other bytes"
+                ));
             }
         }
-        Ok(problems)
+    }
+    Ok(problems)
+}
+
+fn copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        check_exact_copies(machine, 1 << 16, UNALIGNED_COPIES)
+    })
+}
+
+fn split_copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        const SIZE: u64 = 4 << 20;
+        // The module never runs more engines than there are CPUs.
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        if cpus < 2 {
+            return Err(Skip(format!(
+                "{cpus} CPU: the module does not split copies"
+            )));
+        }
+        let gpu = machine.gpus()[0];
+        let probe = attempt!(machine.open(), "open");
+        if largest_buffer_pair(&probe, gpu, SIZE)?.2 < SIZE {
+            return Err(Skip(format!(
+                "GPU node {} has no room for two 4 MiB buffers",
+                gpu.node
+            )));
+        }
+        drop(probe);
+        check_exact_copies(machine, SIZE, SPLIT_COPIES)
     })
 }
 
