@@ -11,6 +11,9 @@ use hsa_p2p_runtime::sysfs::{read_topology, HSA_P2P_TOPOLOGY, KFD_TOPOLOGY};
 use crate::device::real::RealBackend;
 use crate::device::Backend;
 use crate::machine_facts::Inventory;
+use crate::rocm::recording::{self, Recording};
+use crate::rocm::tools::{self, Found, Run};
+use crate::rocm::{collect, RocmSource, DEFAULT_BANDWIDTH_FRACTION};
 
 /// Opens the device under test; why not when it cannot.
 pub type DeviceOpener = Arc<dyn Fn(&Context) -> Result<Box<dyn Backend>, String> + Send + Sync>;
@@ -39,6 +42,12 @@ pub struct Context {
     pub module: ModuleState,
     /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
     pub pair_copy_bytes: u64,
+    /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
+    pub bandwidth_fraction: f64,
+    rocm: RocmSource,
+    recording: OnceLock<Result<Recording, String>>,
+    rocm_tools: OnceLock<Vec<Found>>,
+    rocm_runs: OnceLock<Vec<Run>>,
     opener: DeviceOpener,
     inventory: OnceLock<Result<Inventory, String>>,
     kfd_tree: OnceLock<TreeRead>,
@@ -58,6 +67,11 @@ impl Context {
             root: root.into(),
             module,
             pair_copy_bytes: DEFAULT_PAIR_COPY_BYTES,
+            bandwidth_fraction: DEFAULT_BANDWIDTH_FRACTION,
+            rocm: RocmSource::Machine,
+            recording: OnceLock::new(),
+            rocm_tools: OnceLock::new(),
+            rocm_runs: OnceLock::new(),
             opener: Arc::new(|context: &Context| {
                 let node = context.device_path();
                 RealBackend::open(&node)
@@ -67,6 +81,55 @@ impl Context {
             inventory: OnceLock::new(),
             kfd_tree: OnceLock::new(),
             module_tree: OnceLock::new(),
+        }
+    }
+
+    /// A context replaying the recording in `dir`: its facts stand in for `/`, its outputs for
+    /// the ROCm tools (the module is not there).
+    pub fn replay(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        let mut context = Context::new(
+            dir.join(recording::ROOT),
+            ModuleState::Unavailable("replaying a recording".into()),
+        );
+        context.rocm = RocmSource::Replay(dir);
+        context
+    }
+
+    /// Where the `rocm` suite's outputs come from.
+    pub fn rocm_source(&self) -> &RocmSource {
+        &self.rocm
+    }
+
+    fn recording(&self, dir: &Path) -> Result<&Recording, &str> {
+        self.recording
+            .get_or_init(|| recording::read(dir).map_err(|error| error.to_string()))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// The ROCm tools: found in `PATH` (when the root is `/`) and `<root>/opt/rocm*/bin`, or
+    /// those of the recording.
+    pub fn rocm_tools(&self) -> Result<&[Found], &str> {
+        match &self.rocm {
+            RocmSource::Replay(dir) => Ok(&self.recording(dir)?.found),
+            RocmSource::Machine => Ok(self.rocm_tools.get_or_init(|| {
+                let path = (self.root == Path::new("/"))
+                    .then(|| std::env::var_os("PATH"))
+                    .flatten();
+                tools::discover(&tools::search_dirs(&self.root, path))
+            })),
+        }
+    }
+
+    /// The tools' runs: run now (once, on first use) or those of the recording.
+    pub fn rocm_runs(&self) -> Result<&[Run], &str> {
+        match &self.rocm {
+            RocmSource::Replay(dir) => Ok(&self.recording(dir)?.runs),
+            RocmSource::Machine => {
+                let found = self.rocm_tools()?;
+                Ok(self.rocm_runs.get_or_init(|| collect::collect(found)))
+            }
         }
     }
 
@@ -151,6 +214,8 @@ impl std::fmt::Debug for Context {
             .field("root", &self.root)
             .field("module", &self.module)
             .field("pair_copy_bytes", &self.pair_copy_bytes)
+            .field("bandwidth_fraction", &self.bandwidth_fraction)
+            .field("rocm", &self.rocm)
             .finish_non_exhaustive()
     }
 }

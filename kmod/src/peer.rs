@@ -38,6 +38,7 @@ use crate::abi::{
 };
 use crate::buffer::{Buffer, PeerMapping};
 use crate::copy_engine::{self, CopyPart};
+use crate::fault_points;
 use crate::gpu::VRAM_BAR;
 use crate::limits::{Usage, GFP_USER_TRIGGERED};
 use crate::registry::{PeerAccess, REGISTRY};
@@ -74,8 +75,9 @@ fn abi_error(error: AbiError) -> Error {
 }
 
 /// Handles come from one counter for all open files (skipping 0 and, after it wraps, handles
-/// the file still holds), so a handle names one buffer of its file.
-static NEXT_HANDLE: Atomic<u32> = Atomic::new(1);
+/// the file still holds), so a handle names one buffer of its file. Root can move it (the
+/// `next_handle` fault point) to test the wrap.
+pub(crate) static NEXT_HANDLE: Atomic<u32> = Atomic::new(1);
 
 /// The buffers of one open file, sorted by handle, and what they add up to.
 struct FileBuffers {
@@ -278,6 +280,7 @@ impl OpenFile {
                 VRAM_BAR as c_int,
                 buffer.offset,
                 buffer.size,
+                fault_points::map_peer_delay_ms(),
                 &mut address,
             )
         };

@@ -1,5 +1,5 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
-//! peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
+//! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
 //! attack (`isolation`) and the device's behaviour across files, processes and unbinding
 //! (`device`).
 //!
@@ -14,6 +14,7 @@ pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
 mod republish;
+pub mod rocm;
 pub mod transfer;
 mod tree_checks;
 
@@ -23,6 +24,7 @@ use crate::runner::Test;
 pub const SUITES: &[&[Test]] = &[
     kfd::TESTS,
     module_topology::TESTS,
+    rocm::TESTS,
     transfer::TESTS,
     abi::TESTS,
     // Its cases unbind and rebind GPUs, and put them back in their bind order.

@@ -4,14 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::JsonArgs;
+
 /// `p2pctl predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     /// The machine description (see docs/topology-spec.md).
     pub spec: PathBuf,
-    /// Print the hsa-p2p/topology/v1 JSON document instead of matrices.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
     /// Also write the predicted topology as a sysfs tree into DIR (created; must be empty).
     #[arg(long, value_name = "DIR")]
     pub emit_sysfs: Option<PathBuf>,

@@ -11,8 +11,9 @@ use hsa_p2p_runtime::peers::peer_pairs;
 use hsa_p2p_runtime::report::shell_word::shell_word;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::sysfs::emit_tree;
+use hsa_p2p_runtime::views::TableKind;
 
-use crate::output::emit;
+use crate::output::{emit, emit_json};
 use crate::source::load_spec;
 
 pub fn run(args: &PredictArgs) -> Result<()> {
@@ -25,10 +26,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     if let Some(dir) = &args.emit_sysfs {
         emit_tree(dir, loaded.topology.render_sysfs(), args.force)?;
     }
-    if args.json {
+    if args.output.json {
         let document =
             report::json::topology_document(&loaded.topology, &loaded.labels, loaded.source);
-        emit(serde_json::to_string_pretty(&document)? + "\n")?;
+        emit_json(&document, args.output)?;
         return Ok(());
     }
     if let report::json::Source::Spec { name, .. } = &loaded.source {
@@ -42,8 +43,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     emit(verdicts(&loaded.topology, &loaded.labels, &args.spec))?;
     emit("\n")?;
     emit(report::matrix::render_matrices(
-        &loaded.topology,
-        &loaded.labels,
+        &loaded.view_input(),
+        &TableKind::ALL,
     ))?;
     if let Some(dir) = &args.emit_sysfs {
         emit(format!("sysfs tree written to {}", dir.display()) + "\n")?;
