@@ -9,21 +9,23 @@
 //!
 //! - page faults insert a PTE only while `live`, under the lock ([`Buffer::pfn_for_fault`]);
 //! - peer mappings are added only while `live` and while the accessor is bound, under the lock;
-//! - copies check `live` under the lock for every chunk.
+//! - a copy registers every chunk as in flight under the lock while `live`
+//!   ([`Buffer::copy_access`]), and unregisters it when the chunk is done.
 //!
-//! [`Buffer::revoke`] (FREE, close, unbind of the owner) clears `live`, removes the peer
-//! mappings and zaps every PTE of the buffer; only then does the caller return the range to the
-//! allocator. Since a fault that saw `live` inserted its PTE before the flag was cleared, the
-//! zap that follows removes it: no process keeps a view of VRAM that is freed, reused or
-//! unbound, whatever the interleaving of `mmap`, faults, FREE and unbind.
+//! [`Buffer::revoke`] (FREE, close, unbind of the owner) clears `live`, waits until no copy
+//! chunk is in flight, removes the peer mappings and zaps every PTE of the buffer; only then
+//! does the caller return the range to the allocator. Since a fault that saw `live` inserted
+//! its PTE before the flag was cleared, the zap that follows removes it: no process keeps a
+//! view of VRAM that is freed, reused or unbound, whatever the interleaving of `mmap`, faults,
+//! FREE and unbind. Chunks in flight are counted rather than run under the lock so that the
+//! copy engines can move parts of one copy at the same time.
 
 use core::ptr::NonNull;
 
 use kernel::alloc::KVec;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex, MutexGuard};
-use kernel::time::{delay::fsleep, Delta};
+use kernel::sync::{Arc, CondVar, Mutex, MutexGuard};
 
 use crate::abi;
 use crate::shim::{hsa_p2p_unmap_peer, hsa_p2p_zap_file_range, raw_pci_dev};
@@ -58,6 +60,8 @@ impl Drop for PeerMapping {
 /// What the buffer's lock protects.
 pub(crate) struct BufferState {
     live: bool,
+    /// Copy chunks in flight on the buffer ([`Buffer::copy_access`]).
+    copies: u32,
     /// The peer mappings, at most one per accessor.
     pub(crate) peers: KVec<PeerMapping>,
 }
@@ -103,6 +107,9 @@ pub(crate) struct Buffer {
     file: OwningFile,
     #[pin]
     state: Mutex<BufferState>,
+    /// Notified when the last copy chunk in flight ends.
+    #[pin]
+    copies_done: CondVar,
 }
 
 impl Buffer {
@@ -124,8 +131,10 @@ impl Buffer {
                 file: OwningFile(file),
                 state <- kernel::new_mutex!(BufferState {
                     live: true,
+                    copies: 0,
                     peers: KVec::new(),
                 }),
+                copies_done <- kernel::new_condvar!(),
             }),
             crate::limits::GFP_USER_TRIGGERED,
         )
@@ -148,15 +157,29 @@ impl Buffer {
         Some(insert(pfn))
     }
 
-    /// Ends the buffer's use: no new fault, peer mapping or copy chunk; removes its peer
-    /// mappings and every user PTE. Idempotent. The range may be released after this returns.
+    /// Registers a copy chunk on the buffer while it is live: the buffer is not revoked (its
+    /// range neither released nor unbound) until the returned guard is dropped. Chunks are
+    /// short (at most `COPY_CHUNK` bytes), so revoke waits for at most one.
+    pub(crate) fn copy_access(&self) -> Result<CopyAccess<'_>> {
+        let mut state = self.state.lock();
+        state.check_live()?;
+        state.copies += 1;
+        Ok(CopyAccess(self))
+    }
+
+    /// Ends the buffer's use: no new fault, peer mapping or copy chunk; waits for the copy
+    /// chunks in flight, removes its peer mappings and every user PTE. Idempotent (a second
+    /// caller also waits for the chunks). The range may be released after this returns.
     pub(crate) fn revoke(&self) {
         let peers = {
             let mut state = self.state.lock();
-            if !state.live {
+            let was_live = core::mem::replace(&mut state.live, false);
+            while state.copies > 0 {
+                self.copies_done.wait(&mut state);
+            }
+            if !was_live {
                 return;
             }
-            state.live = false;
             core::mem::take(&mut state.peers)
         };
         drop(peers);
@@ -185,43 +208,15 @@ impl Buffer {
     }
 }
 
-/// How long a copy waits before it tries again for the second of two buffer locks.
-const LOCK_PAIR_BACKOFF: Delta = Delta::from_micros(20);
+/// A copy chunk in flight on a buffer ([`Buffer::copy_access`]); unregisters it on drop.
+pub(crate) struct CopyAccess<'a>(&'a Buffer);
 
-/// Locks two buffers' states (the same buffer once); the guards come back in argument order.
-///
-/// Every buffer lock is of one lockdep class, and the 7.3 `kernel` crate cannot annotate a
-/// nested acquisition (`mutex_lock_nested`), so lockdep reports holding two of them as a
-/// possible recursive deadlock. The lower address is therefore locked and the other only
-/// tried (a trylock cannot deadlock, and lockdep does not check it); when the other is held,
-/// both are released and the pair is tried again after a short sleep. Two copies in opposite
-/// directions always start from the same buffer, so one of them gets both.
-pub(crate) fn lock_pair<'a>(
-    first: &'a Buffer,
-    second: &'a Buffer,
-) -> (
-    MutexGuard<'a, BufferState>,
-    Option<MutexGuard<'a, BufferState>>,
-) {
-    if core::ptr::eq(first, second) {
-        return (first.lock(), None);
-    }
-    let first_is_lower = core::ptr::from_ref(first) < core::ptr::from_ref(second);
-    let (lower, higher) = if first_is_lower {
-        (first, second)
-    } else {
-        (second, first)
-    };
-    loop {
-        let lower_guard = lower.lock();
-        if let Some(higher_guard) = higher.state.try_lock() {
-            return if first_is_lower {
-                (lower_guard, Some(higher_guard))
-            } else {
-                (higher_guard, Some(lower_guard))
-            };
+impl Drop for CopyAccess<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        state.copies -= 1;
+        if state.copies == 0 {
+            self.0.copies_done.notify_all();
         }
-        drop(lower_guard);
-        fsleep(LOCK_PAIR_BACKOFF);
     }
 }

@@ -38,6 +38,7 @@ pub mod pcie;
 pub mod properties;
 
 mod buffer;
+mod copy_engine;
 mod driver;
 mod fault_points;
 mod gpu;
@@ -120,6 +121,10 @@ module! {
         max_bytes_per_file: u64 {
             default: crate::abi::DEFAULT_MAX_BYTES_PER_FILE,
             description: "Most VRAM bytes one open /dev/hsa_p2p may hold (ENOSPC beyond)",
+        },
+        copy_engines: u32 {
+            default: 0,
+            description: "Engines a direct copy is split across (0: the topology's, >= 2)",
         },
     },
 }

@@ -11,12 +11,13 @@
 //!
 //! Locks, outermost first: the registry, a GPU's allocator, a buffer; the file's table is
 //! taken alone (an ioctl clones the buffers it needs out of it and drops it), so that a long
-//! copy blocks neither `mmap` nor FREE of other buffers.
+//! copy blocks neither `mmap` nor FREE of other buffers. Copies run in
+//! [`crate::copy_engine`].
 
 use core::ptr::NonNull;
 
 use kernel::alloc::kvec::InsertError;
-use kernel::alloc::{KVVec, KVec};
+use kernel::alloc::KVec;
 use kernel::bindings;
 use kernel::error::to_result;
 use kernel::ffi::{c_int, c_void};
@@ -35,18 +36,15 @@ use crate::abi::{
     self, cmd, AbiError, AllocArgs, CopyArgs, FreeArgs, InfoArgs, MapPeerArgs, UnmapPeerArgs,
     VersionArgs,
 };
-use crate::buffer::{lock_pair, Buffer, PeerMapping};
+use crate::buffer::{Buffer, PeerMapping};
+use crate::copy_engine::{self, CopyPart};
 use crate::fault_points;
 use crate::gpu::VRAM_BAR;
 use crate::limits::{Usage, GFP_USER_TRIGGERED};
 use crate::registry::{PeerAccess, REGISTRY};
-use crate::shim::{hsa_p2p_copy_io, hsa_p2p_fatal_signal_pending, hsa_p2p_map_peer, raw_pci_dev};
+use crate::shim::{hsa_p2p_map_peer, raw_pci_dev};
 use crate::user_mapping;
 use crate::vram::Vram;
-
-/// The largest piece copied while the buffers' locks and the BAR mappings are held (an RCU
-/// read-side section); between pieces the locks are dropped and fatal signals honoured.
-const COPY_CHUNK: u64 = 1 << 20;
 
 // `mmap` offsets and buffer sizes are counted in ABI pages, the kernel maps CPU pages.
 const _: () = assert!(abi::VRAM_PAGE == kernel::page::PAGE_SIZE as u64);
@@ -134,121 +132,6 @@ fn gpu_id_of(vram: &Vram) -> Result<u32> {
         .lock()
         .gpu_id(vram)
         .ok_or_else(|| abi_error(AbiError::UnknownGpu))
-}
-
-/// One copy: what it reads, what it writes, and how.
-struct CopyPlan<'a> {
-    src: &'a Buffer,
-    src_offset: u64,
-    dst: &'a Buffer,
-    dst_offset: u64,
-    len: u64,
-    /// `None` for the direct path (BAR to BAR), the staging buffer otherwise.
-    bounce: Option<&'a mut KVVec<u8>>,
-}
-
-impl CopyPlan<'_> {
-    /// Copies chunk by chunk, each under both buffers' locks (so neither can be freed, reused
-    /// or unbound under it), dropping them between chunks and stopping on a fatal signal.
-    fn run(mut self) -> Result {
-        let mut done = 0;
-        while done < self.len {
-            let chunk = (self.len - done).min(COPY_CHUNK);
-            let (src_guard, dst_guard) = lock_pair(self.src, self.dst);
-            src_guard.check_live()?;
-            if let Some(dst_guard) = &dst_guard {
-                dst_guard.check_live()?;
-            }
-            // Offsets inside the BARs: the buffers lie inside them (`Buffer` invariant) and
-            // the ranges inside the buffers (checked by the caller), so these do not overflow.
-            let from = self.src.offset + self.src_offset + done;
-            let to = self.dst.offset + self.dst_offset + done;
-            copy_chunk(
-                self.src,
-                from,
-                self.dst,
-                to,
-                chunk,
-                self.bounce.as_deref_mut(),
-            )?;
-            drop((src_guard, dst_guard));
-            done += chunk;
-            // SAFETY: no arguments; reads the current task's signal state.
-            if done < self.len && unsafe { hsa_p2p_fatal_signal_pending() } {
-                return Err(EINTR);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Copies `chunk` bytes between the BARs of two live buffers, directly or through `bounce`.
-fn copy_chunk(
-    src: &Buffer,
-    from: u64,
-    dst: &Buffer,
-    to: u64,
-    chunk: u64,
-    bounce: Option<&mut KVVec<u8>>,
-) -> Result {
-    let in_bar =
-        |offset: u64, bar_len: u64| offset.checked_add(chunk).is_some_and(|end| end <= bar_len);
-    match bounce {
-        None => src.vram.with_mapping(|src_base, src_len| {
-            dst.vram.with_mapping(|dst_base, dst_len| {
-                if !in_bar(from, src_len) || !in_bar(to, dst_len) {
-                    return Err(ERANGE);
-                }
-                // SAFETY: both ranges lie inside their live BAR mappings (checked just above,
-                // the mappings held by `with_mapping`); I/O memory has no Rust aliasing rules,
-                // so overlapping ranges only give unspecified content.
-                unsafe {
-                    hsa_p2p_copy_io(
-                        at(dst_base, to).cast(),
-                        at(src_base, from).cast(),
-                        chunk as usize,
-                    )
-                };
-                Ok(())
-            })?
-        })?,
-        Some(bounce) => {
-            if bounce.len() < chunk as usize {
-                return Err(EINVAL);
-            }
-            let staging = bounce.as_mut_ptr();
-            src.vram.with_mapping(|base, bar_len| {
-                if !in_bar(from, bar_len) {
-                    return Err(ERANGE);
-                }
-                // SAFETY: the source range lies inside the live BAR mapping and the bounce
-                // buffer holds at least `chunk` bytes (both checked above).
-                unsafe {
-                    bindings::memcpy_fromio(staging.cast(), at(base, from).cast(), chunk as usize)
-                };
-                Ok(())
-            })??;
-            dst.vram.with_mapping(|base, bar_len| {
-                if !in_bar(to, bar_len) {
-                    return Err(ERANGE);
-                }
-                // SAFETY: as above, for the destination.
-                unsafe {
-                    bindings::memcpy_toio(
-                        at(base, to).cast(),
-                        staging.cast_const().cast(),
-                        chunk as usize,
-                    )
-                };
-                Ok(())
-            })?
-        }
-    }
-}
-
-/// `base + offset` for an offset already checked to lie inside the mapping.
-fn at(base: *mut u8, offset: u64) -> *mut u8 {
-    base.wrapping_add(offset as usize)
 }
 
 impl OpenFile {
@@ -472,20 +355,15 @@ impl OpenFile {
             abi::COPY_STAGED => true,
             _ => direct.is_err(),
         };
-        let mut bounce = KVVec::new();
-        if staged {
-            bounce.resize(args.size.min(COPY_CHUNK) as usize, 0, GFP_USER_TRIGGERED)?;
-        }
         let started = Instant::<Monotonic>::now();
-        CopyPlan {
-            src: &src,
+        copy_engine::run(CopyPart {
+            src,
             src_offset: args.src_offset,
-            dst: &dst,
+            dst,
             dst_offset: args.dst_offset,
             len: args.size,
-            bounce: staged.then_some(&mut bounce),
-        }
-        .run()?;
+            staged,
+        })?;
         args.nanoseconds = u64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
         args.path = if staged {
             abi::PATH_STAGED

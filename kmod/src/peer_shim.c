@@ -14,6 +14,7 @@
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/sched/signal.h>
+#include <linux/unaligned.h>
 
 #include "shim.h"
 
@@ -98,6 +99,21 @@ bool hsa_p2p_fatal_signal_pending(void)
 }
 
 /*
+ * How many CPUs are online (the copy engines never outnumber them); num_online_cpus() is a
+ * static inline.
+ */
+unsigned int hsa_p2p_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
+/* Whether @task, which submitted a copy that a worker moves a part of, has been killed. */
+bool hsa_p2p_task_fatal_signal_pending(struct task_struct *task)
+{
+	return fatal_signal_pending(task);
+}
+
+/*
  * Removes every user mapping of file offsets [@offset, @offset + @len) made through @file's
  * address space (all processes): later accesses fault with SIGBUS.
  */
@@ -106,48 +122,96 @@ void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len)
 	unmap_mapping_range(file->f_mapping, offset, len, 1);
 }
 
+/* Bytes moved per burst: one cache line, through eight 64-bit registers. */
+#define HSA_P2P_BURST 64
+
+/*
+ * Reads @len bytes of I/O memory at @src into kernel memory at @to. Loads from @src are
+ * naturally aligned (single bytes until @src is 8-byte aligned); a burst is eight loads, then
+ * eight stores, so that the two sides alternate once per cache line, not once per word. The
+ * bursts are written out so that the values stay in registers: a loop over an array becomes a
+ * string copy through the stack, which an emulator runs element by element.
+ */
+static void hsa_p2p_read_block(u8 *to, const void __iomem *src, size_t len)
+{
+	for (; len && !IS_ALIGNED((unsigned long)src, 8); len--)
+		*to++ = __raw_readb(src++);
+	for (; len >= HSA_P2P_BURST; len -= HSA_P2P_BURST) {
+		u64 w0 = __raw_readq(src), w1 = __raw_readq(src + 8);
+		u64 w2 = __raw_readq(src + 16), w3 = __raw_readq(src + 24);
+		u64 w4 = __raw_readq(src + 32), w5 = __raw_readq(src + 40);
+		u64 w6 = __raw_readq(src + 48), w7 = __raw_readq(src + 56);
+
+		put_unaligned(w0, (u64 *)to);
+		put_unaligned(w1, (u64 *)(to + 8));
+		put_unaligned(w2, (u64 *)(to + 16));
+		put_unaligned(w3, (u64 *)(to + 24));
+		put_unaligned(w4, (u64 *)(to + 32));
+		put_unaligned(w5, (u64 *)(to + 40));
+		put_unaligned(w6, (u64 *)(to + 48));
+		put_unaligned(w7, (u64 *)(to + 56));
+		src += HSA_P2P_BURST;
+		to += HSA_P2P_BURST;
+	}
+	for (; len; len--)
+		*to++ = __raw_readb(src++);
+}
+
+/* Writes @len bytes of kernel memory at @from to I/O memory at @dst, like the above. */
+static void hsa_p2p_write_block(void __iomem *dst, const u8 *from, size_t len)
+{
+	for (; len && !IS_ALIGNED((unsigned long)dst, 8); len--)
+		__raw_writeb(*from++, dst++);
+	for (; len >= HSA_P2P_BURST; len -= HSA_P2P_BURST) {
+		u64 w0 = get_unaligned((const u64 *)from);
+		u64 w1 = get_unaligned((const u64 *)(from + 8));
+		u64 w2 = get_unaligned((const u64 *)(from + 16));
+		u64 w3 = get_unaligned((const u64 *)(from + 24));
+		u64 w4 = get_unaligned((const u64 *)(from + 32));
+		u64 w5 = get_unaligned((const u64 *)(from + 40));
+		u64 w6 = get_unaligned((const u64 *)(from + 48));
+		u64 w7 = get_unaligned((const u64 *)(from + 56));
+
+		__raw_writeq(w0, dst);
+		__raw_writeq(w1, dst + 8);
+		__raw_writeq(w2, dst + 16);
+		__raw_writeq(w3, dst + 24);
+		__raw_writeq(w4, dst + 32);
+		__raw_writeq(w5, dst + 40);
+		__raw_writeq(w6, dst + 48);
+		__raw_writeq(w7, dst + 56);
+		dst += HSA_P2P_BURST;
+		from += HSA_P2P_BURST;
+	}
+	for (; len; len--)
+		__raw_writeb(*from++, dst++);
+}
+
 /*
  * Copies @len bytes from one I/O mapping to another (two ioremapped BARs): the direct path.
  * Correct at any byte offset and size, and never an unaligned MMIO access (some architectures
- * trap them): single bytes until the source is 8-byte aligned, then bursts, then single bytes.
+ * trap them).
  *
- * A burst moves a cache line through CPU registers: eight aligned 64-bit loads from @src, then
- * eight stores to @dst (aligned 64-bit stores when @dst is aligned too, memcpy_toio() from the
- * registers' copy otherwise), like a DMA engine's read and write bursts, without touching the
- * bounce path. Interleaving single loads and stores (memcpy_toio's rep movs) makes every access
- * alternate between the two mappings; when both BARs are mapped at addresses that alias in the
- * emulator's software TLB (QEMU TCG, identical offsets in two 64 MiB-aligned mappings), every
- * access misses, and the copy runs at a tenth of the staged path's speed.
+ * The data goes through @bounce (@bounce_len bytes of kernel memory, the copy engine's): a block
+ * is read from @src whole, then written to @dst whole, like a DMA engine's read and write
+ * bursts. Interleaving the two BARs' accesses instead (memcpy_toio's rep movs, or even one cache
+ * line at a time) is slow wherever the two mappings' addresses alias in the CPU's translation
+ * cache: under QEMU TCG, whose software TLB is direct-mapped, two buffers at the same offset of
+ * two BARs (what two first allocations get) missed on every cache line and copied at a third of
+ * the speed of other placements. With a block, the BARs alternate once per block; see
+ * docs/performance.md for the measurements that chose this.
  */
-void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len)
+void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len, u8 *bounce,
+		     size_t bounce_len)
 {
-	u64 burst[8];
-	int i;
-
-	while (len && !IS_ALIGNED((unsigned long)src, 8)) {
-		__raw_writeb(__raw_readb(src), dst);
-		src++;
-		dst++;
-		len--;
-	}
-	while (len >= sizeof(burst)) {
-		for (i = 0; i < 8; i++)
-			burst[i] = __raw_readq(src + 8 * i);
-		if (IS_ALIGNED((unsigned long)dst, 8)) {
-			for (i = 0; i < 8; i++)
-				__raw_writeq(burst[i], dst + 8 * i);
-		} else {
-			memcpy_toio(dst, burst, sizeof(burst));
-		}
-		src += sizeof(burst);
-		dst += sizeof(burst);
-		len -= sizeof(burst);
-	}
 	while (len) {
-		__raw_writeb(__raw_readb(src), dst);
-		src++;
-		dst++;
-		len--;
+		size_t block = min(len, bounce_len);
+
+		hsa_p2p_read_block(bounce, src, block);
+		hsa_p2p_write_block(dst, bounce, block);
+		src += block;
+		dst += block;
+		len -= block;
 	}
 	/* The stores are posted; order them before whatever the caller does next. */
 	wmb();

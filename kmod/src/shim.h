@@ -45,7 +45,10 @@ int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u
 void hsa_p2p_unmap_peer(struct pci_dev *accessor, int map_type, u64 address, u64 size);
 void hsa_p2p_vma_pfnmap_wc(struct vm_area_struct *vma);
 bool hsa_p2p_fatal_signal_pending(void);
+bool hsa_p2p_task_fatal_signal_pending(struct task_struct *task);
+unsigned int hsa_p2p_online_cpus(void);
 void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len);
-void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len);
+void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len, u8 *bounce,
+		     size_t bounce_len);
 
 #endif /* HSA_P2P_SHIM_H */

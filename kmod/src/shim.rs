@@ -66,8 +66,16 @@ extern "C" {
     );
     pub(crate) fn hsa_p2p_vma_pfnmap_wc(vma: *mut c_void);
     pub(crate) fn hsa_p2p_fatal_signal_pending() -> bool;
+    pub(crate) fn hsa_p2p_task_fatal_signal_pending(task: *mut c_void) -> bool;
+    pub(crate) fn hsa_p2p_online_cpus() -> c_uint;
     pub(crate) fn hsa_p2p_zap_file_range(file: *mut c_void, offset: u64, len: u64);
-    pub(crate) fn hsa_p2p_copy_io(dst: *mut c_void, src: *const c_void, len: usize);
+    pub(crate) fn hsa_p2p_copy_io(
+        dst: *mut c_void,
+        src: *const c_void,
+        len: usize,
+        bounce: *mut u8,
+        bounce_len: usize,
+    );
 }
 
 /// The `struct pci_dev *` behind `pdev`, for the shims.

@@ -3,7 +3,9 @@
 //! tree, its reason, rates, checksums, and the bench matrices with a pair that has no direct
 //! path and one that failed verification.
 
-use hsa_p2p_runtime::bench_report::{BenchReport, PairBench, BENCH_SCHEMA};
+use hsa_p2p_runtime::bench_report::{
+    BenchReport, ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
+};
 use hsa_p2p_runtime::device::bench::render as render_bench;
 use hsa_p2p_runtime::device::transfer::{
     plan, read_published, render as render_copy, resolve_gpu, TransferReport,
@@ -107,11 +109,27 @@ fn pair(from: u32, to: u32, direct: Option<f64>, staged: f64, verified: bool) ->
         from,
         to,
         direct_gbps: direct,
-        direct_gbps_aliased: direct.map(|gbps| gbps * 0.97),
+        direct_gbps_staggered: direct.map(|gbps| gbps * 1.03),
         staged_gbps: staged,
         direct_over_staged: direct.map(|gbps| gbps / staged),
-        direct_latency_us: direct.map(|_| 4.2),
-        staged_latency_us: 11.6,
+        user_mmap_gbps: 1.21,
+        direct_over_user_mmap: direct.map(|gbps| gbps / 1.21),
+        direct_latency_64_us: direct.map(|_| 3.1),
+        direct_latency_4k_us: direct.map(|_| 4.2),
+        staged_latency_64_us: 6.4,
+        staged_latency_4k_us: 11.6,
+        verified,
+    }
+}
+
+/// Two copies at once, direct, as `bench` measures them.
+fn concurrent(pairs: &[(u32, u32)], aggregate: f64, verified: bool) -> ConcurrentBench {
+    ConcurrentBench {
+        pairs: pairs.to_vec(),
+        size_bytes: 16 << 20,
+        aggregate_gbps: aggregate,
+        single_pair_gbps: 24.51,
+        aggregate_over_single: aggregate / 24.51,
         verified,
     }
 }
@@ -119,11 +137,12 @@ fn pair(from: u32, to: u32, direct: Option<f64>, staged: f64, verified: bool) ->
 #[test]
 fn bench_reports() {
     // mixed-three-gpus: nodes 1 and 2 behind one switch, node 3 on its own root port.
-    let report = |verified_3_to_1| BenchReport {
+    let report = |verified_3_to_1, verified_both_ways| BenchReport {
         schema: BENCH_SCHEMA.to_string(),
         size_bytes: 16 << 20,
         iterations: 5,
         latency_iterations: 200,
+        cpus: 2,
         memcpy_gbps: 9.87,
         pairs: vec![
             pair(1, 2, Some(24.51), 6.02, true),
@@ -133,7 +152,36 @@ fn bench_reports() {
             pair(3, 1, None, 5.91, verified_3_to_1),
             pair(3, 2, None, 5.95, true),
         ],
+        bidirectional: vec![concurrent(&[(1, 2), (2, 1)], 41.2, verified_both_ways)],
+        all_to_all: Some(concurrent(&[(1, 2), (2, 1)], 41.9, true)),
+        size_sweep: Some(SizeSweep {
+            from: 1,
+            to: 2,
+            rows: [
+                (4 << 10, 1.9, 0.8),
+                (1 << 20, 17.5, 5.2),
+                (16 << 20, 24.5, 6.0),
+            ]
+            .into_iter()
+            .map(|(size_bytes, direct_gbps, staged_gbps)| SweepRow {
+                size_bytes,
+                direct_gbps,
+                staged_gbps,
+            })
+            .collect(),
+        }),
+        cpu_gpu: [(1, 3.3, 2.9), (2, 3.2, 3.0), (3, 3.4, 2.8)]
+            .into_iter()
+            .map(|(gpu, cpu_to_gpu_gbps, gpu_to_cpu_gbps)| CpuGpuBench {
+                gpu,
+                cpu_to_gpu_gbps,
+                gpu_to_cpu_gbps,
+            })
+            .collect(),
     };
-    insta::assert_snapshot!("bench-mixed-three-gpus", render_bench(&report(true)));
-    insta::assert_snapshot!("bench-verification-failed", render_bench(&report(false)));
+    insta::assert_snapshot!("bench-mixed-three-gpus", render_bench(&report(true, true)));
+    insta::assert_snapshot!(
+        "bench-verification-failed",
+        render_bench(&report(false, false))
+    );
 }

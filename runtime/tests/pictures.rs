@@ -125,16 +125,19 @@ fn heatmap_of_a_bench_result_and_of_an_unknown_format() {
     let bench = dir.path().join("bench.json");
     let pair = |from: u32, to: u32, direct: Option<f64>| {
         serde_json::json!({
-            "from": from, "to": to, "direct_gbps": direct, "direct_gbps_aliased": null,
-            "staged_gbps": 3.5, "direct_over_staged": null, "direct_latency_us": null,
-            "staged_latency_us": 9.0, "verified": true
+            "from": from, "to": to, "direct_gbps": direct, "direct_gbps_staggered": null,
+            "staged_gbps": 3.5, "direct_over_staged": null, "user_mmap_gbps": 1.0,
+            "direct_over_user_mmap": null, "direct_latency_64_us": null,
+            "direct_latency_4k_us": null, "staged_latency_64_us": 4.0,
+            "staged_latency_4k_us": 9.0, "verified": true
         })
     };
     let report = serde_json::json!({
-        "schema": "hsa-p2p/bench/v1", "size_bytes": 16777216, "iterations": 5,
-        "latency_iterations": 200, "memcpy_gbps": 9.0,
+        "schema": "hsa-p2p/bench/v2", "size_bytes": 16777216, "iterations": 5,
+        "latency_iterations": 200, "cpus": 2, "memcpy_gbps": 9.0,
         "pairs": [pair(1, 2, Some(7.25)), pair(2, 1, Some(6.5)), pair(1, 3, None), pair(3, 1, None),
-                  pair(2, 3, None), pair(3, 2, None)]
+                  pair(2, 3, None), pair(3, 2, None)],
+        "bidirectional": [], "all_to_all": null, "size_sweep": null, "cpu_gpu": []
     });
     std::fs::write(&bench, report.to_string()).unwrap();
     let svg = dir.path().join("bench.svg");

@@ -11,6 +11,7 @@
 
 mod apt;
 mod bench;
+mod bring_up;
 mod cross_check;
 mod emulation;
 mod flavour;

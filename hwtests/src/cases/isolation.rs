@@ -110,6 +110,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         suite: "isolation",
+        name: "split_copies_are_exact_at_any_offset",
+        description: "direct copies split across the copy engines, at unaligned offsets and sizes, move exactly the bytes asked for",
+        run: split_copies_are_exact_at_any_offset,
+    },
+    Test {
+        suite: "isolation",
         name: "vram_has_one_allocator",
         description: "no GPU's VRAM BAR is also offered to the kernel's P2PDMA memory pool (p2pmem)",
         run: vram_has_one_allocator,
@@ -686,7 +692,9 @@ fn long_copy_does_not_block_mmap(context: &Context) -> TestOutput {
                 let mut durations = Vec::new();
                 while !stop.load(Relaxed) {
                     let started = Instant::now();
-                    match device.copy(src.handle, 0, dst.handle, 0, copy_size, PathChoice::Auto) {
+                    // Staged: a direct copy is split across the copy engines, which may take
+                    // every CPU, and then the mmap would wait for a CPU, lock or not.
+                    match device.copy(src.handle, 0, dst.handle, 0, copy_size, PathChoice::Staged) {
                         Ok(_) => durations.push(started.elapsed()),
                         Err(error) => return Err(error.to_string()),
                     }
@@ -740,17 +748,32 @@ const COPY_CHUNK: usize = 1 << 20;
 /// Kills attempted before a partial copy must have been seen.
 const KILL_ATTEMPTS: u32 = 8;
 
-/// How far a copy into a zeroed destination got: the length of the copied prefix, when the
-/// rest is untouched.
-fn copied_prefix(destination: &[u8]) -> Option<usize> {
-    let copied = destination
+/// What a copy into a zeroed destination wrote: the `[start, end)` runs of copied bytes, when
+/// every other byte is untouched. A copy split across the module's copy engines writes one run
+/// per engine, each from its part's start (a multiple of the chunk for these sizes).
+fn copied_runs(destination: &[u8]) -> Option<Vec<(usize, usize)>> {
+    if destination
         .iter()
-        .position(|byte| *byte != PATTERN)
-        .unwrap_or(destination.len());
-    destination[copied..]
-        .iter()
-        .all(|byte| *byte == 0)
-        .then_some(copied)
+        .any(|byte| *byte != PATTERN && *byte != 0)
+    {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (index, byte) in destination.iter().enumerate() {
+        match (start, *byte == PATTERN) {
+            (None, true) => start = Some(index),
+            (Some(from), false) => {
+                runs.push((from, index));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = start {
+        runs.push((from, destination.len()));
+    }
+    Some(runs)
 }
 
 /// Forks a child that runs `op` (system calls only) right after telling us it is about to,
@@ -833,18 +856,25 @@ fn killed_copy_stops_between_chunks(context: &Context) -> TestOutput {
                 kill_during_copy(&device, &src, &dst, delay),
                 "kill during a copy"
             );
-            match copied_prefix(destination.as_slice()) {
-                Some(copied) if copied > 0 && copied < size as usize => {
-                    if copied % COPY_CHUNK != 0 {
-                        return Ok(vec![format!(
-                            "a killed copy stopped at byte {copied}, not at a chunk boundary"
-                        )]);
-                    }
-                    return Ok(Vec::new());
+            let Some(runs) = copied_runs(destination.as_slice()) else {
+                return Ok(vec![
+                    "a killed copy wrote bytes that are not the source's".into()
+                ]);
+            };
+            let copied: usize = runs.iter().map(|(start, end)| end - start).sum();
+            if copied > 0 && copied < size as usize {
+                let unaligned: Vec<_> = runs
+                    .iter()
+                    .filter(|(start, end)| start % COPY_CHUNK != 0 || end % COPY_CHUNK != 0)
+                    .collect();
+                if !unaligned.is_empty() {
+                    return Ok(vec![format!(
+                        "a killed copy wrote {unaligned:?}, not whole chunks from a part's start"
+                    )]);
                 }
-                Some(copied) => outcomes.push(copied),
-                None => return Ok(vec!["a killed copy wrote outside its prefix".into()]),
+                return Ok(Vec::new());
             }
+            outcomes.push(copied);
         }
         Ok(vec![format!(
             "{KILL_ATTEMPTS} copies of {size} bytes ({copy_time:?} each) killed part-way all ran to \
@@ -1034,7 +1064,9 @@ fn handles_stay_distinct_after_the_counter_wraps(context: &Context) -> TestOutpu
     })
 }
 
-/// (source offset, destination offset, size) of the unaligned copies.
+/// (source offset, destination offset, size) of the unaligned copies. The last ones cross the
+/// blocks (16 KiB) in which the direct path reads the source whole before writing it, with the
+/// source and the destination misaligned differently.
 const UNALIGNED_COPIES: &[(u64, u64, u64)] = &[
     (0, 1, 64),
     (3, 5, 1000),
@@ -1042,38 +1074,78 @@ const UNALIGNED_COPIES: &[(u64, u64, u64)] = &[
     (1, 1, 63),
     (5, 13, 1),
     (8, 3, 4096 + 17),
+    (1, 2, 3 * 16384 + 77),
+    (16383, 16385, 16386),
+    (4093, 7, 40000),
+    (0, 0, 1 << 16),
 ];
+
+/// Unaligned copies large enough to be split across the copy engines (parts of at least 1 MiB,
+/// on a machine with several CPUs).
+const SPLIT_COPIES: &[(u64, u64, u64)] = &[(3, 4097, (2 << 20) + 12345), (0, 1, 3 << 20)];
+
+/// Runs `copies` on both paths between two buffers of `size` bytes on the first GPU, and says
+/// which moved other bytes than asked for.
+fn check_exact_copies(
+    machine: &Machine,
+    size: u64,
+    copies: &[(u64, u64, u64)],
+) -> Result<Vec<String>, Skip> {
+    let gpu = machine.gpus()[0];
+    let device = attempt!(machine.open(), "open");
+    let src = attempt!(device.alloc(gpu.gpu_id, size), "alloc source");
+    let dst = attempt!(device.alloc(gpu.gpu_id, size), "alloc destination");
+    let mut source = attempt!(device.mmap(&src), "mmap source");
+    let destination = attempt!(device.mmap(&dst), "mmap destination");
+    let pattern = hsa_p2p_runtime::device::random_bytes(size as usize, 0x10a);
+    source.as_mut_slice().copy_from_slice(&pattern);
+    let mut problems = Vec::new();
+    for choice in [PathChoice::Direct, PathChoice::Staged] {
+        for &(from, to, len) in copies {
+            let before = destination.as_slice().to_vec();
+            attempt!(
+                device.copy(src.handle, from, dst.handle, to, len, choice),
+                format!("{choice:?} copy {from} -> {to}, {len} bytes")
+            );
+            let mut expected = before;
+            let (from, to, len) = (from as usize, to as usize, len as usize);
+            expected[to..to + len].copy_from_slice(&pattern[from..from + len]);
+            if destination.as_slice() != expected.as_slice() {
+                problems.push(format!(
+                    "{choice:?} copy of {len} bytes from offset {from} to offset {to} moved other bytes"
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
 
 fn copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
     case(context, |machine| {
-        const SIZE: u64 = 1 << 16;
-        let gpu = machine.gpus()[0];
-        let device = attempt!(machine.open(), "open");
-        let src = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc source");
-        let dst = attempt!(device.alloc(gpu.gpu_id, SIZE), "alloc destination");
-        let mut source = attempt!(device.mmap(&src), "mmap source");
-        let destination = attempt!(device.mmap(&dst), "mmap destination");
-        let pattern = hsa_p2p_runtime::device::random_bytes(SIZE as usize, 0x10a);
-        source.as_mut_slice().copy_from_slice(&pattern);
-        let mut problems = Vec::new();
-        for choice in [PathChoice::Direct, PathChoice::Staged] {
-            for &(from, to, len) in UNALIGNED_COPIES {
-                let before = destination.as_slice().to_vec();
-                attempt!(
-                    device.copy(src.handle, from, dst.handle, to, len, choice),
-                    format!("{choice:?} copy {from} -> {to}, {len} bytes")
-                );
-                let mut expected = before;
-                let (from, to, len) = (from as usize, to as usize, len as usize);
-                expected[to..to + len].copy_from_slice(&pattern[from..from + len]);
-                if destination.as_slice() != expected.as_slice() {
-                    problems.push(format!(
-                        "{choice:?} copy of {len} bytes from offset {from} to offset {to} moved other bytes"
-                    ));
-                }
-            }
+        check_exact_copies(machine, 1 << 16, UNALIGNED_COPIES)
+    })
+}
+
+fn split_copies_are_exact_at_any_offset(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        const SIZE: u64 = 4 << 20;
+        // The module never runs more engines than there are CPUs.
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        if cpus < 2 {
+            return Err(Skip(format!(
+                "{cpus} CPU: the module does not split copies"
+            )));
         }
-        Ok(problems)
+        let gpu = machine.gpus()[0];
+        let probe = attempt!(machine.open(), "open");
+        if largest_buffer_pair(&probe, gpu, SIZE)?.2 < SIZE {
+            return Err(Skip(format!(
+                "GPU node {} has no room for two 4 MiB buffers",
+                gpu.node
+            )));
+        }
+        drop(probe);
+        check_exact_copies(machine, SIZE, SPLIT_COPIES)
     })
 }
 

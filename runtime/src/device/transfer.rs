@@ -8,6 +8,7 @@ use std::time::Instant;
 use hsa_p2p_core::topology::Topology;
 
 use super::{checksum, fill_random, CopyPath, Device, DeviceError, PathChoice};
+pub use crate::bench_report::gbps;
 use crate::node_names::{resolve_node, UnknownNode};
 use crate::peers::peer_pair;
 use crate::report::json::COPY_SCHEMA;
@@ -217,15 +218,6 @@ pub fn render(report: &TransferReport) -> String {
         report.source_checksum,
         report.destination_checksum
     )
-}
-
-/// `bytes` in `seconds` as GB/s (10^9 bytes per second).
-pub fn gbps(bytes: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        bytes as f64 / seconds / 1e9
-    } else {
-        0.0
-    }
 }
 
 #[cfg(test)]

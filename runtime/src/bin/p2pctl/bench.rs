@@ -1,10 +1,9 @@
-//! `p2pctl bench [--json]`: direct and staged copy bandwidth for every ordered GPU pair, 4 KiB
-//! latency, and a memcpy baseline measured in the same process.
+//! `p2pctl bench [--json]`: the views of `hsa_p2p_runtime::device::bench`, as text or JSON.
 
 use anyhow::{bail, Result};
 
 use hsa_p2p_runtime::cli::BenchArgs;
-use hsa_p2p_runtime::device::bench::{render, run as run_bench};
+use hsa_p2p_runtime::device::bench::{render, run as run_bench, verified};
 use hsa_p2p_runtime::device::transfer::read_published;
 use hsa_p2p_runtime::device::Device;
 
@@ -19,7 +18,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         print!("{}", render(&report));
     }
-    if report.pairs.iter().any(|pair| !pair.verified) {
+    if !verified(&report) {
         bail!("a copy did not verify");
     }
     Ok(())
