@@ -140,6 +140,10 @@ pub fn validate(
     let mut predicted = Topology::default();
     build_topology(&facts, &oracle, &mut predicted)
         .map_err(|error: BuildError<Infallible>| vec![error.to_string()])?;
+    if kind == TreeKind::Kfd && crate::libhsakmt::predates_p2p_links(tree) {
+        // An amdkfd older than p2p_links: compare with what it publishes (io_links only).
+        crate::libhsakmt::as_published_before_p2p_links(&mut predicted);
+    }
     let findings = compare(&machine, &predicted, tree, kind == TreeKind::HsaP2p);
     let labels = gpus
         .iter()
