@@ -61,12 +61,14 @@ impl Reason {
     pub fn kernel_without_p2p_links() -> Self {
         Reason {
             name: "kernel without p2p_links".to_string(),
-            explanation: "this kernel's amdkfd predates p2p_links: the node properties have no \
-                          p2p_links_count, so the kernel publishes no peer links at all"
+            explanation: "this kernel's amdkfd predates p2p_links (added in Linux 6.0): the \
+                          node properties have no p2p_links_count, so the kernel publishes no \
+                          peer links at all"
                 .to_string(),
-            remedy: "use a kernel whose amdkfd publishes p2p_links, built with \
+            remedy:
+                "use a kernel (Linux 6.0 or newer) whose amdkfd publishes p2p_links, built with \
                      CONFIG_HSA_AMD_P2P=y (and CONFIG_PCI_P2PDMA), or load the hsa_p2p module"
-                .to_string(),
+                    .to_string(),
             recorded: false,
             basis: "tree",
         }
