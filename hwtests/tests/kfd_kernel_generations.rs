@@ -8,6 +8,8 @@ mod common;
 
 use common::fixture;
 use hsa_p2p_core::gate::DenialReason;
+use hsa_p2p_hwtests::kfd_validation::{validate, TreeKind};
+use hsa_p2p_hwtests::machine_facts::Inventory;
 use hsa_p2p_hwtests::report::{Case, Outcome};
 use hsa_p2p_hwtests::{Context, Filter, ModuleState};
 use hsa_p2p_runtime::explain::{explain_on_machine, Verdict};
@@ -76,4 +78,36 @@ fn before_p2p_links_the_tree_passes_and_says_why_there_are_no_peer_links() {
     let reason = why_reason(machine);
     assert!(reason.starts_with("kernel without p2p_links: "), "{reason}");
     assert_all_pass_noting(machine, &reason);
+}
+
+#[test]
+fn before_p2p_links_why_still_says_what_a_kernel_with_them_would_decide() {
+    // The comparison drops the p2p_links such a kernel cannot publish; the prediction that
+    // `p2pctl why` weighs the pair with keeps them (pcie_p2p assumed on without the parameter).
+    let root = fixture("mi210-pair-before-p2p-links");
+    let tree = read_topology(&root.join("sys/class/kfd/kfd/topology")).unwrap();
+    let explanation = explain_on_machine(&tree, 1, 2, &root).unwrap();
+    let Verdict::Denied { hints, .. } = explanation.verdict else {
+        panic!("pair 1 -> 2 allowed");
+    };
+    assert!(
+        hints.iter().any(|hint| hint
+            == "with p2p_links and HSA_AMD_P2P, the rules applied to the machine's PCI facts \
+                allow this pair"),
+        "{hints:#?}"
+    );
+}
+
+#[test]
+fn before_p2p_links_the_peer_links_the_rules_predict_are_not_missing_links() {
+    // Judged as if pcie_p2p were on, the rules give both pairs a peer link
+    // (kfd_dev_create_p2p_links); an amdkfd without p2p_links publishes none, which is no
+    // disagreement.
+    let root = fixture("mi210-pair-before-p2p-links");
+    let inventory = Inventory::collect(&root).unwrap();
+    let tree = read_topology(&root.join("sys/class/kfd/kfd/topology")).unwrap();
+    let validation = validate(&inventory, &tree, TreeKind::Kfd, true).unwrap();
+    assert!(validation.predicted.p2p_link(1, 2).is_some());
+    assert!(validation.predicted.p2p_link(2, 1).is_some());
+    assert_eq!(validation.findings, Vec::new());
 }
