@@ -132,7 +132,7 @@ fn peer_access_without_kfd_links_fails_against_kfd_and_the_prediction() {
     let access = problems(outcome(&cases, "bandwidth_test_access_matches_topology"));
     assert!(access.contains(
         &"node 1 (0000:19:00.0) -> node 2 (0000:67:00.0): amdkfd has no peer link, the \
-          prediction from the PCI facts a Pcie peer link of weight 40 (16000 MB/s)"
+          prediction from the PCI facts a PCIE peer link of weight 40 (16000 MB/s)"
             .to_string()
     ));
     assert!(access.contains(
@@ -210,7 +210,7 @@ fn a_wrong_xgmi_weight_fails_naming_the_pair() {
         problems(outcome(&cases, "rocm_smi_links_match_topology")),
         [
             "node 2 (0000:05:00.0) -> node 3 (0000:26:00.0): rocm-smi reports weight 30, amdkfd \
-          has a Xgmi peer link of weight 15 (64000 MB/s)"
+          has a XGMI peer link of weight 15 (64000 MB/s)"
         ]
     );
 }
@@ -244,7 +244,7 @@ fn an_xgmi_pair_reported_as_pcie_by_amd_smi_fails() {
         problems(outcome(&cases, "amd_smi_links_match_topology")),
         [
             "node 2 (0000:0d:00.0) -> node 3 (0000:26:00.0): amd-smi reports link type Pcie, \
-          amdkfd has a Xgmi peer link of weight 15 (64000 MB/s)"
+          amdkfd has a XGMI peer link of weight 15 (64000 MB/s)"
         ]
     );
 }

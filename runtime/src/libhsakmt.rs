@@ -127,7 +127,7 @@ pub fn pair_hint(topology: &Topology, from: u32, to: u32) -> String {
 }
 
 /// The note `p2pctl matrix` adds for a kernel without p2p_links: the links libhsakmt
-/// synthesizes, as a weight matrix (`-`: none).
+/// synthesizes, as a matrix laid out like `matrix`'s own (`X`: the GPU itself, `-`: none).
 pub fn render_synthesized(topology: &Topology, labels: &Labels) -> String {
     let gpus: Vec<u32> = (topology.nodes.iter())
         .filter(|node| node.is_gpu())
@@ -137,25 +137,27 @@ pub fn render_synthesized(topology: &Topology, labels: &Labels) -> String {
         "\nThis kernel publishes no p2p_links (no p2p_links_count): the matrices above show only \
          what the kernel itself links. ROCm's libhsakmt synthesizes indirect GPU -> GPU \
          io_links through the CPUs on such kernels (topology_create_indirect_gpu_links); their \
-         weights (- = none):\n",
+         types and weights (X = the GPU itself, - = none):\n",
     );
     let names: Vec<String> = gpus.iter().map(|&id| labels.name(id)).collect();
-    let width = names.iter().map(String::len).max().unwrap_or(0).max(6);
-    out += &format!("{:width$}", "");
-    for name in &names {
-        out += &format!("  {name:>width$}");
-    }
-    out += "\n";
+    let mut rows = vec![std::iter::once(String::new())
+        .chain(names.iter().cloned())
+        .collect::<Vec<_>>()];
     for (row, &from) in gpus.iter().enumerate() {
-        out += &format!("{:width$}", names[row]);
-        for &to in &gpus {
-            let cell = match (from == to, indirect_gpu_link(topology, from, to)) {
-                (true, _) => "-".to_string(),
-                (false, Ok(link)) => format!("{} {}", link.link_type.name(), link.weight),
-                (false, Err(_)) => "-".to_string(),
-            };
-            out += &format!("  {cell:>width$}");
-        }
+        let cells =
+            gpus.iter().map(
+                |&to| match (from == to, indirect_gpu_link(topology, from, to)) {
+                    (true, _) => "X".to_string(),
+                    (false, Ok(link)) => format!("{} {}", link.link_type.name(), link.weight),
+                    (false, Err(_)) => "-".to_string(),
+                },
+            );
+        rows.push(std::iter::once(names[row].clone()).chain(cells).collect());
+    }
+    let width = rows.iter().flatten().map(String::len).max().unwrap_or(0);
+    for row in rows {
+        let line: Vec<String> = row.iter().map(|cell| format!("{cell:width$}")).collect();
+        out += line.join("  ").trim_end();
         out += "\n";
     }
     out

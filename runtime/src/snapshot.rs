@@ -43,9 +43,29 @@ impl Snapshot {
         for note in &self.notes {
             out += &format!("# {note}\n");
         }
-        out += &toml::to_string(&self.spec).map_err(|e| e.to_string())?;
+        let text = toml::to_string(&self.spec).map_err(|e| e.to_string())?;
+        for line in text.lines() {
+            out += &hex_where_read_as_hex(line);
+            out += "\n";
+        }
         Ok(out)
     }
+}
+
+/// Integer keys people read in hex, as the shipped specs write them: lspci's vendor:device, BAR
+/// addresses, XGMI hive ids, CPU families (/proc/cpuinfo's 25 is better known as 0x19, Zen 3).
+/// The TOML serializer writes every integer in decimal.
+const HEX_KEYS: [&str; 5] = ["vendor_id", "device_id", "bar_address", "id", "cpu_family"];
+
+/// `line` with its integer value in hex when its key is one of [`HEX_KEYS`].
+fn hex_where_read_as_hex(line: &str) -> String {
+    let hex = line.split_once(" = ").and_then(|(key, value)| {
+        let value: u64 = value.parse().ok()?;
+        HEX_KEYS
+            .contains(&key)
+            .then(|| format!("{key} = {value:#x}"))
+    });
+    hex.unwrap_or_else(|| line.to_string())
 }
 
 /// The KFD tree below `root` and whose it is: amdkfd's, else the hsa_p2p module's.

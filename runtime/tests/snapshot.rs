@@ -163,3 +163,13 @@ fn snapshot_from_pci_facts_alone_keeps_every_verdict() {
     assert_eq!(got, expected);
     assert!(expected.iter().any(|p| p.2) && expected.iter().any(|p| !p.2));
 }
+
+/// The spec `p2pctl snapshot` writes for each fixture machine, as the user reads it.
+#[test]
+fn p2pctl_snapshot_of_each_fixture_machine() {
+    for machine in ["four-gpu-intel", "mi210-pair", "vm-mixed-three-gpus"] {
+        let root = format!("hwtests/tests/fixtures/{machine}");
+        let text = common::p2pctl(&["snapshot", "--root", &root]);
+        insta::assert_snapshot!(format!("snapshot-{machine}"), text);
+    }
+}

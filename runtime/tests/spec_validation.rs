@@ -33,7 +33,7 @@ fn impossible_machines_are_rejected_with_a_reason() {
         ),
         (
             "[[switch]]\nid = \"s\"\nparent = \"rp0\"\ndownstream_ports = 2\n[[gpu]]\nid = \"g\"\nparent = \"s.2\"\nvram = \"1G\"\n",
-            "has downstream ports 0..2",
+            "switch \"s\" has no port 2: its 2 downstream ports are s.0 to s.1",
         ),
         (
             "[[switch]]\nid = \"s\"\nparent = \"t.0\"\ndownstream_ports = 1\n[[switch]]\nid = \"t\"\nparent = \"s.0\"\ndownstream_ports = 1\n",
@@ -49,13 +49,23 @@ fn impossible_machines_are_rejected_with_a_reason() {
         ("[[gpu]]\nid = \"gpu1\"\nparent = \"rp0\"\nvram = \"1G\"\n", "gpu id \"gpu1\" is GPU number 0 of the spec"),
         ("[[gpu]]\nid = \"g\"\nparent = \"rp0\"\nvram = \"lots\"\n", "invalid size \"lots\""),
     ];
-    for (extra, expected) in cases {
-        let error = parse(extra).unwrap_err();
-        assert!(
-            error.contains(expected),
-            "expected {expected:?} in {error:?}"
-        );
-    }
+    insta::assert_snapshot!("impossible-machines", refusals(&cases));
+}
+
+/// Each case's spec lines after [`BASE`] and the error it gets, checked to contain what the
+/// case expects, as one text to snapshot.
+fn refusals<S: AsRef<str>>(cases: &[(S, &str)]) -> String {
+    cases
+        .iter()
+        .map(|(extra, expected)| {
+            let error = parse(extra.as_ref()).unwrap_err();
+            assert!(
+                error.contains(expected),
+                "expected {expected:?} in {error:?}"
+            );
+            format!("{}=> {error}\n\n", extra.as_ref())
+        })
+        .collect()
 }
 
 /// Two hive members on rp0/rp1 and the hive's own lines.
@@ -112,13 +122,7 @@ fn impossible_xgmi_wirings_are_rejected_naming_the_hive_and_field() {
             "link [\"b\", \"a\"]: the pair is listed twice",
         ),
     ];
-    for (extra, expected) in cases {
-        let error = parse(&extra).unwrap_err();
-        assert!(
-            error.contains(expected),
-            "expected {expected:?} in {error:?}"
-        );
-    }
+    insta::assert_snapshot!("impossible-xgmi-wirings", refusals(&cases));
 }
 
 /// amdgpu_xgmi_get_hops_count reads 3 bits of the PSP's num_hops: a ring of 16 (8 hops across)
@@ -189,14 +193,7 @@ fn sizes_and_addresses_beyond_64_bits_are_refused_naming_the_field() {
              `bar` is given)) overlaps gpu \"a\"'s",
         ),
     ];
-    for (extra, expected) in cases {
-        let error = parse(&extra).unwrap_err();
-        assert_eq!(
-            error,
-            format!("test.toml: {expected}"),
-            "for spec lines\n{extra}"
-        );
-    }
+    insta::assert_snapshot!("sizes-beyond-64-bits", refusals(&cases));
 }
 
 fn switch_pair(acs: bool, whitelisted: bool) -> Spec {

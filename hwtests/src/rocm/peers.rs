@@ -88,8 +88,10 @@ pub struct Verdict {
 fn describe(link: Option<PeerLink>) -> String {
     match link {
         Some(link) => format!(
-            "a {:?} peer link of weight {} ({} MB/s)",
-            link.link_type, link.weight, link.max_bandwidth_mbs
+            "a {} peer link of weight {} ({} MB/s)",
+            link.link_type.name(),
+            link.weight,
+            link.max_bandwidth_mbs
         ),
         None => "no peer link".into(),
     }

@@ -228,22 +228,32 @@ pub fn render(report: &BenchReport) -> String {
         for from in &nodes {
             out.push_str(&format!("{from:>8}"));
             for to in &nodes {
-                let text = report
-                    .pairs
-                    .iter()
-                    .find(|p| p.from == *from && p.to == *to)
-                    .map_or("".to_owned(), cell);
+                let text = match report.pairs.iter().find(|p| p.from == *from && p.to == *to) {
+                    _ if from == to => "X".to_owned(),
+                    Some(pair) => cell(pair),
+                    None => "?".to_owned(),
+                };
                 out.push_str(&format!("{text:>12}"));
             }
             out.push('\n');
         }
     }
+    out.push_str(
+        "\nX = the node itself, - = no direct path (no p2p link), ? = pair not measured\n",
+    );
     out.push_str(&format!(
-        "\nmemcpy baseline (system memory, same process): {:.2} GB/s\n",
+        "memcpy baseline (system memory, same process): {:.2} GB/s\n",
         report.memcpy_gbps
     ));
-    if report.pairs.iter().any(|p| !p.verified) {
-        out.push_str("VERIFICATION FAILED for some pairs\n");
+    let failed: Vec<String> = (report.pairs.iter())
+        .filter(|p| !p.verified)
+        .map(|p| format!("{} -> {}", p.from, p.to))
+        .collect();
+    if !failed.is_empty() {
+        out.push_str(&format!(
+            "VERIFICATION FAILED (the destination does not match the source): {}\n",
+            failed.join(", ")
+        ));
     }
     out
 }

@@ -27,7 +27,7 @@ pub const DEVICE_PATH: &str = "/dev/hsa_p2p";
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The device node could not be opened.
-    #[error("cannot open {path}: {source} (is the hsa_p2p module loaded?)")]
+    #[error("cannot open {path}: {source}; is the hsa_p2p module loaded?")]
     Open {
         /// The node.
         path: PathBuf,

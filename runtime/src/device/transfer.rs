@@ -12,6 +12,7 @@ use crate::node_names::{resolve_node, UnknownNode};
 use crate::peers::peer_pair;
 use crate::report::json::COPY_SCHEMA;
 use crate::report::Labels;
+use crate::spec::ByteSize;
 use crate::sysfs::{read_topology, ReadError};
 
 /// A GPU of the published topology.
@@ -195,6 +196,27 @@ pub fn copy_verified(
     let report = result?;
     freed?;
     Ok(report)
+}
+
+/// The report as `p2pctl copy` prints it.
+pub fn render(report: &TransferReport) -> String {
+    format!(
+        "copy node {} -> node {}\n  path:     {} ({})\n  bytes:    {} ({})\n  \
+         rate:     {:.3} GB/s ({:.3} ms; {:.3} ms in the kernel)\n  \
+         verified: {} (source {:016x}, destination {:016x})\n",
+        report.from,
+        report.to,
+        report.path.name(),
+        report.reason,
+        report.bytes,
+        ByteSize(report.bytes),
+        report.gbps,
+        report.seconds * 1e3,
+        report.kernel_seconds * 1e3,
+        if report.verified { "ok" } else { "MISMATCH" },
+        report.source_checksum,
+        report.destination_checksum
+    )
 }
 
 /// `bytes` in `seconds` as GB/s (10^9 bytes per second).

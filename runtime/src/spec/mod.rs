@@ -368,7 +368,8 @@ pub enum SpecError {
     /// The spec is well-formed but describes an impossible machine.
     #[error("{path}: {message}")]
     Invalid {
-        /// The file (or `<inline>`).
+        /// The file (or `<inline>`), with the line of the element at fault when the message
+        /// names one (`spec.toml:12`).
         path: String,
         /// What is wrong.
         message: String,
@@ -391,12 +392,19 @@ impl Spec {
             path: origin.to_string(),
             message: error.to_string().trim_end().to_string(),
         })?;
-        id_lines::duplicate_id(text)
-            .map_or_else(|| spec.validate(), Err)
-            .map_err(|message| SpecError::Invalid {
+        if let Some(message) = id_lines::duplicate_id(text) {
+            return Err(SpecError::Invalid {
                 path: origin.to_string(),
                 message,
-            })?;
+            });
+        }
+        spec.validate().map_err(|message| SpecError::Invalid {
+            path: match id_lines::line_of_named_element(text, &message) {
+                Some(line) => format!("{origin}:{line}"),
+                None => origin.to_string(),
+            },
+            message,
+        })?;
         Ok(spec)
     }
 

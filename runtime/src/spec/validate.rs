@@ -319,8 +319,10 @@ impl Spec {
                 match self.switches.iter().find(|s| s.id == switch) {
                     Some(s) if port < s.downstream_ports => Ok(()),
                     Some(s) => Err(format!(
-                        "{child:?}: switch {switch:?} has downstream ports 0..{}",
-                        s.downstream_ports
+                        "{child:?}: switch {switch:?} has no port {port}: its {} downstream \
+                         ports are {switch}.0 to {switch}.{}",
+                        s.downstream_ports,
+                        s.downstream_ports.saturating_sub(1)
                     )),
                     None => Err(format!("{child:?}: parent {parent:?} names no switch")),
                 }

@@ -5,7 +5,9 @@
 //! switch or host bridge with that id (a GPU also as `gpuN`, the N-th GPU, as `p2pctl` names
 //! it); nested fields are dotted (`gpu0.pcie.gen`). `VALUE` is a TOML value (`true`, `44`,
 //! `"remap"`) or else taken as a string (`32G`, `remap`, `sw0.1`). Each setting is applied and
-//! checked in turn, so an error names the setting that caused it.
+//! parsed in turn, so a bad key or value names its setting; the machine is validated once all
+//! are applied, so that settings may pass through an impossible machine together (two cards
+//! swapped), and an impossible result names every setting.
 
 use toml::{Table, Value};
 
@@ -31,8 +33,11 @@ pub fn apply_settings(spec_text: &str, settings: &[String]) -> Result<Spec, Stri
         set(&mut table, key.trim(), parse_value(value.trim())).map_err(fail)?;
         let text = toml::to_string(&table).map_err(|e| fail(e.to_string()))?;
         spec = toml::from_str(&text).map_err(|e| fail(e.message().to_string()))?;
-        spec.validate().map_err(fail)?;
     }
+    spec.validate().map_err(|message| {
+        let settings: Vec<String> = settings.iter().map(|s| format!("--set {s}")).collect();
+        format!("{}: {message}", settings.join(" "))
+    })?;
     Ok(spec)
 }
 

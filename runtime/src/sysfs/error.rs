@@ -63,7 +63,7 @@ pub enum ReadError {
         found: Vec<u32>,
     },
     /// A `*_count` key disagrees with the directories present.
-    #[error("{path}: `{key}` says {declared} but {found} entries exist")]
+    #[error("{path}: `{key}` says {declared} but {}", entries_exist(*.found))]
     CountMismatch {
         /// The node's properties file.
         path: PathBuf,
@@ -142,5 +142,13 @@ impl std::fmt::Display for FileParseError {
             }
             None => write!(f, " {}", self.0),
         }
+    }
+}
+
+/// "1 entry exists", "3 entries exist".
+fn entries_exist(count: usize) -> String {
+    match count {
+        1 => "1 entry exists".to_string(),
+        n => format!("{n} entries exist"),
     }
 }

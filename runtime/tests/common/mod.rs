@@ -10,24 +10,23 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs p2pctl with `args` in the repository root.
-pub fn run(args: &[&str]) -> Output {
+/// Runs p2pctl with `args` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_p2pctl"))
-        .current_dir(repo())
+        .current_dir(dir)
         .args(args)
         .output()
         .expect("p2pctl runs")
 }
 
+/// Runs p2pctl with `args` in the repository root.
+pub fn run(args: &[&str]) -> Output {
+    run_in(&repo(), args)
+}
+
 /// The stdout of a p2pctl run that must succeed.
 pub fn p2pctl(args: &[&str]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "p2pctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    p2pctl_in(&repo(), args)
 }
 
 /// The names of the shipped specs (`topologies/*.toml`), sorted.
@@ -69,4 +68,43 @@ pub fn without_pcie_p2p_parameter(scratch: &Path, name: &str) -> PathBuf {
     let machine = copy_fixture(scratch, name);
     std::fs::remove_file(machine.join("sys/module/amdgpu/parameters/pcie_p2p")).unwrap();
     machine
+}
+
+/// What a user sees of a p2pctl run in `dir`: the command line, the exit code, then stdout and
+/// stderr as printed (for snapshots of error texts and other transcripts).
+pub fn transcript_in(dir: &Path, args: &[&str]) -> String {
+    let output = run_in(dir, args);
+    let mut text = format!("$ p2pctl {}\n", args.join(" "));
+    text += &match output.status.code() {
+        Some(code) => format!("exit {code}\n"),
+        None => "killed by a signal\n".to_string(),
+    };
+    text += &String::from_utf8_lossy(&output.stdout);
+    text += &String::from_utf8_lossy(&output.stderr);
+    text
+}
+
+/// [`transcript_in`] the repository root.
+pub fn transcript(args: &[&str]) -> String {
+    transcript_in(&repo(), args)
+}
+
+/// The stdout of a p2pctl run in `dir` that must succeed.
+pub fn p2pctl_in(dir: &Path, args: &[&str]) -> String {
+    let output = run_in(dir, args);
+    assert!(
+        output.status.success(),
+        "p2pctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Shipped spec `name` with `edit` applied to its text, written as `file` in `dir` (run p2pctl
+/// in `dir` with the relative `file` so outputs carry no temporary paths).
+pub fn edited_spec(dir: &Path, name: &str, file: &str, edit: impl Fn(String) -> String) {
+    let text = std::fs::read_to_string(repo().join(format!("topologies/{name}.toml"))).unwrap();
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "{file}: the edit changed nothing");
+    std::fs::write(dir.join(file), edited).unwrap();
 }

@@ -4,10 +4,8 @@
 use anyhow::{bail, Result};
 
 use hsa_p2p_runtime::cli::CopyArgs;
-use hsa_p2p_runtime::device::transfer::{copy_verified, read_published, resolve_gpu};
+use hsa_p2p_runtime::device::transfer::{copy_verified, read_published, render, resolve_gpu};
 use hsa_p2p_runtime::device::{Device, PathChoice};
-
-use hsa_p2p_runtime::spec::ByteSize;
 
 use crate::output::emit_json;
 
@@ -27,21 +25,7 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     if args.output.json {
         emit_json(&report, args.output)?;
     } else {
-        println!("copy node {} -> node {}", report.from, report.to);
-        println!("  path:     {} ({})", report.path.name(), report.reason);
-        println!("  bytes:    {} ({})", report.bytes, ByteSize(report.bytes));
-        println!(
-            "  rate:     {:.3} GB/s ({:.3} ms; {:.3} ms in the kernel)",
-            report.gbps,
-            report.seconds * 1e3,
-            report.kernel_seconds * 1e3
-        );
-        println!(
-            "  verified: {} (source {:016x}, destination {:016x})",
-            if report.verified { "ok" } else { "MISMATCH" },
-            report.source_checksum,
-            report.destination_checksum
-        );
+        print!("{}", render(&report));
     }
     if !report.verified {
         bail!("the destination does not match the source");

@@ -1,0 +1,139 @@
+//! What `p2pctl copy` and `p2pctl bench` print, rendered by the functions the commands use
+//! from results built here (no device needed): the path chosen from a committed predicted
+//! tree, its reason, rates, checksums, and the bench matrices with a pair that has no direct
+//! path and one that failed verification.
+
+use hsa_p2p_runtime::bench_report::{BenchReport, PairBench, BENCH_SCHEMA};
+use hsa_p2p_runtime::device::bench::render as render_bench;
+use hsa_p2p_runtime::device::transfer::{
+    plan, read_published, render as render_copy, resolve_gpu, TransferReport,
+};
+use hsa_p2p_runtime::device::PathChoice;
+use hsa_p2p_runtime::report::json::COPY_SCHEMA;
+
+/// The report of a copy of `bytes` planned on the predicted tree of `spec`, taking `seconds`
+/// (the kernel a tenth less), whose destination checksum is `destination`.
+fn copy_report(
+    spec: &str,
+    (from, to): (&str, &str),
+    choice: PathChoice,
+    bytes: u64,
+    seconds: f64,
+    destination: u64,
+) -> TransferReport {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/predicted")
+        .join(spec);
+    let topology = read_published(&root).unwrap();
+    let (from, to) = (
+        resolve_gpu(&topology, from).unwrap(),
+        resolve_gpu(&topology, to).unwrap(),
+    );
+    let plan = plan(&topology, from, to, choice);
+    let source = 0x0123_4567_89ab_cdef;
+    TransferReport {
+        schema: COPY_SCHEMA,
+        from: from.node,
+        to: to.node,
+        bytes,
+        path: plan.path,
+        reason: plan.reason,
+        seconds,
+        kernel_seconds: seconds * 0.9,
+        gbps: hsa_p2p_runtime::device::transfer::gbps(bytes, seconds),
+        source_checksum: source,
+        destination_checksum: destination,
+        verified: source == destination,
+    }
+}
+
+#[test]
+fn copy_reports() {
+    let good = 0x0123_4567_89ab_cdef;
+    let cases = [
+        (
+            "direct",
+            copy_report(
+                "mixed-three-gpus",
+                ("gpu0", "gpu1"),
+                PathChoice::Auto,
+                16 << 20,
+                0.0021,
+                good,
+            ),
+        ),
+        (
+            "staged-no-p2p-link",
+            copy_report(
+                "mixed-three-gpus",
+                ("gpu0", "gpu2"),
+                PathChoice::Auto,
+                16 << 20,
+                0.0084,
+                good,
+            ),
+        ),
+        (
+            "staged-requested",
+            copy_report(
+                "same-switch",
+                ("1", "2"),
+                PathChoice::Staged,
+                1 << 30,
+                0.5,
+                good,
+            ),
+        ),
+        (
+            "mismatch",
+            copy_report(
+                "same-switch",
+                ("gpu0", "gpu1"),
+                PathChoice::Auto,
+                4096,
+                0.000012,
+                7,
+            ),
+        ),
+    ];
+    for (name, report) in cases {
+        insta::assert_snapshot!(format!("copy-{name}"), render_copy(&report));
+    }
+}
+
+/// An ordered pair's results; `direct` GB/s when there is a direct path.
+fn pair(from: u32, to: u32, direct: Option<f64>, staged: f64, verified: bool) -> PairBench {
+    PairBench {
+        from,
+        to,
+        direct_gbps: direct,
+        direct_gbps_aliased: direct.map(|gbps| gbps * 0.97),
+        staged_gbps: staged,
+        direct_over_staged: direct.map(|gbps| gbps / staged),
+        direct_latency_us: direct.map(|_| 4.2),
+        staged_latency_us: 11.6,
+        verified,
+    }
+}
+
+#[test]
+fn bench_reports() {
+    // mixed-three-gpus: nodes 1 and 2 behind one switch, node 3 on its own root port.
+    let report = |verified_3_to_1| BenchReport {
+        schema: BENCH_SCHEMA.to_string(),
+        size_bytes: 16 << 20,
+        iterations: 5,
+        latency_iterations: 200,
+        memcpy_gbps: 9.87,
+        pairs: vec![
+            pair(1, 2, Some(24.51), 6.02, true),
+            pair(1, 3, None, 5.98, true),
+            pair(2, 1, Some(24.73), 6.11, true),
+            pair(2, 3, None, 6.0, true),
+            pair(3, 1, None, 5.91, verified_3_to_1),
+            pair(3, 2, None, 5.95, true),
+        ],
+    };
+    insta::assert_snapshot!("bench-mixed-three-gpus", render_bench(&report(true)));
+    insta::assert_snapshot!("bench-verification-failed", render_bench(&report(false)));
+}
