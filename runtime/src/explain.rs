@@ -40,11 +40,37 @@ impl Reason {
         }
     }
 
-    fn inferred(reason: DenialReason, basis: &'static str) -> Self {
+    /// `reason`, inferred from `basis` (`tree` or `pci facts`).
+    pub fn inferred(reason: DenialReason, basis: &'static str) -> Self {
         Reason {
             recorded: false,
             basis,
             ..Reason::recorded(reason)
+        }
+    }
+}
+
+impl Reason {
+    /// "name: explanation", as `p2pctl why` and the `kfd` test cases state a reason in one line.
+    pub fn summary(&self) -> String {
+        format!("{}: {}", self.name, self.explanation)
+    }
+
+    /// The tree has no `p2p_links_count`: node_show prints it whenever amdkfd has p2p_links,
+    /// whatever the config, so its absence dates the kernel, not the option.
+    pub fn kernel_without_p2p_links() -> Self {
+        Reason {
+            name: "kernel without p2p_links".to_string(),
+            explanation: "this kernel's amdkfd predates p2p_links (added in Linux 6.0): the \
+                          node properties have no p2p_links_count, so the kernel publishes no \
+                          peer links at all"
+                .to_string(),
+            remedy:
+                "use a kernel (Linux 6.0 or newer) whose amdkfd publishes p2p_links, built with \
+                     CONFIG_HSA_AMD_P2P=y (and CONFIG_PCI_P2PDMA), or load the hsa_p2p module"
+                    .to_string(),
+            recorded: false,
+            basis: "tree",
         }
     }
 }
@@ -146,19 +172,7 @@ fn infer_denial(topology: &Topology, accessor: &Node, owner: &Node) -> Verdict {
     let mut reasons = Vec::new();
     let mut hints = Vec::new();
     if !accessor.reports_p2p_links {
-        // node_show prints p2p_links_count whenever amdkfd has p2p_links, whatever the config:
-        // its absence dates the kernel, not the option.
-        reasons.push(Reason {
-            name: "kernel without p2p_links".to_string(),
-            explanation: "this kernel's amdkfd predates p2p_links: the node properties have no \
-                          p2p_links_count, so the kernel publishes no peer links at all"
-                .to_string(),
-            remedy: "use a kernel whose amdkfd publishes p2p_links, built with \
-                     CONFIG_HSA_AMD_P2P=y (and CONFIG_PCI_P2PDMA), or load the hsa_p2p module"
-                .to_string(),
-            recorded: false,
-            basis: "tree",
-        });
+        reasons.push(Reason::kernel_without_p2p_links());
         hints.push(crate::libhsakmt::pair_hint(topology, accessor.id, owner.id));
     }
     let small_bar = owner

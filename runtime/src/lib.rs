@@ -1,5 +1,6 @@
 //! hsa-p2p user space: the KFD topology reader, the predictor, peer-access reports and the
 //! explanations behind `p2pctl`.
+pub mod apu;
 pub mod bench_report;
 pub mod cli;
 pub mod device;

@@ -98,6 +98,17 @@ pub fn predates_p2p_links(topology: &Topology) -> bool {
     topology.nodes.iter().all(|node| !node.reports_p2p_links)
 }
 
+/// Turns a tree built by the rules into what a kernel without p2p_links publishes: no
+/// `kfd_dev_create_p2p_links`, no `p2p_links_count` in node_show, nothing below p2p_links, and
+/// no denial records either (the kernel made no per-pair decision).
+pub fn as_published_before_p2p_links(topology: &mut Topology) {
+    for node in &mut topology.nodes {
+        node.p2p_links.clear();
+        node.p2p_denials.clear();
+        node.reports_p2p_links = false;
+    }
+}
+
 /// One line for `p2pctl why` on such a kernel: what libhsakmt makes of the pair.
 pub fn pair_hint(topology: &Topology, from: u32, to: u32) -> String {
     match indirect_gpu_link(topology, from, to) {

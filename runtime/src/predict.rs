@@ -170,13 +170,7 @@ fn predict_bound(
     build_topology(&machine, &oracle, &mut topology)
         .map_err(|e: BuildError<std::convert::Infallible>| error(e.to_string()))?;
     if spec.platform.kernel == KernelGeneration::BeforeP2pLinks {
-        // No kfd_dev_create_p2p_links and no p2p_links_count in node_show: nothing below
-        // p2p_links, and no denial records either (the kernel made no per-pair decision).
-        for node in &mut topology.nodes {
-            node.p2p_links.clear();
-            node.p2p_denials.clear();
-            node.reports_p2p_links = false;
-        }
+        crate::libhsakmt::as_published_before_p2p_links(&mut topology);
     }
     Ok(Prediction {
         topology,

@@ -243,6 +243,8 @@ pub fn snapshot(root: &Path) -> Result<Snapshot, String> {
             pcie_atomics: facts.pcie_atomics,
             xgmi_hive: facts.xgmi.map(|x| x.hive_id),
             xgmi_connected_to_cpu: facts.xgmi_connected_to_cpu,
+            // sysfs shows an APU's iGPU as a PCI device like any other: not told apart here.
+            apu: false,
             gfx_target_version: facts.gfx_target_version,
             vendor_id: facts.vendor_id,
             device_id: facts.device_id,

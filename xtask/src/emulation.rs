@@ -136,6 +136,14 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     {
         bail!("ACS redirect cannot be emulated: QEMU's ports do not enable it without a vIOMMU");
     }
+    if let Some(apu) = spec.gpus.iter().find(|g| g.apu) {
+        bail!(
+            "gpu {:?} is an APU and cannot be emulated: its VRAM is a carve-out of system memory \
+             reached at its physical address, with no BAR; an ivshmem device's BAR2 would make \
+             it a discrete GPU",
+            apu.id
+        );
+    }
     if spec.gpus.iter().any(|g| g.bar_address.is_some()) {
         bail!("a fixed bar_address cannot be emulated: firmware in QEMU places the BARs");
     }
@@ -359,4 +367,24 @@ fn adapt_host_platform(
         adaptations.push("GPU PCI addresses as QEMU numbers them".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apu_is_refused_naming_the_gpu_and_why() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../topologies/ryzen-8700g-apu-with-rx7900xtx.toml");
+        let spec = Spec::load(&path).unwrap();
+        let Err(error) = emulate(&spec, "unused") else {
+            panic!("an APU spec was emulated");
+        };
+        let message = format!("{error:#}");
+        assert!(
+            message.starts_with("gpu \"radeon780m\" is an APU and cannot be emulated"),
+            "{message}"
+        );
+    }
 }

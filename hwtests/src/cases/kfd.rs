@@ -1,6 +1,11 @@
 //! amdkfd's own topology (`/sys/class/kfd/kfd/topology`) on a machine running upstream amdgpu,
 //! validated against the shared rules applied to the machine's PCI facts.
 
+use hsa_p2p_core::gate::DenialReason;
+use hsa_p2p_core::topology::Topology;
+use hsa_p2p_runtime::explain::Reason;
+use hsa_p2p_runtime::libhsakmt;
+
 use super::tree_checks::{self, subject, Subject};
 use crate::context::Context;
 use crate::kfd_validation::TreeKind;
@@ -48,16 +53,23 @@ fn kfd_subject(context: &Context) -> Result<Subject<'_>, TestOutput> {
 
 /// amdgpu's `pcie_p2p`; without the parameter amdgpu was built without HSA_AMD_P2P and builds
 /// no peer links, which is what the rules predict with it off.
-pub(super) fn pcie_p2p(context: &Context) -> (bool, Option<String>) {
-    match context.module_parameter("amdgpu", "pcie_p2p") {
-        Some(value) => (value, None),
-        None => (
-            false,
-            Some(
-                "amdgpu has no pcie_p2p parameter (no HSA_AMD_P2P): no peer links expected".into(),
-            ),
-        ),
+pub(super) fn pcie_p2p(context: &Context) -> bool {
+    context
+        .module_parameter("amdgpu", "pcie_p2p")
+        .unwrap_or(false)
+}
+
+/// Why the kernel publishes no peer links at all, in the words of `p2pctl why`: an amdkfd
+/// older than p2p_links (no `p2p_links_count`), or amdgpu without HSA_AMD_P2P (no `pcie_p2p`
+/// parameter). The tree is then compared with what such a kernel publishes, not failed.
+fn no_peer_links_reason(context: &Context, tree: &Topology) -> Option<String> {
+    if libhsakmt::predates_p2p_links(tree) {
+        return Some(Reason::kernel_without_p2p_links().summary());
     }
+    context
+        .module_parameter("amdgpu", "pcie_p2p")
+        .is_none()
+        .then(|| Reason::inferred(DenialReason::NoHsaAmdP2p, "pci facts").summary())
 }
 
 fn tree_is_consistent(context: &Context) -> TestOutput {
@@ -82,9 +94,11 @@ fn validated(
         Ok(subject) => subject,
         Err(output) => return output,
     };
-    let (enabled, note) = pcie_p2p(context);
+    let enabled = pcie_p2p(context);
     let mut output = tree_checks::with_validation(&subject, TreeKind::Kfd, enabled, check);
-    output.notes.extend(note);
+    output
+        .notes
+        .extend(no_peer_links_reason(context, subject.tree));
     output
 }
 

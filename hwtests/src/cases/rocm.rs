@@ -127,7 +127,7 @@ fn machine(context: &Context) -> Result<Machine<'_>, TestOutput> {
         .inventory()
         .map_err(|error| TestOutput::from(Outcome::fail(format!("PCI facts: {error}"))))?;
     let gpus = match_gpus(inventory, tree, TreeKind::Kfd).map_err(Outcome::Fail)?;
-    let (enabled, _) = pcie_p2p(context);
+    let enabled = pcie_p2p(context);
     let validation = validate(inventory, tree, TreeKind::Kfd, enabled).map_err(Outcome::Fail)?;
     Ok(Machine {
         tree,

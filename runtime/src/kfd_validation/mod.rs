@@ -55,7 +55,8 @@ impl TreeKind {
 /// The outcome of one validation.
 #[derive(Clone, Debug)]
 pub struct Validation {
-    /// What the rules predict (node ids: CPUs, then GPUs in the tree's order).
+    /// What the rules predict (node ids: CPUs, then GPUs in the tree's order) for a kernel
+    /// with p2p_links; a tree from an older amdkfd is compared with it without its p2p_links.
     pub predicted: Topology,
     /// Every disagreement, known upstream deviations included.
     pub findings: Vec<Finding>,
@@ -140,7 +141,14 @@ pub fn validate(
     let mut predicted = Topology::default();
     build_topology(&facts, &oracle, &mut predicted)
         .map_err(|error: BuildError<Infallible>| vec![error.to_string()])?;
-    let findings = compare(&machine, &predicted, tree, kind == TreeKind::HsaP2p);
+    let findings = if kind == TreeKind::Kfd && crate::libhsakmt::predates_p2p_links(tree) {
+        // An amdkfd older than p2p_links: compare with what it publishes (io_links only).
+        let mut published = predicted.clone();
+        crate::libhsakmt::as_published_before_p2p_links(&mut published);
+        compare(&machine, &published, tree, false)
+    } else {
+        compare(&machine, &predicted, tree, kind == TreeKind::HsaP2p)
+    };
     let labels = gpus
         .iter()
         .map(|(id, device)| (*id, format!("node {id} ({})", device.address)))

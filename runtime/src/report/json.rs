@@ -15,6 +15,7 @@ use hsa_p2p_core::node::{HeapType, MemBankProperties, NodeProperties};
 use hsa_p2p_core::topology::{Node, Topology};
 
 use super::labels::{pci_address, Labels};
+use crate::libhsakmt;
 use crate::peers::{peer_pair, peer_pairs, PeerPair};
 use crate::views::{build_table, TableKind, ViewInput, ViewTable};
 
@@ -214,6 +215,26 @@ pub struct MatrixDocument {
     pub matrices: PairMatrices,
     /// The view tables asked for (all by default), as `p2pctl matrix` prints them.
     pub tables: Vec<ViewTable>,
+    /// Only for a tree without p2p_links (no `p2p_links_count`, an amdkfd before Linux 6.0):
+    /// the GPU -> GPU io_links ROCm's libhsakmt synthesizes itself on such kernels, which the
+    /// matrices above (the kernel's own links) do not hold; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthesized_links: Option<Vec<SynthesizedLinkJson>>,
+}
+
+/// A link no kernel publishes: user space makes it up ([`crate::libhsakmt`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SynthesizedLinkJson {
+    /// Accessing GPU node.
+    pub from: u32,
+    /// Owning GPU node.
+    pub to: u32,
+    /// Link type name.
+    pub link_type: &'static str,
+    /// Summed weight of the links it goes through.
+    pub weight: u32,
+    /// Who makes it up: always `libhsakmt` (`topology_create_indirect_gpu_links`).
+    pub synthesized_by: &'static str,
 }
 
 /// GPU x GPU matrices, row = accessor, column = owner; the diagonal is null.
@@ -273,7 +294,25 @@ pub fn matrix_document(
         source,
         matrices: pair_matrices(input.topology, input.labels, &input.gpus),
         tables: kinds.iter().map(|&kind| build_table(kind, input)).collect(),
+        synthesized_links: libhsakmt::predates_p2p_links(input.topology)
+            .then(|| synthesized_links(input.topology, &input.gpus)),
     }
+}
+
+/// The links libhsakmt synthesizes between the GPUs `gpus`, accessor-major.
+fn synthesized_links(topology: &Topology, gpus: &[u32]) -> Vec<SynthesizedLinkJson> {
+    gpus.iter()
+        .flat_map(|&from| gpus.iter().map(move |&to| (from, to)))
+        .filter(|(from, to)| from != to)
+        .filter_map(|(from, to)| libhsakmt::indirect_gpu_link(topology, from, to).ok())
+        .map(|link| SynthesizedLinkJson {
+            from: link.from,
+            to: link.to,
+            link_type: link.link_type.name(),
+            weight: link.weight,
+            synthesized_by: "libhsakmt",
+        })
+        .collect()
 }
 
 /// The GPU x GPU matrices of the GPU nodes `gpu_ids` of `topology`.

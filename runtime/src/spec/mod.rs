@@ -302,6 +302,12 @@ pub struct Gpu {
     /// XGMI also connects the GPU to the CPU.
     #[serde(default)]
     pub xgmi_connected_to_cpu: bool,
+    /// An APU's integrated GPU (`AMD_IS_APU`): its VRAM is a carve-out of system memory, with
+    /// no BAR behind it. amdgpu's `gmc_v9_0_mc_init`/`gmc_v11_0_mc_init` set `aper_base` to the
+    /// carve-out's physical address and `aper_size` to the real VRAM size, so the rules see a
+    /// large BAR at `bar_address` (required; `bar` must not be given).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apu: bool,
     /// gfx target version (90010 = gfx90a).
     #[serde(default = "default_gfx")]
     pub gfx_target_version: u32,

@@ -168,6 +168,18 @@ impl Spec {
             if gpu.vram.0 == 0 || gpu.bar_size().0 == 0 {
                 return Err(format!("gpu {name:?}: vram and bar must be non-zero"));
             }
+            if gpu.apu && gpu.bar.is_some() {
+                return Err(format!(
+                    "gpu {name:?}: an APU has no VRAM BAR: amdgpu maps its whole carve-out \
+                     (aper_size = real VRAM, gmc_v9_0_mc_init), so `bar` cannot be given"
+                ));
+            }
+            if gpu.apu && gpu.bar_address.is_none() {
+                return Err(format!(
+                    "gpu {name:?}: an APU needs `bar_address`: the physical address of its \
+                     carve-out in system memory (amdgpu's aper_base, get_mc_fb_offset)"
+                ));
+            }
             if !(32..=64).contains(&gpu.dma_mask_bits) {
                 return Err(format!("gpu {name:?}: dma_mask_bits must be 32..=64"));
             }

@@ -30,6 +30,8 @@ pub struct GpuPlace {
     /// XGMI links to each hive member, by its node id (amdgpu's `num_links` per pair; empty
     /// when unknown).
     pub xgmi_links: BTreeMap<u32, u32>,
+    /// An APU's integrated GPU (known from a spec only: [`crate::apu`]).
+    pub apu: bool,
 }
 
 /// [`GpuPlace`] of every GPU node and the PCIe path of every ordered GPU pair.
@@ -71,6 +73,9 @@ impl Placement {
                     cpulist: cpu.and_then(|cpu| spec_cpulist(spec, cpu as usize)),
                     render_minor: Some(FIRST_RENDER_MINOR + index as u32),
                     xgmi_links: xgmi_links(prediction, &nodes, index),
+                    apu: (prediction.gpu_labels.get(index))
+                        .and_then(|label| spec.gpus.iter().find(|gpu| &gpu.id == label))
+                        .is_some_and(|gpu| gpu.apu),
                 },
             );
             for (owner_index, &owner) in nodes.iter().enumerate() {
@@ -110,6 +115,8 @@ impl Placement {
                     }),
                     render_minor: Some(gpu.properties.drm_render_minor).filter(|&m| m != 0),
                     xgmi_links: BTreeMap::new(),
+                    // Neither the KFD tree nor the PCI facts read here tell an APU's iGPU apart.
+                    apu: false,
                 },
             );
             for owner in &gpus {

@@ -28,6 +28,8 @@ struct WhyDocument<'a> {
     p2pdma_distance: Option<u32>,
     hints: &'a [String],
     reverse_access: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    apu_notes: &'a [String],
 }
 
 pub fn run(args: &WhyArgs) -> Result<()> {
@@ -39,10 +41,17 @@ pub fn run(args: &WhyArgs) -> Result<()> {
         Some(root) => explain_on_machine(&loaded.topology, from, to, root)?,
         None => explain(&loaded.topology, from, to)?,
     };
+    let apu_notes = hsa_p2p_runtime::apu::pair_notes(
+        loaded.placement.gpu(from).apu,
+        loaded.placement.gpu(to).apu,
+    );
     if args.output.json {
-        emit_json(&document(&explanation, &loaded.labels), args.output)?;
+        emit_json(
+            &document(&explanation, &loaded.labels, &apu_notes),
+            args.output,
+        )?;
     } else {
-        emit(render(&explanation, &loaded.labels))?;
+        emit(render(&explanation, &loaded.labels, &apu_notes))?;
     }
     Ok(())
 }
@@ -56,7 +65,7 @@ fn name(labels: &Labels, id: u32) -> String {
     }
 }
 
-fn render(explanation: &Explanation, labels: &Labels) -> String {
+fn render(explanation: &Explanation, labels: &Labels, apu_notes: &[String]) -> String {
     let (from, to) = (name(labels, explanation.from), name(labels, explanation.to));
     let mut out = String::new();
     match &explanation.verdict {
@@ -95,6 +104,9 @@ fn render(explanation: &Explanation, labels: &Labels) -> String {
             }
         }
     }
+    for note in apu_notes {
+        out += &format!("  note: {note}\n");
+    }
     let reverse = if explanation.reverse_allowed {
         "allowed"
     } else {
@@ -104,7 +116,11 @@ fn render(explanation: &Explanation, labels: &Labels) -> String {
     out
 }
 
-fn document<'a>(explanation: &'a Explanation, labels: &Labels) -> WhyDocument<'a> {
+fn document<'a>(
+    explanation: &'a Explanation,
+    labels: &Labels,
+    apu_notes: &'a [String],
+) -> WhyDocument<'a> {
     let (link, reasons, distance, hints): (_, &[Reason], _, &[String]) = match &explanation.verdict
     {
         Verdict::Allowed { via, link } => (Some((*via, *link)), &[], None, &[]),
@@ -129,5 +145,6 @@ fn document<'a>(explanation: &'a Explanation, labels: &Labels) -> WhyDocument<'a
         p2pdma_distance: distance,
         hints,
         reverse_access: explanation.reverse_allowed,
+        apu_notes,
     }
 }
