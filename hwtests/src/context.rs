@@ -39,6 +39,9 @@ pub struct Context {
     pub module: ModuleState,
     /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
     pub pair_copy_bytes: u64,
+    /// The serial line to the host of an emulated machine (`crate::guest::host_channel`),
+    /// for the `hotplug` suite; `None` on a real machine.
+    pub host_channel: Option<PathBuf>,
     opener: DeviceOpener,
     inventory: OnceLock<Result<Inventory, String>>,
     kfd_tree: OnceLock<TreeRead>,
@@ -58,6 +61,7 @@ impl Context {
             root: root.into(),
             module,
             pair_copy_bytes: DEFAULT_PAIR_COPY_BYTES,
+            host_channel: None,
             opener: Arc::new(|context: &Context| {
                 let node = context.device_path();
                 RealBackend::open(&node)
@@ -151,6 +155,7 @@ impl std::fmt::Debug for Context {
             .field("root", &self.root)
             .field("module", &self.module)
             .field("pair_copy_bytes", &self.pair_copy_bytes)
+            .field("host_channel", &self.host_channel)
             .finish_non_exhaustive()
     }
 }

@@ -254,7 +254,7 @@ fn run_spec(
     payload: &GuestPayload,
 ) -> Result<Vec<Case>> {
     let started = Instant::now();
-    let script = test_script(&first_gpu_address(machine));
+    let script = test_script(&first_gpu_address(machine), !machine.hotplug.is_empty());
     let run = vm::run(&vm_config(name, machine, env, payload, script))?;
     let console = &run.console_log;
     let elapsed = started.elapsed();
