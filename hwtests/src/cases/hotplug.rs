@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,8 @@ struct Machine<'a> {
     /// The GPU's PCI address.
     target: String,
     before: Topology,
+    /// What the case saw, for the report.
+    notes: Vec<String>,
 }
 
 fn gpu_addresses(tree: &Topology) -> Vec<String> {
@@ -107,13 +109,6 @@ impl<'a> Machine<'a> {
         if let ModuleState::Unavailable(reason) = &context.module {
             return Err(Outcome::skip(reason.clone()).into());
         }
-        let Some(channel) = &context.host_channel else {
-            return Err(Outcome::skip(
-                "no host to pull a card (--host-channel not given): only an emulated \
-                 machine's host removes and adds GPUs",
-            )
-            .into());
-        };
         let before = match module_tree(context) {
             Ok(tree) => tree,
             Err(problem) if context.module == ModuleState::Loaded => {
@@ -131,12 +126,20 @@ impl<'a> Machine<'a> {
             ))
             .into());
         };
+        let Some(channel) = &context.host_channel else {
+            return Err(Outcome::skip(format!(
+                "no host to pull the card of {target} (--host-channel not given): only an \
+                 emulated machine's host removes and adds GPUs"
+            ))
+            .into());
+        };
         let channel = HostChannel::open(channel).map_err(|e| TestOutput::from(Outcome::fail(e)))?;
         Ok(Machine {
             context,
             channel,
             target,
             before,
+            notes: Vec::new(),
         })
     }
 
@@ -344,8 +347,9 @@ impl Work {
         })
     }
 
-    /// Copies from the leaving GPU to the peer until one fails (or `stop` after the removal).
-    fn copy_until_refused(&self, stop: &AtomicBool) -> Result<Copies, String> {
+    /// Copies from the leaving GPU to the peer until one fails (or `stop` after the removal),
+    /// counting them in `done`.
+    fn copy_until_refused(&self, stop: &AtomicBool, done: &AtomicU32) -> Result<Copies, String> {
         let destination = self
             .device
             .alloc(self.peer, BUFFER)
@@ -366,7 +370,10 @@ impl Work {
                 BUFFER,
                 PathChoice::Auto,
             ) {
-                Ok(_) => succeeded += 1,
+                Ok(_) => {
+                    succeeded += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(error) => {
                     return Ok(Copies {
                         succeeded,
@@ -377,9 +384,19 @@ impl Work {
         }
     }
 
-    /// The problems of the work after the GPU left.
-    fn problems(mut self, copies: Result<Copies, String>) -> Vec<String> {
+    /// The problems of the work after the GPU left, and what it did.
+    fn problems(mut self, copies: Result<Copies, String>) -> (Vec<String>, String) {
         let mut problems = Vec::new();
+        let note = match &copies {
+            Ok(copies) => format!(
+                "{} copies of {BUFFER} bytes before the removal, then {:?}",
+                copies.succeeded, copies.ended_with
+            ),
+            Err(problem) => problem.clone(),
+        };
+        if matches!(&copies, Ok(copies) if copies.succeeded == 0) {
+            problems.push("no copy ran before the removal: nothing was in flight".into());
+        }
         match copies {
             Ok(Copies {
                 ended_with: Some(error),
@@ -400,7 +417,7 @@ impl Work {
                 "MAP_PEER of the removed GPU's buffer: {other:?}, expected ENODEV"
             )),
         }
-        problems
+        (problems, note)
     }
 }
 
@@ -438,6 +455,7 @@ fn on_machine(
     };
     let log = kernel_log::read().unwrap_or_default();
     let mut problems = case(&mut machine).unwrap_or_else(|problem| vec![problem]);
+    let notes = std::mem::take(&mut machine.notes);
     if !machine.bound() {
         problems.extend(machine.plug().err());
     }
@@ -445,7 +463,7 @@ fn on_machine(
         Some(reports) => problems.extend(reports.into_iter().map(|r| format!("kernel: {r}"))),
         None => problems.push("the kernel log cannot be read".into()),
     }
-    Outcome::from_problems(problems).into()
+    TestOutput::with_notes(Outcome::from_problems(problems), notes)
 }
 
 /// The GPUs other than the target.
@@ -514,8 +532,15 @@ fn under_work<'a>(
     let witnesses = Witnesses::fill(context, &others)?;
     let work = Work::start(context, gpu_id, peer, linked(&machine.before, peer, gpu_id))?;
     let stop = AtomicBool::new(false);
+    let done = AtomicU32::new(0);
     let (removed, copies) = thread::scope(|scope| {
-        let copier = scope.spawn(|| work.copy_until_refused(&stop));
+        let copier = scope.spawn(|| work.copy_until_refused(&stop, &done));
+        // The removal must find the copies running.
+        let started = Instant::now() + REVOCATION;
+        while done.load(Ordering::Relaxed) == 0 && !copier.is_finished() && Instant::now() < started
+        {
+            thread::sleep(Duration::from_millis(1));
+        }
         let removed = remove(machine);
         let deadline = Instant::now() + REVOCATION;
         while !copier.is_finished() && Instant::now() < deadline {
@@ -528,7 +553,8 @@ fn under_work<'a>(
         (removed, copies)
     });
     removed?;
-    let mut problems = work.problems(copies);
+    let (mut problems, note) = work.problems(copies);
+    machine.notes.push(note);
     problems.extend(machine.removal_problems());
     problems.extend(witnesses.problems());
     machine.plug()?;
@@ -555,27 +581,73 @@ fn surprise_removal_with_work_in_flight(context: &Context) -> TestOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
-    #[test]
-    fn without_a_host_channel_every_case_is_skipped_with_the_reason() {
-        let root = tempfile::tempdir().unwrap();
-        let context = Context::new(root.path(), ModuleState::Loaded);
-        for test in TESTS {
-            let output = (test.run)(&context);
-            match output.outcome {
-                Outcome::Skip(reason) => assert!(reason.contains("--host-channel"), "{reason}"),
-                other => panic!("{}: {other:?}", test.name),
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
             }
         }
     }
 
-    #[test]
-    fn without_a_hot_plug_slot_the_cases_are_skipped() {
+    fn skip_reasons(context: &Context) -> Vec<String> {
+        TESTS
+            .iter()
+            .map(|test| match (test.run)(context).outcome {
+                Outcome::Skip(reason) => reason,
+                other => panic!("{}: {other:?}", test.name),
+            })
+            .collect()
+    }
+
+    /// The module's topology of `mixed-three-gpus` under a fixture root (its gpu0 is
+    /// 0000:03:00.0).
+    fn machine_root() -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
-        let mut context = Context::new(root.path(), ModuleState::Unknown);
+        let predicted = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../runtime/tests/fixtures/predicted/mixed-three-gpus");
+        copy_tree(&predicted, &root.path().join("sys/kernel/hsa_p2p/topology"));
+        root
+    }
+
+    #[test]
+    fn without_a_hot_plug_slot_every_case_is_skipped_with_the_reason() {
+        let root = machine_root();
+        let mut context = Context::new(root.path(), ModuleState::Loaded);
         context.host_channel = Some("/dev/null".into());
-        // No topology at all: the module is not there.
-        let output = unplug_idle_gpu(&context);
-        assert!(matches!(output.outcome, Outcome::Skip(_)), "{output:?}");
+        for reason in skip_reasons(&context) {
+            assert!(
+                reason.contains("no GPU of the module sits in a hot-plug slot"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_host_every_case_is_skipped_with_the_reason() {
+        let root = machine_root();
+        let slot = root.path().join("sys/bus/pci/slots/2");
+        std::fs::create_dir_all(&slot).unwrap();
+        std::fs::write(slot.join("address"), "0000:03:00\n").unwrap();
+        let context = Context::new(root.path(), ModuleState::Loaded);
+        for reason in skip_reasons(&context) {
+            assert!(
+                reason.contains("no host to pull the card of 0000:03:00.0"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_loaded_module_without_a_topology_fails() {
+        let root = tempfile::tempdir().unwrap();
+        let context = Context::new(root.path(), ModuleState::Loaded);
+        assert!(unplug_idle_gpu(&context).outcome.is_failure());
     }
 }
