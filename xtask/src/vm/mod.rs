@@ -431,7 +431,18 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
         "# exit_code={exit_code:?} timed_out={timed_out} qemu={qemu_status:?} {:.1}s",
         duration.as_secs_f64()
     )?;
-    let splats = splat::find(&console_log);
+    let (known, splats): (Vec<splat::Splat>, Vec<splat::Splat>) = splat::find(&console_log)
+        .into_iter()
+        .partition(|splat| splat.known_kernel_report().is_some());
+    for report in &known {
+        let why = report.known_kernel_report().unwrap_or_default();
+        let line = format!(
+            "known kernel report, not about the module ({why}): {}",
+            report.headline()
+        );
+        writeln!(log, "# {line}")?;
+        crate::util::note(format!("{}: {line}", config.name));
+    }
     Ok(VmOutcome {
         exit_code,
         timed_out,
