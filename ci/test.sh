@@ -65,7 +65,7 @@ nice cargo xtask kernel --debug
 # specs differ only in topology, which the host tests and the normal vm-test above cover.
 step "module in QEMU on the debug kernel: any checker report fails the run (JUnit in target/vm-test-debug/junit.xml)"
 cargo xtask vm-test --debug \
-    --exclude same-switch,separate-root-ports,small-bar,two-socket,xgmi-hive-4,sixteen-gpus,dma-mask-limit
+    --exclude same-switch,separate-root-ports,small-bar,two-socket,xgmi-hive-4,mi250-8gcd,sixteen-gpus,dma-mask-limit
 
 # The stress campaign at its default size (10,000 operations over 3 processes x 2 threads, at
 # least 50 unbind/rebind cycles, slab fault injection on 3% of the calls) on the debug kernel,

@@ -11,6 +11,9 @@ use hsa_p2p_runtime::sysfs::{read_topology, HSA_P2P_TOPOLOGY, KFD_TOPOLOGY};
 use crate::device::real::RealBackend;
 use crate::device::Backend;
 use crate::machine_facts::Inventory;
+use crate::rocm::recording::{self, Recording};
+use crate::rocm::tools::{self, Found, Run};
+use crate::rocm::{collect, RocmSource, DEFAULT_BANDWIDTH_FRACTION};
 
 /// Opens the device under test; why not when it cannot.
 pub type DeviceOpener = Arc<dyn Fn(&Context) -> Result<Box<dyn Backend>, String> + Send + Sync>;
@@ -42,6 +45,12 @@ pub struct Context {
     /// The serial line to the host of an emulated machine (`crate::guest::host_channel`),
     /// for the `hotplug` suite; `None` on a real machine.
     pub host_channel: Option<PathBuf>,
+    /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
+    pub bandwidth_fraction: f64,
+    rocm: RocmSource,
+    recording: OnceLock<Result<Recording, String>>,
+    rocm_tools: OnceLock<Vec<Found>>,
+    rocm_runs: OnceLock<Vec<Run>>,
     opener: DeviceOpener,
     inventory: OnceLock<Result<Inventory, String>>,
     kfd_tree: OnceLock<TreeRead>,
@@ -62,6 +71,11 @@ impl Context {
             module,
             pair_copy_bytes: DEFAULT_PAIR_COPY_BYTES,
             host_channel: None,
+            bandwidth_fraction: DEFAULT_BANDWIDTH_FRACTION,
+            rocm: RocmSource::Machine,
+            recording: OnceLock::new(),
+            rocm_tools: OnceLock::new(),
+            rocm_runs: OnceLock::new(),
             opener: Arc::new(|context: &Context| {
                 let node = context.device_path();
                 RealBackend::open(&node)
@@ -71,6 +85,55 @@ impl Context {
             inventory: OnceLock::new(),
             kfd_tree: OnceLock::new(),
             module_tree: OnceLock::new(),
+        }
+    }
+
+    /// A context replaying the recording in `dir`: its facts stand in for `/`, its outputs for
+    /// the ROCm tools (the module is not there).
+    pub fn replay(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        let mut context = Context::new(
+            dir.join(recording::ROOT),
+            ModuleState::Unavailable("replaying a recording".into()),
+        );
+        context.rocm = RocmSource::Replay(dir);
+        context
+    }
+
+    /// Where the `rocm` suite's outputs come from.
+    pub fn rocm_source(&self) -> &RocmSource {
+        &self.rocm
+    }
+
+    fn recording(&self, dir: &Path) -> Result<&Recording, &str> {
+        self.recording
+            .get_or_init(|| recording::read(dir).map_err(|error| error.to_string()))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// The ROCm tools: found in `PATH` (when the root is `/`) and `<root>/opt/rocm*/bin`, or
+    /// those of the recording.
+    pub fn rocm_tools(&self) -> Result<&[Found], &str> {
+        match &self.rocm {
+            RocmSource::Replay(dir) => Ok(&self.recording(dir)?.found),
+            RocmSource::Machine => Ok(self.rocm_tools.get_or_init(|| {
+                let path = (self.root == Path::new("/"))
+                    .then(|| std::env::var_os("PATH"))
+                    .flatten();
+                tools::discover(&tools::search_dirs(&self.root, path))
+            })),
+        }
+    }
+
+    /// The tools' runs: run now (once, on first use) or those of the recording.
+    pub fn rocm_runs(&self) -> Result<&[Run], &str> {
+        match &self.rocm {
+            RocmSource::Replay(dir) => Ok(&self.recording(dir)?.runs),
+            RocmSource::Machine => {
+                let found = self.rocm_tools()?;
+                Ok(self.rocm_runs.get_or_init(|| collect::collect(found)))
+            }
         }
     }
 
@@ -156,6 +219,8 @@ impl std::fmt::Debug for Context {
             .field("module", &self.module)
             .field("pair_copy_bytes", &self.pair_copy_bytes)
             .field("host_channel", &self.host_channel)
+            .field("bandwidth_fraction", &self.bandwidth_fraction)
+            .field("rocm", &self.rocm)
             .finish_non_exhaustive()
     }
 }

@@ -14,6 +14,7 @@ pub mod context;
 pub mod device;
 pub mod guest;
 pub mod report;
+pub mod rocm;
 pub mod runner;
 pub mod stress;
 
@@ -22,6 +23,22 @@ pub use hsa_p2p_runtime::{kfd_validation, machine_facts};
 
 pub use context::{Context, ModuleState};
 pub use runner::Filter;
+
+/// Every test, one line each: `-` marks those `filter` deselects, then `suite.name` and what it
+/// checks.
+pub fn listing(filter: &Filter) -> String {
+    cases::all()
+        .iter()
+        .map(|test| {
+            let selected = if filter.selects(&test.full_name()) {
+                ' '
+            } else {
+                '-'
+            };
+            format!("{selected} {:<45} {}\n", test.full_name(), test.description)
+        })
+        .collect()
+}
 
 /// Runs every test `filter` selects against `context`.
 pub fn run(name: &str, context: &Context, filter: &Filter) -> report::Run {

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hsa_p2p_hwtests::context::DEFAULT_PAIR_COPY_BYTES;
 use hsa_p2p_hwtests::report::write_reports;
+use hsa_p2p_hwtests::rocm::{recording, DEFAULT_BANDWIDTH_FRACTION};
 use hsa_p2p_hwtests::stress::{self, StressOptions};
-use hsa_p2p_hwtests::{cases, device, Context, Filter, ModuleState};
+use hsa_p2p_hwtests::{device, Context, Filter, ModuleState};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,6 +69,16 @@ struct Args {
     /// `hotplug` suite (e.g. /dev/ttyS1; its cases are skipped without it).
     #[arg(long, value_name = "DEVICE")]
     host_channel: Option<PathBuf>,
+    /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
+    #[arg(long, value_name = "FRACTION", default_value_t = DEFAULT_BANDWIDTH_FRACTION)]
+    bandwidth_fraction: f64,
+    /// Save the ROCm tools' outputs and this machine's sysfs/PCI facts into DIR (and DIR.tar,
+    /// to attach to a bug report).
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Re-run the checks offline from a recording made with --record.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["root", "module_loaded"])]
+    replay: Option<PathBuf>,
     /// List the tests and exit.
     #[arg(long)]
     list: bool,
@@ -83,14 +94,7 @@ fn main() -> ExitCode {
     let args = cli.tests;
     let filter = Filter::new(args.only.clone());
     if args.list {
-        for test in cases::all() {
-            let selected = if filter.selects(&test.full_name()) {
-                ' '
-            } else {
-                '-'
-            };
-            println!("{selected} {:<45} {}", test.full_name(), test.description);
-        }
+        print!("{}", hsa_p2p_hwtests::listing(&filter));
         return ExitCode::SUCCESS;
     }
     let module = match (args.module_loaded, args.module_unavailable) {
@@ -98,12 +102,24 @@ fn main() -> ExitCode {
         (false, Some(reason)) => ModuleState::Unavailable(reason),
         (false, None) => ModuleState::Unknown,
     };
-    let mut context = Context::new(&args.root, module);
+    if !(args.bandwidth_fraction > 0.0 && args.bandwidth_fraction <= 1.0) {
+        eprintln!("error: --bandwidth-fraction must be in (0, 1]");
+        return ExitCode::FAILURE;
+    }
+    let mut context = match &args.replay {
+        Some(dir) => Context::replay(dir),
+        None => Context::new(&args.root, module),
+    };
     context.pair_copy_bytes = args.pair_copy_bytes;
     context.host_channel = args.host_channel;
+    context.bandwidth_fraction = args.bandwidth_fraction;
     let mut run = hsa_p2p_hwtests::run("hwtests", &context, &filter);
     run.environment
-        .push(("root".into(), args.root.display().to_string()));
+        .push(("root".into(), context.root().display().to_string()));
+    if let Some(dir) = &args.replay {
+        run.environment
+            .push(("replay".into(), dir.display().to_string()));
+    }
     if let Ok(inventory) = context.inventory() {
         run.environment.extend(inventory.describe());
     }
@@ -118,6 +134,15 @@ fn main() -> ExitCode {
             ),
             Err(error) => {
                 eprintln!("error: cannot write reports to {}: {error}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(dir) = &args.record {
+        match recording::record(&context, dir) {
+            Ok(tarball) => eprintln!("recording: {} ({})", dir.display(), tarball.display()),
+            Err(error) => {
+                eprintln!("error: cannot record into {}: {error}", dir.display());
                 return ExitCode::FAILURE;
             }
         }

@@ -81,3 +81,50 @@ fn a_machine_without_gpus_skips_everything_with_reasons() {
         .lines()
         .any(|l| l.trim_start().starts_with("ok ") && !l.contains("# SKIP")));
 }
+
+#[test]
+fn replay_exits_by_the_recordings_outcome_and_record_writes_a_replayable_copy() {
+    let recordings = fixture("rocm/recordings");
+    let replay = |name: &str| {
+        hwtests(&[
+            "--replay",
+            recordings.join(name).to_str().unwrap(),
+            "--only",
+            "rocm.*",
+            "--only",
+            "kfd.*",
+        ])
+    };
+    let (status, stdout) = replay("wx8100-pcie-p2p");
+    assert_eq!(status, 0, "{stdout}");
+    assert!(
+        stdout.ends_with("hwtests: 7 passed, 0 failed, 4 skipped\n"),
+        "{stdout}"
+    );
+    let (status, stdout) = replay("mi308x-xgmi-hive-wrong-weight");
+    assert_eq!(status, 1, "{stdout}");
+    assert!(
+        stdout.contains("not ok 6 rocm_smi_links_match_topology"),
+        "{stdout}"
+    );
+
+    // A machine without ROCm tools records its facts and an empty list of runs.
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = dir.path().join("mi210");
+    let (status, stdout) = hwtests(&[
+        "--root",
+        fixture("mi210-pair").to_str().unwrap(),
+        "--only",
+        "kfd.*",
+        "--record",
+        recorded.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{stdout}");
+    assert!(dir.path().join("mi210.tar").is_file());
+    let (status, stdout) = hwtests(&["--replay", recorded.to_str().unwrap(), "--only", "kfd.*"]);
+    assert_eq!(status, 0, "{stdout}");
+    assert!(
+        stdout.ends_with("hwtests: 4 passed, 0 failed, 0 skipped\n"),
+        "{stdout}"
+    );
+}

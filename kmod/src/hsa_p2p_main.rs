@@ -30,6 +30,8 @@ pub mod link;
 pub mod link_finish;
 #[path = "../core/src/node.rs"]
 pub mod node;
+#[path = "../core/src/numa.rs"]
+pub mod numa;
 #[path = "../core/src/pcie.rs"]
 pub mod pcie;
 #[path = "../core/src/properties.rs"]

@@ -36,6 +36,7 @@ use crate::abi::{
     VersionArgs,
 };
 use crate::buffer::{lock_pair, Buffer, PeerMapping};
+use crate::fault_points;
 use crate::gpu::VRAM_BAR;
 use crate::limits::{Usage, GFP_USER_TRIGGERED};
 use crate::registry::{PeerAccess, REGISTRY};
@@ -76,8 +77,9 @@ fn abi_error(error: AbiError) -> Error {
 }
 
 /// Handles come from one counter for all open files (skipping 0 and, after it wraps, handles
-/// the file still holds), so a handle names one buffer of its file.
-static NEXT_HANDLE: Atomic<u32> = Atomic::new(1);
+/// the file still holds), so a handle names one buffer of its file. Root can move it (the
+/// `next_handle` fault point) to test the wrap.
+pub(crate) static NEXT_HANDLE: Atomic<u32> = Atomic::new(1);
 
 /// The buffers of one open file, sorted by handle, and what they add up to.
 struct FileBuffers {
@@ -395,6 +397,7 @@ impl OpenFile {
                 VRAM_BAR as c_int,
                 buffer.offset,
                 buffer.size,
+                fault_points::map_peer_delay_ms(),
                 &mut address,
             )
         };

@@ -7,6 +7,7 @@
  * abstraction; fatal_signal_pending() is a static inline (Task only offers signal_pending()).
  */
 
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -40,10 +41,13 @@ static bool hsa_p2p_share_bridge(struct pci_dev *a, struct pci_dev *b)
  * through a whitelisted host bridge it needs a DMA mapping (dma_map_resource). Returns
  * HSA_P2P_MAP_BUS_ADDR or HSA_P2P_MAP_THRU_HOST_BRIDGE and stores the address in @address, or
  * -EXDEV when the P2PDMA core refuses the pair, -EIO when the DMA mapping fails. Not verbose:
- * the caller has already checked the pair against the published topology.
+ * the caller has already checked the pair against the published topology. The provider is
+ * devm-allocated by the owner's binding: the caller keeps the owner from unbinding until this
+ * returns. @hold_ms is the delay_map_peer_ms fault point (0 outside tests): a sleep between
+ * taking the provider and using it, the window an unbind of the owner must not fall into.
  */
 int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u64 offset,
-		     u64 size, u64 *address)
+		     u64 size, unsigned int hold_ms, u64 *address)
 {
 	struct p2pdma_provider *provider;
 	phys_addr_t phys = pci_resource_start(owner, bar) + offset;
@@ -56,6 +60,8 @@ int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u
 	provider = pcim_p2pdma_provider(owner, bar);
 	if (!provider)
 		return -EXDEV;
+	if (hold_ms)
+		msleep(hold_ms);
 	if (hsa_p2p_share_bridge(owner, accessor)) {
 		*address = phys + provider->bus_offset;
 		return HSA_P2P_MAP_BUS_ADDR;

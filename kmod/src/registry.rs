@@ -251,6 +251,7 @@ impl Registry {
             platform: PlatformFacts {
                 iommu,
                 pcie_p2p: self.pcie_p2p,
+                hsa_amd_p2p: true,
             },
             peer_bandwidth: PeerBandwidthRule::Corrected,
         };

@@ -55,6 +55,7 @@ extern "C" {
         bar: c_int,
         offset: u64,
         size: u64,
+        hold_ms: c_uint,
         address: *mut u64,
     ) -> c_int;
     pub(crate) fn hsa_p2p_unmap_peer(

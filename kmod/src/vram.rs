@@ -13,10 +13,12 @@ use kernel::pci;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{aref::ARef, Arc, Mutex};
+use kernel::time::{delay::fsleep, Delta};
 
 use crate::abi::VRAM_PAGE;
 use crate::buffer::Buffer;
 use crate::descriptor::DESCRIPTOR_PAGE_SIZE;
+use crate::fault_points;
 use crate::limits::GFP_USER_TRIGGERED;
 use crate::shim::hsa_p2p_fatal_signal_pending;
 
@@ -170,6 +172,10 @@ impl Vram {
                 Ok(())
             })??;
             done += chunk;
+            let pause = fault_points::zero_chunk_delay_ms();
+            if pause > 0 {
+                fsleep(Delta::from_millis(i64::from(pause)));
+            }
             // SAFETY: no arguments; reads the current task's signal state.
             if unsafe { hsa_p2p_fatal_signal_pending() } {
                 return Err(EINTR);

@@ -130,7 +130,7 @@ pub fn explain(topology: &Topology, from: u32, to: u32) -> Result<Explanation, E
                 p2pdma_distance: denial.p2pdma_distance,
                 hints: Vec::new(),
             },
-            None => infer_denial(accessor, owner),
+            None => infer_denial(topology, accessor, owner),
         },
     };
     Ok(Explanation {
@@ -142,16 +142,24 @@ pub fn explain(topology: &Topology, from: u32, to: u32) -> Result<Explanation, E
 }
 
 /// What an amdkfd tree without denial records still reveals about a missing peer link.
-fn infer_denial(accessor: &Node, owner: &Node) -> Verdict {
+fn infer_denial(topology: &Topology, accessor: &Node, owner: &Node) -> Verdict {
     let mut reasons = Vec::new();
     let mut hints = Vec::new();
     if !accessor.reports_p2p_links {
-        hints.push(
-            "this kernel publishes no p2p links at all (no `p2p_links_count` in the node's \
-             properties): it predates HSA_AMD_P2P or was built without CONFIG_HSA_AMD_P2P / \
-             CONFIG_PCI_P2PDMA; use a kernel with both enabled"
+        // node_show prints p2p_links_count whenever amdkfd has p2p_links, whatever the config:
+        // its absence dates the kernel, not the option.
+        reasons.push(Reason {
+            name: "kernel without p2p_links".to_string(),
+            explanation: "this kernel's amdkfd predates p2p_links: the node properties have no \
+                          p2p_links_count, so the kernel publishes no peer links at all"
                 .to_string(),
-        );
+            remedy: "use a kernel whose amdkfd publishes p2p_links, built with \
+                     CONFIG_HSA_AMD_P2P=y (and CONFIG_PCI_P2PDMA), or load the hsa_p2p module"
+                .to_string(),
+            recorded: false,
+            basis: "tree",
+        });
+        hints.push(crate::libhsakmt::pair_hint(topology, accessor.id, owner.id));
     }
     let small_bar = owner
         .mem_banks
@@ -174,6 +182,12 @@ fn infer_denial(accessor: &Node, owner: &Node) -> Verdict {
         p2pdma_distance: None,
         hints,
     }
+}
+
+/// amdgpu has no `pcie_p2p` parameter (it exists only with CONFIG_HSA_AMD_P2P), yet amdkfd
+/// publishes p2p_links: a kernel built without the option.
+fn no_hsa_amd_p2p() -> Reason {
+    Reason::inferred(DenialReason::NoHsaAmdP2p, "pci facts")
 }
 
 fn gpu(topology: &Topology, id: u32) -> Result<&Node, ExplainError> {
@@ -200,6 +214,7 @@ pub fn explain_on_machine(
     machine_root: &std::path::Path,
 ) -> Result<Explanation, ExplainError> {
     let mut explanation = explain(topology, from, to)?;
+    let accessor_reports_p2p_links = topology.node(from).is_some_and(|n| n.reports_p2p_links);
     let Verdict::Denied {
         reasons,
         hints,
@@ -220,7 +235,9 @@ pub fn explain_on_machine(
             return Ok(explanation);
         }
     };
-    let pcie_p2p = inventory.platform.pcie_p2p.unwrap_or(false);
+    // Without the parameter amdgpu has no HSA_AMD_P2P at all; that is said below as its own
+    // reason, and the gate's other conditions are judged as if it were there.
+    let pcie_p2p = inventory.platform.pcie_p2p.unwrap_or(true);
     let validation = match crate::kfd_validation::validate(
         &inventory,
         topology,
@@ -245,6 +262,25 @@ pub fn explain_on_machine(
             return Ok(explanation);
         }
     };
+    if !accessor_reports_p2p_links {
+        // The tree's reason stands (the kernel has no p2p_links); the facts say what a kernel
+        // with them and HSA_AMD_P2P would decide.
+        hints.push(match &predicted.verdict {
+            Verdict::Allowed { .. } => "with p2p_links and HSA_AMD_P2P, the rules applied to \
+                                        the machine's PCI facts allow this pair"
+                .to_string(),
+            Verdict::Denied {
+                reasons: predicted, ..
+            } => {
+                let names: Vec<&str> = predicted.iter().map(|r| r.name.as_str()).collect();
+                format!(
+                    "with p2p_links and HSA_AMD_P2P the pair would still be denied ({})",
+                    names.join(", ")
+                )
+            }
+        });
+        return Ok(explanation);
+    }
     match predicted.verdict {
         Verdict::Denied {
             reasons: predicted_reasons,
@@ -261,12 +297,8 @@ pub fn explain_on_machine(
                 })
                 .collect();
             hints.retain(|hint| !hint.starts_with("the tree does not record why"));
-            if inventory.platform.pcie_p2p.is_none() {
-                hints.push(
-                    "amdgpu has no pcie_p2p parameter: it was built without HSA_AMD_P2P, so it \
-                     builds no peer links at all"
-                        .to_string(),
-                );
+            if inventory.platform.pcie_p2p.is_none() && accessor_reports_p2p_links {
+                reasons.insert(0, no_hsa_amd_p2p());
             }
             hints.extend(
                 validation
@@ -275,6 +307,10 @@ pub fn explain_on_machine(
                     .map(|assumption| format!("assumed: {assumption}")),
             );
             *p2pdma_distance = predicted_distance;
+        }
+        Verdict::Allowed { .. } if inventory.platform.pcie_p2p.is_none() => {
+            reasons.insert(0, no_hsa_amd_p2p());
+            hints.retain(|hint| !hint.starts_with("the tree does not record why"));
         }
         Verdict::Allowed { .. } => hints.push(
             "the rules applied to the machine's PCI facts allow this pair, yet the kernel \

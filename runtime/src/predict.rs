@@ -2,12 +2,12 @@
 
 use hsa_p2p_core::builder::{build_topology, gpu_node_id, BuildError, P2pdmaOracle};
 use hsa_p2p_core::facts::{
-    CpuFacts, GpuFacts, IommuMode, MachineFacts, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+    CpuFacts, GpuFacts, IommuMode, MachineFacts, PeerBandwidthRule, PlatformFacts,
 };
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use hsa_p2p_core::topology::Topology;
 
-use crate::spec::{HiveWiring, IommuSetting, LayoutP2pdma, Spec};
+use crate::spec::{IommuSetting, KernelGeneration, LayoutP2pdma, Spec};
 
 /// The predicted topology of a spec.
 #[derive(Clone, Debug)]
@@ -55,26 +55,8 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
         .map(|(index, (gpu, bar_base))| {
             let element = layout.gpu_element(index).map(|e| &layout.elements[e]);
             let bar_size = gpu.bar_size().0;
-            let xgmi = gpu.xgmi_hive.and_then(|hive_id| {
-                let hive = spec.hive(hive_id)?;
-                let members: Vec<_> = spec
-                    .gpus
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, g)| g.xgmi_hive == Some(hive_id))
-                    .map(|(i, _)| i)
-                    .collect();
-                Some(XgmiFacts {
-                    hive_id,
-                    position: members.iter().position(|&m| m == index).unwrap_or(0) as u32,
-                    hive_size: members.len() as u32,
-                    fully_connected: hive.wiring == HiveWiring::Full,
-                    link_bandwidth_mbs: hive.link_bandwidth_mbs,
-                    links_per_peer: hive.links_per_peer,
-                })
-            });
             GpuFacts {
-                pci: element.map(|e| e.address).unwrap_or_default(),
+                pci: spec.gpu_address(&layout, index),
                 vendor_id: gpu.vendor_id,
                 device_id: gpu.device_id,
                 gfx_target_version: gpu.gfx_target_version,
@@ -84,11 +66,14 @@ pub fn gpu_facts(spec: &Spec) -> Result<Vec<GpuFacts>, PredictError> {
                 bar_size,
                 numa_node: element.map_or(0, |e| e.cpu),
                 dma_mask_bits: gpu.dma_mask_bits,
-                xgmi,
+                xgmi: spec.xgmi_facts(index),
                 xgmi_connected_to_cpu: gpu.xgmi_connected_to_cpu,
-                pcie: PcieLink {
-                    gen: PcieGen::from_number(gpu.pcie.gen).unwrap_or(PcieGen::Gen1),
-                    width: gpu.pcie.width,
+                pcie: {
+                    let link = spec.platform_link(index);
+                    PcieLink {
+                        gen: PcieGen::from_number(link.gen).unwrap_or(PcieGen::Gen1),
+                        width: link.width,
+                    }
                 },
                 pcie_atomics: gpu.pcie_atomics,
                 drm_render_minor: 0,
@@ -170,6 +155,7 @@ fn predict_bound(
                 IommuSetting::Off => IommuMode::Off,
             },
             pcie_p2p: spec.platform.pcie_p2p,
+            hsa_amd_p2p: spec.platform.kernel == KernelGeneration::HsaAmdP2p,
         },
         peer_bandwidth,
     };
@@ -183,6 +169,15 @@ fn predict_bound(
     };
     build_topology(&machine, &oracle, &mut topology)
         .map_err(|e: BuildError<std::convert::Infallible>| error(e.to_string()))?;
+    if spec.platform.kernel == KernelGeneration::BeforeP2pLinks {
+        // No kfd_dev_create_p2p_links and no p2p_links_count in node_show: nothing below
+        // p2p_links, and no denial records either (the kernel made no per-pair decision).
+        for node in &mut topology.nodes {
+            node.p2p_links.clear();
+            node.p2p_denials.clear();
+            node.reports_p2p_links = false;
+        }
+    }
     Ok(Prediction {
         topology,
         gpu_labels: order

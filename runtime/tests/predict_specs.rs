@@ -74,8 +74,13 @@ fn small_bar_gpu_cannot_be_accessed_but_can_access_its_peer() {
     assert!(p.topology.p2p_link(small, large).is_some());
 }
 
+/// The MI100 quad hive: fully connected, one link per pair, so every XGMI io_link is one hop
+/// (kfd_fill_gpu_xgmi_link_to_gpu: weight = KFD_CRAT_XGMI_WEIGHT x amdgpu_xgmi_get_hops_count)
+/// at amdgpu's GC 9.4.1 per-link rate (amdgpu_xgmi_early_init: 25 GT/s x16;
+/// amdgpu_xgmi_get_bandwidth: 50000 MB/s min and num_links x that max); no PCIe p2p links
+/// inside a hive (kfd_dev_create_p2p_links skips members of the same hive).
 #[test]
-fn xgmi_hive_links_are_type_11_weighing_15_per_hop_and_no_pcie_p2p() {
+fn xgmi_hive_links_are_type_11_one_hop_at_the_gc_rate_and_no_pcie_p2p() {
     let p = predict_shipped("xgmi-hive-4");
     let gpus: Vec<u32> = (0..4).map(|i| node(&p, &format!("gpu{i}"))).collect();
     for (i, &from) in gpus.iter().enumerate() {
@@ -85,11 +90,52 @@ fn xgmi_hive_links_are_type_11_weighing_15_per_hop_and_no_pcie_p2p() {
             }
             let link = p.topology.io_link(from, to).expect("xgmi io_link");
             assert_eq!(link.link_type, LinkType::Xgmi);
-            let ring_hops = i.abs_diff(j).min(4 - i.abs_diff(j)) as u32;
-            assert_eq!(link.weight, 15 * ring_hops);
+            assert_eq!(
+                (link.weight, link.min_bandwidth, link.max_bandwidth),
+                (15, 50_000, 50_000)
+            );
             assert!(p.topology.p2p_link(from, to).is_none());
             assert!(p.topology.denial(from, to).is_none());
         }
+    }
+}
+
+/// The MI250 node: links per pair as amdgpu_xgmi_get_bandwidth reads the PSP's num_links
+/// (4 inside a package: 200000 MB/s; 2 between GCDs 0-4: 100000; 1: 50000), pairs joined by
+/// no link of their own reached through others: weight 15 x hops and no bandwidth.
+#[test]
+fn mi250_links_follow_num_links_and_hops_per_pair() {
+    let p = predict_shipped("mi250-8gcd");
+    let link = |a: &str, b: &str| {
+        let l = p
+            .topology
+            .io_link(node(&p, a), node(&p, b))
+            .expect("xgmi io_link");
+        assert_eq!(l.link_type, LinkType::Xgmi);
+        (l.weight, l.min_bandwidth, l.max_bandwidth)
+    };
+    let cases = [
+        ("gcd0", "gcd1", (15, 50_000, 200_000)),
+        ("gcd7", "gcd6", (15, 50_000, 200_000)),
+        ("gcd0", "gcd4", (15, 50_000, 100_000)),
+        ("gcd6", "gcd2", (15, 50_000, 100_000)),
+        ("gcd1", "gcd3", (15, 50_000, 50_000)),
+        ("gcd0", "gcd3", (30, 0, 0)),
+        ("gcd0", "gcd2", (45, 0, 0)),
+        ("gcd0", "gcd6", (60, 0, 0)),
+    ];
+    for (a, b, expected) in cases {
+        assert_eq!(link(a, b), expected, "{a} -> {b}");
+        assert_eq!(link(b, a), expected, "{b} -> {a}");
+    }
+    // One hive: no PCIe peer links at all, only indirect links to the other socket.
+    let gpus = p.topology.nodes.iter().filter(|n| n.is_gpu());
+    for gpu in gpus {
+        assert!(
+            gpu.p2p_links.iter().all(|l| l.node_to < 2),
+            "{:?}",
+            gpu.p2p_links
+        );
     }
 }
 
@@ -170,4 +216,63 @@ fn unbinding_a_gpu_equals_removing_its_node_for_every_shipped_spec() {
             );
         }
     }
+}
+
+/// amdkfd reports the platform's link, not the GPU's: amdgpu_amdkfd_get_pcie_bandwidth_mbytes
+/// reads only the platform bits of pcie_gen_mask/pcie_mlw_mask, which amdgpu_device_get_pcie_info
+/// fills from the link partner's capability (amdgpu_device_partner_bandwidth). A port's `pcie`
+/// is that partner; without one the GPU's own link stands in.
+#[test]
+fn the_gpu_link_reports_the_port_above_it() {
+    let machine = |port: &str, switch: &str, gpu: &str| {
+        format!(
+            "name = \"links\"\n[[cpu]]\n[[root_port]]\nid = \"rp0\"\n{port}\n[[root_port]]\nid = \
+             \"rp1\"\n[[switch]]\nid = \"sw\"\nparent = \"rp1\"\ndownstream_ports = 1\n{switch}\n\
+             [[gpu]]\nid = \"a\"\nparent = \"rp0\"\nvram = \"1G\"\n{gpu}\n[[gpu]]\nid = \"b\"\n\
+             parent = \"sw.0\"\nvram = \"1G\"\n{gpu}\n"
+        )
+    };
+    let gen4_x16 = "pcie = { gen = 4, width = 16 }";
+    let gen3_x16 = "pcie = { gen = 3, width = 16 }";
+    let gen4_x8 = "pcie = { gen = 4, width = 8 }";
+    let gen3_x4 = "pcie = { gen = 3, width = 4 }";
+    let cases = [
+        (
+            "no port link: the GPU's own",
+            "",
+            "",
+            gen3_x16,
+            [16000, 16000],
+        ),
+        (
+            "Gen4 GPUs in Gen3 slots",
+            gen3_x16,
+            gen3_x16,
+            gen4_x16,
+            [16000, 16000],
+        ),
+        ("an x8 switch port", "", gen4_x8, gen4_x16, [32000, 16000]),
+        (
+            "Gen3 x4 GPUs in Gen4 x16 slots: the slot's",
+            gen4_x16,
+            gen4_x16,
+            gen3_x4,
+            [32000, 32000],
+        ),
+    ];
+    for (what, port, switch, gpu, expected) in cases {
+        let spec = Spec::parse(&machine(port, switch, gpu), "links.toml").unwrap();
+        let p = predict(&spec).unwrap();
+        let got: Vec<u32> = ["a", "b"]
+            .iter()
+            .map(|gpu| p.topology.io_link(node(&p, gpu), 0).unwrap().max_bandwidth)
+            .collect();
+        assert_eq!(got, expected, "{what}");
+    }
+    let bad = machine("pcie = { gen = 6, width = 16 }", "", "");
+    let error = Spec::parse(&bad, "links.toml").unwrap_err().to_string();
+    assert!(
+        error.contains("root port \"rp0\": pcie gen must be 1..=5"),
+        "{error}"
+    );
 }

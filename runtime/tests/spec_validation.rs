@@ -58,6 +58,104 @@ fn impossible_machines_are_rejected_with_a_reason() {
     }
 }
 
+/// Two hive members on rp0/rp1 and the hive's own lines.
+fn hive(lines: &str) -> String {
+    format!(
+        "[[xgmi_hive]]\nid = 9\n{lines}\n[[gpu]]\nid = \"a\"\nparent = \"rp0\"\nvram = \"1G\"\nxgmi_hive = 9\n\
+         [[gpu]]\nid = \"b\"\nparent = \"rp1\"\nvram = \"1G\"\nxgmi_hive = 9\n"
+    )
+}
+
+/// XGMI wiring the PSP could not report: each refusal names the hive and the field.
+#[test]
+fn impossible_xgmi_wirings_are_rejected_naming_the_hive_and_field() {
+    let link =
+        |gpus: &str, count: u32| format!("[[xgmi_hive.link]]\ngpus = [{gpus}]\ncount = {count}\n");
+    let cases = [
+        (
+            hive("wiring = \"links\""),
+            "xgmi_hive 0x9: wiring = \"links\" needs [[xgmi_hive.link]] entries",
+        ),
+        (
+            hive(&link("\"a\", \"b\"", 1)),
+            "xgmi_hive 0x9: [[xgmi_hive.link]] entries need wiring = \"links\"",
+        ),
+        (
+            hive(&format!(
+                "wiring = \"links\"\nlinks_per_peer = 2\n{}",
+                link("\"a\", \"b\"", 1)
+            )),
+            "xgmi_hive 0x9: links_per_peer applies to \"full\" and \"ring\" wiring",
+        ),
+        (
+            hive("links_per_peer = 0"),
+            "xgmi_hive 0x9: links_per_peer must be 1..=255",
+        ),
+        (
+            hive(&format!("wiring = \"links\"\n{}", link("\"a\", \"c\"", 1))),
+            "xgmi_hive 0x9: link.gpus names \"c\", which is not a GPU of this hive",
+        ),
+        (
+            hive(&format!("wiring = \"links\"\n{}", link("\"a\", \"a\"", 1))),
+            "link [\"a\", \"a\"]: link.gpus names one GPU twice",
+        ),
+        (
+            hive(&format!("wiring = \"links\"\n{}", link("\"a\", \"b\"", 0))),
+            "link [\"a\", \"b\"]: link.count must be 1..=255",
+        ),
+        (
+            hive(&format!(
+                "wiring = \"links\"\n{}{}",
+                link("\"a\", \"b\"", 1),
+                link("\"b\", \"a\"", 2)
+            )),
+            "link [\"b\", \"a\"]: the pair is listed twice",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let error = parse(&extra).unwrap_err();
+        assert!(
+            error.contains(expected),
+            "expected {expected:?} in {error:?}"
+        );
+    }
+}
+
+/// amdgpu_xgmi_get_hops_count reads 3 bits of the PSP's num_hops: a ring of 16 (8 hops across)
+/// cannot be reported, nor can a member no link reaches.
+#[test]
+fn xgmi_hives_beyond_seven_hops_or_split_are_rejected() {
+    let ports: String = (2..16)
+        .map(|i| format!("[[root_port]]\nid = \"rp{i}\"\n"))
+        .collect();
+    let members: String = (0..16)
+        .map(|i| {
+            format!("[[gpu]]\nid = \"g{i}\"\nparent = \"rp{i}\"\nvram = \"1G\"\nxgmi_hive = 9\n")
+        })
+        .collect();
+    let ring = format!("{ports}[[xgmi_hive]]\nid = 9\nwiring = \"ring\"\n{members}");
+    let error = parse(&ring).unwrap_err();
+    assert!(
+        error.contains("\"g0\" and \"g8\" are 8 hops apart; amdgpu reports at most 7"),
+        "{error}"
+    );
+    let fifteen = ring.replace(
+        "[[gpu]]\nid = \"g15\"\nparent = \"rp15\"\nvram = \"1G\"\nxgmi_hive = 9\n",
+        "",
+    );
+    parse(&fifteen).expect("a ring of 15 is at most 7 hops across");
+
+    let split = format!(
+        "[[root_port]]\nid = \"rp2\"\n{}[[gpu]]\nid = \"c\"\nparent = \"rp2\"\nvram = \"1G\"\nxgmi_hive = 9\n",
+        hive("wiring = \"links\"\n[[xgmi_hive.link]]\ngpus = [\"a\", \"b\"]\ncount = 1\n")
+    );
+    let error = parse(&split).unwrap_err();
+    assert!(
+        error.contains("\"a\" and \"c\" are not connected by any path of links"),
+        "{error}"
+    );
+}
+
 /// Sizes and addresses near 2^64 never wrap: the spec is refused and the error names the GPU
 /// and the field (a wrapped BAR would land on another GPU's and make a false peer).
 #[test]

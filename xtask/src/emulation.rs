@@ -13,7 +13,7 @@ use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
 use hsa_p2p_runtime::spec::{
-    ByteSize, IommuSetting, PcieElement, PcieElementKind, PcieLayout, Spec,
+    ByteSize, IommuSetting, KernelGeneration, PcieElement, PcieElementKind, PcieLayout, Spec,
 };
 
 use crate::vm::host_channel::HotplugSlot;
@@ -172,6 +172,8 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
             spec.platform.iommu
         ));
     }
+
+    adapt_host_platform(spec, &mut emulated, &mut adaptations)?;
 
     // The adaptations must not change who may access whom.
     let original = predict(spec)?;
@@ -357,4 +359,62 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
         }
     }
     args
+}
+
+/// The guest runs the hsa_p2p module (HSA_AMD_P2P on any kernel): other kernel generations are
+/// refused. QEMU's q35 has one host bridge (8086:29c0, segment 0, bus 0) and numbers the buses
+/// itself: several host bridges or segments are refused; the host bridge's ids and the CPU become
+/// the harness's one knob (an EPYC CPU, which the kernel trusts, when the spec's host bridge
+/// lets P2P through), and explicit GPU addresses give way to QEMU's.
+fn adapt_host_platform(
+    spec: &Spec,
+    emulated: &mut Spec,
+    adaptations: &mut Vec<String>,
+) -> Result<()> {
+    if spec.platform.kernel != KernelGeneration::HsaAmdP2p {
+        bail!(
+            "kernel = {:?} cannot be emulated: the guest runs the hsa_p2p module, which \
+             publishes p2p_links and peer links (HSA_AMD_P2P) whatever the kernel",
+            spec.platform.kernel
+        );
+    }
+    if spec.host_bridges.len() > 1 {
+        bail!("several host bridges cannot be emulated: QEMU's q35 machine has one");
+    }
+    if let Some(bridge) = spec.host_bridges.first() {
+        if bridge.segment != 0 || bridge.bus != 0 {
+            bail!(
+                "host bridge {:?} on segment {:#x} bus {:#x} cannot be emulated: q35's is on \
+                 segment 0 bus 0",
+                bridge.id,
+                bridge.segment,
+                bridge.bus
+            );
+        }
+    }
+    let described = !spec.host_bridges.is_empty() || spec.platform.cpu_vendor.is_some();
+    if described {
+        emulated.platform.host_bridge_whitelisted = spec.host_bridge_trusted();
+        emulated.platform.cpu_vendor = None;
+        emulated.platform.cpu_family = None;
+        emulated.host_bridges.clear();
+        for port in &mut emulated.root_ports {
+            port.host_bridge = None;
+        }
+        adaptations.push(format!(
+            "host bridge and CPU ids not emulated: q35's host bridge with {} CPU",
+            if emulated.platform.host_bridge_whitelisted {
+                "an EPYC (trusted for P2P)"
+            } else {
+                "the default"
+            }
+        ));
+    }
+    if spec.gpus.iter().any(|gpu| gpu.address.is_some()) {
+        for gpu in &mut emulated.gpus {
+            gpu.address = None;
+        }
+        adaptations.push("GPU PCI addresses as QEMU numbers them".into());
+    }
+    Ok(())
 }

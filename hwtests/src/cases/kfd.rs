@@ -48,7 +48,7 @@ fn kfd_subject(context: &Context) -> Result<Subject<'_>, TestOutput> {
 
 /// amdgpu's `pcie_p2p`; without the parameter amdgpu was built without HSA_AMD_P2P and builds
 /// no peer links, which is what the rules predict with it off.
-fn pcie_p2p(context: &Context) -> (bool, Option<String>) {
+pub(super) fn pcie_p2p(context: &Context) -> (bool, Option<String>) {
     match context.module_parameter("amdgpu", "pcie_p2p") {
         Some(value) => (value, None),
         None => (

@@ -1,5 +1,5 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
-//! peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
+//! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
 //! attack (`isolation`), GPUs pulled from their slots and added back (`hotplug`) and the
 //! device's behaviour across files, processes and unbinding (`device`).
 //!
@@ -15,6 +15,7 @@ pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
 mod republish;
+pub mod rocm;
 pub mod transfer;
 mod tree_checks;
 
@@ -24,6 +25,7 @@ use crate::runner::Test;
 pub const SUITES: &[&[Test]] = &[
     kfd::TESTS,
     module_topology::TESTS,
+    rocm::TESTS,
     transfer::TESTS,
     abi::TESTS,
     // Its cases unbind and rebind GPUs, and put them back in their bind order.

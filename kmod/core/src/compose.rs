@@ -3,7 +3,7 @@
 //!
 //! Composition sums weights and latencies along the path and takes the minimum bandwidth.
 
-use crate::facts::{GpuFacts, XgmiFacts};
+use crate::facts::{xgmi_link_rate_mbs, GpuFacts, XgmiFacts};
 use crate::link::{LinkFlags, LinkProperties, LinkType};
 use crate::pcie::PcieLink;
 
@@ -20,10 +20,41 @@ fn no_atomics(gpu: &GpuFacts) -> LinkFlags {
     }
 }
 
-/// The GPU's own PCIe io_link to the CPU node it hangs off (always its first io_link).
+/// Weight of the XGMI link of a GC 9.4.3 APU to its own socket (KFD_CRAT_INTRA_SOCKET_WEIGHT).
+pub const INTRA_SOCKET_WEIGHT: u32 = 13;
+/// Bandwidth amdkfd gives a GC 9.4.3 APU's link to its socket, MB/s (`mem_bw` of
+/// kfd_fill_gpu_direct_io_link_to_cpu).
+pub const APU_MEMORY_BANDWIDTH_MBS: u32 = 819_200;
+/// gfx target version of GC 9.4.3/9.4.4 (gfx942): with XGMI to the CPU, the MI300A APU.
+const GFX942: u32 = 90402;
+
+/// The GPU's own io_link to the CPU node it hangs off (always its first io_link), as
+/// kfd_fill_gpu_direct_io_link_to_cpu fills it.
 ///
-/// Flags: ENABLED, plus NO_ATOMICS_32/64 when the GPU cannot do PCIe atomics (1 or 13).
+/// Over PCIe: weight 20, Gen1 x1 to the link's bandwidth, flags ENABLED plus NO_ATOMICS_32/64
+/// when the GPU cannot do PCIe atomics (1 or 13). When XGMI connects the GPU to the CPU: type
+/// XGMI, weight KFD_CRAT_XGMI_WEIGHT (15) and one XGMI link's rate both ways
+/// (amdgpu_xgmi_get_bandwidth per link), or for the GC 9.4.3 APU KFD_CRAT_INTRA_SOCKET_WEIGHT
+/// (13) and the memory bandwidth; XGMI always has atomics.
 pub fn gpu_to_cpu_link(gpu_node: u32, cpu_node: u32, gpu: &GpuFacts) -> LinkProperties {
+    if gpu.xgmi_connected_to_cpu {
+        let (weight, bandwidth) = if gpu.gfx_target_version == GFX942 {
+            (INTRA_SOCKET_WEIGHT, APU_MEMORY_BANDWIDTH_MBS)
+        } else {
+            let rate = match gpu.xgmi {
+                Some(xgmi) => xgmi.link_bandwidth_mbs,
+                None => xgmi_link_rate_mbs(gpu.gfx_target_version),
+            };
+            (XGMI_WEIGHT_PER_HOP, rate)
+        };
+        return LinkProperties {
+            weight,
+            min_bandwidth: bandwidth,
+            max_bandwidth: bandwidth,
+            flags: LinkFlags::ENABLED,
+            ..LinkProperties::new(LinkType::Xgmi, gpu_node, cpu_node)
+        };
+    }
     LinkProperties {
         weight: PCIE_WEIGHT,
         min_bandwidth: PcieLink::MINIMUM.bandwidth_mbs(),
@@ -34,10 +65,16 @@ pub fn gpu_to_cpu_link(gpu_node: u32, cpu_node: u32, gpu: &GpuFacts) -> LinkProp
 }
 
 /// The CPU's io_link back to a GPU: the GPU's link reversed; CPU accesses to VRAM over PCIe are
-/// not coherent (flags 3, or 15 without atomics).
+/// not coherent (flags 3, or 15 without atomics; kfd_set_iolink_non_coherent), over XGMI they
+/// are.
 pub fn cpu_to_gpu_link(gpu_link: &LinkProperties) -> LinkProperties {
+    let flags = if gpu_link.link_type == LinkType::Pcie {
+        gpu_link.flags | LinkFlags::NON_COHERENT
+    } else {
+        gpu_link.flags
+    };
     LinkProperties {
-        flags: gpu_link.flags | LinkFlags::NON_COHERENT,
+        flags,
         ..gpu_link.reversed()
     }
 }
@@ -121,20 +158,22 @@ pub fn upstream_peer_max_bandwidth(
     }
 }
 
-/// The XGMI io_link from one hive member to another (kfd_fill_gpu_xgmi_link_to_gpu): weight 15
-/// per hop; bandwidth only between directly linked members (per link minimum, all links maximum).
+/// The XGMI io_link from one hive member to another (`kfd_fill_gpu_xgmi_link_to_gpu` with the
+/// PSP's table): weight 15 per hop (`amdgpu_xgmi_get_hops_count`); bandwidth from
+/// `amdgpu_xgmi_get_bandwidth` in per-peer mode: one link's rate as the minimum and
+/// `num_links` times it as the maximum, or 0 and 0 for a peer joined by no link of its own.
 pub fn xgmi_link(from_node: u32, to_node: u32, from: &XgmiFacts, to: &XgmiFacts) -> LinkProperties {
-    let hops = from.hops_to(to);
-    let (min_bandwidth, max_bandwidth) = if hops == 1 {
+    let links = from.links_to(to);
+    let (min_bandwidth, max_bandwidth) = if links > 0 {
         (
             from.link_bandwidth_mbs,
-            from.link_bandwidth_mbs.saturating_mul(from.links_per_peer),
+            from.link_bandwidth_mbs.saturating_mul(links),
         )
     } else {
         (0, 0)
     };
     LinkProperties {
-        weight: XGMI_WEIGHT_PER_HOP.saturating_mul(hops),
+        weight: XGMI_WEIGHT_PER_HOP.saturating_mul(from.hops_to(to)),
         min_bandwidth,
         max_bandwidth,
         flags: LinkFlags::ENABLED,

@@ -9,22 +9,23 @@
 //! Layout: little-endian, fixed offsets, [`DESCRIPTOR_LEN`] bytes, FNV-1a checksum of the bytes
 //! before the checksum field.
 
-use crate::facts::{GpuFacts, PciAddress, XgmiFacts};
+use crate::facts::{GpuFacts, PciAddress, XgmiFacts, XgmiPeer, XGMI_MAX_HIVE};
 use crate::pcie::{PcieGen, PcieLink};
 
 /// `"HP2P"` read as a little-endian u32.
 pub const DESCRIPTOR_MAGIC: u32 = u32::from_le_bytes(*b"HP2P");
 /// Layout version this code reads and writes.
-pub const DESCRIPTOR_VERSION: u32 = 1;
+pub const DESCRIPTOR_VERSION: u32 = 2;
 /// Encoded length in bytes.
-pub const DESCRIPTOR_LEN: usize = 0x60;
+pub const DESCRIPTOR_LEN: usize = 0x80;
 /// VRAM bytes reserved for the descriptor (buffers start after it).
 pub const DESCRIPTOR_PAGE_SIZE: u64 = 4096;
 
 const FLAG_PCIE_ATOMICS: u32 = 1 << 0;
 const FLAG_XGMI_CONNECTED_TO_CPU: u32 = 1 << 1;
-const FLAG_XGMI_FULLY_CONNECTED: u32 = 1 << 2;
-const KNOWN_FLAGS: u32 = FLAG_PCIE_ATOMICS | FLAG_XGMI_CONNECTED_TO_CPU | FLAG_XGMI_FULLY_CONNECTED;
+const KNOWN_FLAGS: u32 = FLAG_PCIE_ATOMICS | FLAG_XGMI_CONNECTED_TO_CPU;
+/// The member's XGMI topology table: (`num_hops`, `num_links`) byte pairs by peer position.
+const XGMI_PEERS_OFFSET: usize = 0x50;
 
 const CHECKSUM_OFFSET: usize = DESCRIPTOR_LEN - 4;
 
@@ -116,6 +117,32 @@ fn put(bytes: &mut [u8; DESCRIPTOR_LEN], offset: usize, value: &[u8]) {
     bytes[offset..offset + value.len()].copy_from_slice(value);
 }
 
+/// The member's XGMI topology table: no entry beyond the hive, none for itself, a hop count
+/// (1..=7) for every peer and links only to a peer one hop away.
+fn read_xgmi_peers(
+    bytes: &[u8; DESCRIPTOR_LEN],
+    position: u32,
+    hive_size: u32,
+) -> Result<[XgmiPeer; XGMI_MAX_HIVE], DescriptorError> {
+    let mut peers = [XgmiPeer::default(); XGMI_MAX_HIVE];
+    for (index, peer) in peers.iter_mut().enumerate() {
+        let offset = XGMI_PEERS_OFFSET + 2 * index;
+        *peer = XgmiPeer {
+            num_hops: bytes[offset],
+            num_links: bytes[offset + 1],
+        };
+        let valid = if index as u32 >= hive_size || index as u32 == position {
+            *peer == XgmiPeer::default()
+        } else {
+            (1..=7).contains(&peer.num_hops) && (peer.num_links == 0 || peer.num_hops == 1)
+        };
+        if !valid {
+            return Err(DescriptorError::InvalidField("xgmi_peers"));
+        }
+    }
+    Ok(peers)
+}
+
 /// What the PCI core knows about a GPU, which its descriptor does not carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciIdentity {
@@ -183,9 +210,6 @@ impl Descriptor {
         if self.xgmi_connected_to_cpu {
             flags |= FLAG_XGMI_CONNECTED_TO_CPU;
         }
-        if xgmi.is_some_and(|x| x.fully_connected) {
-            flags |= FLAG_XGMI_FULLY_CONNECTED;
-        }
         put(&mut bytes, 0x00, &DESCRIPTOR_MAGIC.to_le_bytes());
         put(&mut bytes, 0x04, &DESCRIPTOR_VERSION.to_le_bytes());
         put(&mut bytes, 0x08, &(DESCRIPTOR_LEN as u32).to_le_bytes());
@@ -217,12 +241,16 @@ impl Descriptor {
             0x40,
             &xgmi.map_or(0, |x| x.link_bandwidth_mbs).to_le_bytes(),
         );
-        put(
-            &mut bytes,
-            0x44,
-            &xgmi.map_or(0, |x| x.links_per_peer).to_le_bytes(),
-        );
         put(&mut bytes, 0x48, &self.unique_id.to_le_bytes());
+        if let Some(xgmi) = xgmi {
+            for (index, peer) in xgmi.peers.iter().enumerate() {
+                put(
+                    &mut bytes,
+                    XGMI_PEERS_OFFSET + 2 * index,
+                    &[peer.num_hops, peer.num_links],
+                );
+            }
+        }
         let sum = checksum(&bytes[..CHECKSUM_OFFSET]);
         put(&mut bytes, CHECKSUM_OFFSET, &sum.to_le_bytes());
         bytes
@@ -272,16 +300,15 @@ impl Descriptor {
         } else {
             let position = read_u32(bytes, 0x38);
             let hive_size = read_u32(bytes, 0x3c);
-            if hive_size == 0 || position >= hive_size {
+            if hive_size == 0 || hive_size as usize > XGMI_MAX_HIVE || position >= hive_size {
                 return Err(DescriptorError::InvalidField("xgmi_position"));
             }
             Some(XgmiFacts {
                 hive_id,
                 position,
                 hive_size,
-                fully_connected: flags & FLAG_XGMI_FULLY_CONNECTED != 0,
                 link_bandwidth_mbs: read_u32(bytes, 0x40),
-                links_per_peer: read_u32(bytes, 0x44),
+                peers: read_xgmi_peers(bytes, position, hive_size)?,
             })
         };
         Ok(Descriptor {

@@ -66,6 +66,9 @@ pub struct PlatformFacts {
     pub iommu: IommuMode,
     /// amdgpu's `pcie_p2p` module parameter (default on).
     pub pcie_p2p: bool,
+    /// amdgpu was built with CONFIG_HSA_AMD_P2P (`kfd_dev_create_p2p_links` adds peer links
+    /// only then). The hsa_p2p module is HSA_AMD_P2P itself: always true there.
+    pub hsa_amd_p2p: bool,
 }
 
 /// A CPU (NUMA) node.
@@ -77,6 +80,24 @@ pub struct CpuFacts {
     pub memory_bytes: u64,
 }
 
+/// Most members an XGMI hive can have here (amdgpu allows 64; real hives have at most 8 GPUs).
+pub const XGMI_MAX_HIVE: usize = 16;
+
+/// XGMI link counts between hive members, by hive position: `links[a][b]` links join members
+/// `a` and `b` directly (0: none, they reach each other through other members).
+pub type XgmiLinkTable = [[u8; XGMI_MAX_HIVE]; XGMI_MAX_HIVE];
+
+/// What a member's PSP XGMI topology table says about one peer (`psp_xgmi_node_info`): the
+/// hops between them and the links joining them directly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct XgmiPeer {
+    /// Hops to the peer (amdgpu reads bits 2:0, `amdgpu_xgmi_get_hops_count`).
+    pub num_hops: u8,
+    /// Links joining the two directly; 0 when the peer is reached through others
+    /// (`amdgpu_xgmi_get_bandwidth` then reports no bandwidth).
+    pub num_links: u8,
+}
+
 /// Membership of a GPU in an XGMI hive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct XgmiFacts {
@@ -86,29 +107,127 @@ pub struct XgmiFacts {
     pub position: u32,
     /// Number of GPUs in the hive.
     pub hive_size: u32,
-    /// Every member links to every other (otherwise the members form a ring).
-    pub fully_connected: bool,
-    /// Bandwidth of one XGMI link in MB/s.
+    /// Bandwidth of one XGMI link in MB/s (amdgpu: `max_speed * max_width * 1000 / 8`, see
+    /// [`xgmi_link_rate_mbs`]).
     pub link_bandwidth_mbs: u32,
-    /// XGMI links between two directly connected members.
-    pub links_per_peer: u32,
+    /// The member's topology table, by peer position (entries from `hive_size` on are zero).
+    pub peers: [XgmiPeer; XGMI_MAX_HIVE],
+}
+
+/// The per-link XGMI rate amdgpu sets for a GPU generation (`amdgpu_xgmi_early_init`): 25 GT/s
+/// x16 for GC 9.4.0-9.4.2 (gfx906, gfx908, gfx90a), 32 GT/s x16 for GC 9.4.3/9.4.4/9.5.0
+/// (gfx942, gfx950), in MB/s as `amdgpu_xgmi_get_bandwidth` computes it; 0 for other parts
+/// (amdgpu leaves `max_speed` at 0).
+pub const fn xgmi_link_rate_mbs(gfx_target_version: u32) -> u32 {
+    const fn rate(gts: u32, lanes: u32) -> u32 {
+        gts * lanes * 1000 / 8
+    }
+    match gfx_target_version {
+        90006 | 90008 | 90010 => rate(25, 16),
+        90402 | 90500 => rate(32, 16),
+        _ => 0,
+    }
+}
+
+/// How the members of a hive are wired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XgmiWiring<'a> {
+    /// Every member links to every other with this many links.
+    Full(u8),
+    /// Members form a ring in position order, neighbours joined by this many links.
+    Ring(u8),
+    /// Link counts per pair of positions (a symmetric table).
+    Links(&'a XgmiLinkTable),
+}
+
+impl XgmiWiring<'_> {
+    /// Links between positions `a` and `b` of a hive of `size` members.
+    pub const fn links(&self, a: usize, b: usize, size: usize) -> u8 {
+        if a == b || a >= size || b >= size {
+            return 0;
+        }
+        match self {
+            XgmiWiring::Full(links) => *links,
+            XgmiWiring::Ring(links) => {
+                let d = a.abs_diff(b);
+                if d == 1 || d == size - 1 {
+                    *links
+                } else {
+                    0
+                }
+            }
+            XgmiWiring::Links(table) => table[a][b],
+        }
+    }
 }
 
 impl XgmiFacts {
-    /// XGMI hops between two members of one hive (ring distance unless fully connected).
-    pub const fn hops_to(&self, other: &XgmiFacts) -> u32 {
-        if self.fully_connected || self.hive_size == 0 {
-            return 1;
+    /// The member at `position` of a hive of `hive_size` GPUs wired as `wiring`: its topology
+    /// table holds the direct links and the fewest hops to each peer (breadth-first over the
+    /// links; an unreachable peer gets 0 hops, as amdgpu reports a peer it cannot find).
+    pub fn member(
+        hive_id: u64,
+        position: u32,
+        hive_size: u32,
+        link_bandwidth_mbs: u32,
+        wiring: XgmiWiring<'_>,
+    ) -> XgmiFacts {
+        let size = (hive_size as usize).min(XGMI_MAX_HIVE);
+        let start = position as usize;
+        let mut peers = [XgmiPeer::default(); XGMI_MAX_HIVE];
+        let mut queue = [0usize; XGMI_MAX_HIVE];
+        let mut seen = [false; XGMI_MAX_HIVE];
+        let (mut head, mut tail) = (0, 0);
+        if start < size {
+            seen[start] = true;
+            queue[tail] = start;
+            tail += 1;
         }
-        let a = self.position % self.hive_size;
-        let b = other.position % self.hive_size;
-        let forward = a.abs_diff(b);
-        let backward = self.hive_size - forward;
-        if forward < backward {
-            forward
+        while head < tail {
+            let at = queue[head];
+            head += 1;
+            for next in 0..size {
+                if !seen[next] && wiring.links(at, next, size) > 0 {
+                    seen[next] = true;
+                    peers[next].num_hops = peers[at].num_hops.saturating_add(1);
+                    queue[tail] = next;
+                    tail += 1;
+                }
+            }
+        }
+        for (peer, entry) in peers.iter_mut().enumerate().take(size) {
+            entry.num_links = wiring.links(start, peer, size);
+        }
+        XgmiFacts {
+            hive_id,
+            position,
+            hive_size,
+            link_bandwidth_mbs,
+            peers,
+        }
+    }
+
+    /// What this member's topology table says about `other` (zero for a position outside it).
+    pub const fn peer(&self, other: &XgmiFacts) -> XgmiPeer {
+        let index = other.position as usize;
+        if index < XGMI_MAX_HIVE {
+            self.peers[index]
         } else {
-            backward
+            XgmiPeer {
+                num_hops: 0,
+                num_links: 0,
+            }
         }
+    }
+
+    /// XGMI hops to another member, as `amdgpu_xgmi_get_hops_count` reads them (bits 2:0).
+    pub const fn hops_to(&self, other: &XgmiFacts) -> u32 {
+        (self.peer(other).num_hops & 0x7) as u32
+    }
+
+    /// XGMI links joining this member to `other` directly.
+    pub const fn links_to(&self, other: &XgmiFacts) -> u32 {
+        self.peer(other).num_links as u32
     }
 }
 

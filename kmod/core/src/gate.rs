@@ -8,6 +8,9 @@ use crate::facts::{GpuFacts, IommuMode, PlatformFacts};
 /// One condition of the gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DenialReason {
+    /// amdgpu was built without CONFIG_HSA_AMD_P2P: `kfd_dev_create_p2p_links` adds no peer
+    /// links and `amdgpu_device_is_peer_accessible` is false for every pair.
+    NoHsaAmdP2p,
     /// amdgpu's `pcie_p2p` module parameter is off.
     PcieP2pDisabled,
     /// The owner's XGMI connects it to the CPU; its VRAM is not reached through a PCIe BAR.
@@ -23,7 +26,8 @@ pub enum DenialReason {
 
 impl DenialReason {
     /// Every reason, in the order the gate reports them.
-    pub const ALL: [DenialReason; 5] = [
+    pub const ALL: [DenialReason; 6] = [
+        DenialReason::NoHsaAmdP2p,
         DenialReason::PcieP2pDisabled,
         DenialReason::XgmiConnectedToCpu,
         DenialReason::Chipset,
@@ -39,12 +43,14 @@ impl DenialReason {
             DenialReason::Chipset => 1 << 2,
             DenialReason::SmallBar => 1 << 3,
             DenialReason::NotAddressable => 1 << 4,
+            DenialReason::NoHsaAmdP2p => 1 << 5,
         }
     }
 
     /// A short stable name, used in JSON and on the command line.
     pub const fn name(self) -> &'static str {
         match self {
+            DenialReason::NoHsaAmdP2p => "no HSA_AMD_P2P",
             DenialReason::PcieP2pDisabled => "pcie_p2p disabled",
             DenialReason::XgmiConnectedToCpu => "XGMI connected to CPU",
             DenialReason::Chipset => "chipset",
@@ -56,6 +62,11 @@ impl DenialReason {
     /// What failed, in words.
     pub const fn explanation(self) -> &'static str {
         match self {
+            DenialReason::NoHsaAmdP2p => {
+                "the kernel's amdgpu was built without CONFIG_HSA_AMD_P2P: amdkfd publishes \
+                p2p_links (indirect links to the other CPUs) but never a peer link between GPUs, \
+                and amdgpu has no pcie_p2p parameter"
+            }
             DenialReason::PcieP2pDisabled => {
                 "peer-to-peer over PCIe is switched off by the amdgpu module parameter pcie_p2p=0"
             }
@@ -82,6 +93,10 @@ impl DenialReason {
     /// What a user can do about it.
     pub const fn remedy(self) -> &'static str {
         match self {
+            DenialReason::NoHsaAmdP2p => {
+                "use a kernel built with CONFIG_HSA_AMD_P2P=y (it needs CONFIG_HSA_AMD and \
+                CONFIG_PCI_P2PDMA), or load the hsa_p2p module"
+            }
             DenialReason::PcieP2pDisabled => {
                 "load amdgpu with pcie_p2p=1 (the default), e.g. remove 'amdgpu.pcie_p2p=0' \
                 from the kernel command line"
@@ -188,6 +203,9 @@ pub fn check_peer_access(
     p2pdma_distance: Option<u32>,
 ) -> DenialReasons {
     let mut reasons = DenialReasons::NONE;
+    if !platform.hsa_amd_p2p {
+        reasons = reasons.with(DenialReason::NoHsaAmdP2p);
+    }
     if !platform.pcie_p2p {
         reasons = reasons.with(DenialReason::PcieP2pDisabled);
     }

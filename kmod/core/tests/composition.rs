@@ -10,7 +10,9 @@ use hsa_p2p_core::compose::{
     cpu_to_cpu_link, cpu_to_gpu_link, extend_path, gpu_to_cpu_link, indirect_link, peer_link,
     upstream_peer_max_bandwidth, xgmi_link, PCIE_WEIGHT, XGMI_WEIGHT_PER_HOP,
 };
-use hsa_p2p_core::facts::XgmiFacts;
+use hsa_p2p_core::facts::{
+    xgmi_link_rate_mbs, XgmiFacts, XgmiLinkTable, XgmiWiring, XGMI_MAX_HIVE,
+};
 use hsa_p2p_core::link::{LinkFlags, LinkProperties, LinkType};
 use hsa_p2p_core::pcie::PcieLink;
 use proptest::prelude::*;
@@ -31,6 +33,8 @@ fn sat(sum: u64) -> u32 {
 
 /// Two GPUs, their node ids and their CPU nodes, with the CPU<->CPU link between them when the
 /// CPU nodes differ (weight = a symmetric SLIT distance).
+/// Two GPUs' links to their CPUs over PCIe (peer links exist only between PCIe GPUs: the gate
+/// refuses an owner with XGMI to the CPU), and the CPU hop between them.
 fn gpu_pair() -> impl Strategy<Value = (LinkProperties, LinkProperties, Option<u32>, u32)> {
     (
         common::gpu(2),
@@ -38,7 +42,9 @@ fn gpu_pair() -> impl Strategy<Value = (LinkProperties, LinkProperties, Option<u
         select_distance(),
         prop_oneof![Just(0u32), 1u32..100_000],
     )
-        .prop_map(|(a, b, distance, cpu_bandwidth)| {
+        .prop_map(|(mut a, mut b, distance, cpu_bandwidth)| {
+            a.xgmi_connected_to_cpu = false;
+            b.xgmi_connected_to_cpu = false;
             let link_a = gpu_to_cpu_link(2, a.numa_node, &a);
             let link_b = gpu_to_cpu_link(3, b.numa_node, &b);
             let distance = (a.numa_node != b.numa_node).then_some(distance);
@@ -59,49 +65,112 @@ fn cpu_hop(
     distance.map(|d| cpu_to_cpu_link(owner.node_to, accessor.node_to, d, bandwidth))
 }
 
-fn xgmi_member() -> impl Strategy<Value = (XgmiFacts, XgmiFacts)> {
-    (1u32..=8, any::<bool>(), 1u32..50_000, 1u32..4)
-        .prop_flat_map(|(hive_size, fully_connected, bw, links)| {
-            (
-                Just((hive_size, fully_connected, bw, links)),
-                0..hive_size,
-                0..hive_size,
-            )
+/// How a generated hive is wired: the shorthands, or a random symmetric link table.
+#[derive(Clone, Debug)]
+enum Wiring {
+    Full(u8),
+    Ring(u8),
+    Links(Box<XgmiLinkTable>),
+}
+
+fn wiring() -> impl Strategy<Value = Wiring> {
+    prop_oneof![
+        (1u8..4).prop_map(Wiring::Full),
+        (1u8..4).prop_map(Wiring::Ring),
+        proptest::collection::vec(0u8..5, XGMI_MAX_HIVE * XGMI_MAX_HIVE).prop_map(|raw| {
+            let mut table: XgmiLinkTable = [[0; XGMI_MAX_HIVE]; XGMI_MAX_HIVE];
+            for a in 0..XGMI_MAX_HIVE {
+                for b in 0..XGMI_MAX_HIVE {
+                    // Symmetric, no self-links, about half the pairs unlinked.
+                    let links = raw[a.min(b) * XGMI_MAX_HIVE + a.max(b)].saturating_sub(2);
+                    table[a][b] = if a == b { 0 } else { links };
+                }
+            }
+            Wiring::Links(Box::new(table))
+        }),
+    ]
+}
+
+impl Wiring {
+    fn as_core(&self) -> XgmiWiring<'_> {
+        match self {
+            Wiring::Full(links) => XgmiWiring::Full(*links),
+            Wiring::Ring(links) => XgmiWiring::Ring(*links),
+            Wiring::Links(table) => XgmiWiring::Links(table),
+        }
+    }
+}
+
+fn xgmi_member() -> impl Strategy<Value = (XgmiFacts, XgmiFacts, Wiring)> {
+    (1u32..=8, wiring(), 1u32..50_000)
+        .prop_flat_map(|(hive_size, wiring, bw)| {
+            (Just((hive_size, wiring, bw)), 0..hive_size, 0..hive_size)
         })
-        .prop_map(
-            |((hive_size, fully_connected, link_bandwidth_mbs, links_per_peer), a, b)| {
-                let member = |position| XgmiFacts {
-                    hive_id: 0x42,
-                    position,
-                    hive_size,
-                    fully_connected,
-                    link_bandwidth_mbs,
-                    links_per_peer,
-                };
-                (member(a), member(b))
-            },
-        )
+        .prop_map(|((hive_size, wiring, bw), a, b)| {
+            let member =
+                |position| XgmiFacts::member(0x42, position, hive_size, bw, wiring.as_core());
+            (member(a), member(b), wiring)
+        })
+}
+
+/// Fewest hops from `a` to `b` over the links, by exhaustive relaxation (independent of the
+/// breadth-first search under test); `None` when unreachable.
+fn shortest_hops(wiring: &XgmiWiring<'_>, size: usize, a: usize, b: usize) -> Option<u32> {
+    let mut dist = vec![None; size];
+    dist[a] = Some(0u32);
+    for _ in 0..size {
+        for from in 0..size {
+            for to in 0..size {
+                if let (Some(d), true) = (dist[from], wiring.links(from, to, size) > 0) {
+                    if dist[to].is_none_or(|old| d + 1 < old) {
+                        dist[to] = Some(d + 1);
+                    }
+                }
+            }
+        }
+    }
+    dist[b]
 }
 
 proptest! {
     #![proptest_config(config!("composition", 256))]
 
-    /// A GPU's own PCIe link: type PCIe, weight 20, Gen1 x1 minimum, its link's bandwidth as the
-    /// maximum, flags 1 (13 without atomics); the CPU's reverse link is the same, non-coherent.
+    /// A GPU's own link (kfd_fill_gpu_direct_io_link_to_cpu): over PCIe type PCIe, weight 20,
+    /// Gen1 x1 minimum, its link's bandwidth as the maximum, flags 1 (13 without atomics), the
+    /// CPU's reverse link the same but non-coherent (kfd_set_iolink_non_coherent). With XGMI to
+    /// the CPU: type XGMI, KFD_CRAT_XGMI_WEIGHT and one link's rate
+    /// (amdgpu_xgmi_get_bandwidth per link), or for a GC 9.4.3 APU KFD_CRAT_INTRA_SOCKET_WEIGHT
+    /// and mem_bw; flags 1 both ways (atomics, coherent).
     #[test]
-    fn direct_links_follow_amdgpu(gpu in common::gpu(4), node in 4u32..64) {
+    fn direct_links_follow_amdgpu(mut gpu in common::gpu(4), node in 4u32..64, apu in any::<bool>()) {
+        if apu && gpu.xgmi_connected_to_cpu {
+            gpu.gfx_target_version = 90402;
+        }
         let link = gpu_to_cpu_link(node, gpu.numa_node, &gpu);
-        prop_assert_eq!(link.link_type, LinkType::Pcie);
+        let expected = if !gpu.xgmi_connected_to_cpu {
+            let flags = if gpu.pcie_atomics { 1 } else { 13 };
+            (LinkType::Pcie, PCIE_WEIGHT, PcieLink::MINIMUM.bandwidth_mbs(), gpu.pcie.bandwidth_mbs(), flags)
+        } else if gpu.gfx_target_version == 90402 {
+            (LinkType::Xgmi, 13, 819_200, 819_200, 1)
+        } else {
+            let rate = gpu.xgmi.map_or(xgmi_link_rate_mbs(gpu.gfx_target_version), |x| x.link_bandwidth_mbs);
+            (LinkType::Xgmi, 15, rate, rate, 1)
+        };
+        prop_assert_eq!(
+            (link.link_type, link.weight, link.min_bandwidth, link.max_bandwidth, link.flags.0),
+            expected
+        );
         prop_assert_eq!((link.node_from, link.node_to), (node, gpu.numa_node));
-        prop_assert_eq!(link.weight, PCIE_WEIGHT);
-        prop_assert_eq!(link.min_bandwidth, PcieLink::MINIMUM.bandwidth_mbs());
-        prop_assert_eq!(link.max_bandwidth, gpu.pcie.bandwidth_mbs());
         prop_assert!(link.min_bandwidth <= link.max_bandwidth);
-        prop_assert_eq!(link.flags.0, if gpu.pcie_atomics { 1 } else { 13 });
 
         let back = cpu_to_gpu_link(&link);
         prop_assert_eq!((back.node_from, back.node_to), (gpu.numa_node, node));
-        prop_assert_eq!(back.flags.0, if gpu.pcie_atomics { 3 } else { 15 });
+        let back_flags = match (gpu.xgmi_connected_to_cpu, gpu.pcie_atomics) {
+            (true, _) => 1,
+            (false, true) => 3,
+            (false, false) => 15,
+        };
+        prop_assert_eq!(back.flags.0, back_flags);
         prop_assert_eq!(
             (back.weight, back.min_bandwidth, back.max_bandwidth, back.link_type),
             (link.weight, link.min_bandwidth, link.max_bandwidth, link.link_type)
@@ -159,9 +228,9 @@ proptest! {
         let cpu_link = cpu_to_cpu_link(far_cpu, 0, distance, bandwidth);
         let link = indirect_link(&gpu_link, &cpu_link);
         prop_assert_eq!((link.node_from, link.node_to), (node, far_cpu));
-        prop_assert_eq!(link.link_type, LinkType::Pcie);
+        prop_assert_eq!(link.link_type, gpu_link.link_type);
         prop_assert_eq!(link.flags, gpu_link.flags);
-        prop_assert_eq!(link.weight, PCIE_WEIGHT + distance);
+        prop_assert_eq!(link.weight, gpu_link.weight + distance);
         prop_assert!(link.max_bandwidth <= gpu_link.max_bandwidth);
         prop_assert!(link.max_bandwidth <= cpu_link.max_bandwidth);
         prop_assert_eq!(link.max_bandwidth, gpu_link.max_bandwidth.min(bandwidth));
@@ -238,31 +307,38 @@ proptest! {
         }
     }
 
-    /// XGMI: type 11, weight 15 per hop, flags ENABLED, symmetric; bandwidth only between
-    /// directly linked members.
+    /// XGMI (kfd_fill_gpu_xgmi_link_to_gpu): type 11, flags ENABLED, symmetric, weight
+    /// KFD_CRAT_XGMI_WEIGHT (15) x the PSP's hop count (amdgpu_xgmi_get_hops_count: the fewest
+    /// hops over the hive's links); bandwidth as amdgpu_xgmi_get_bandwidth gives it per peer:
+    /// one link's rate as the minimum, num_links x the rate as the maximum, 0/0 for a peer
+    /// joined by no link of its own.
     #[test]
-    fn xgmi_links_weigh_15_per_hop_and_are_symmetric((a, b) in xgmi_member(), from in 0u32..16, to in 0u32..16) {
+    fn xgmi_links_follow_the_psp_topology_table((a, b, wiring) in xgmi_member(), from in 0u32..16, to in 0u32..16) {
         let forward = xgmi_link(from, to, &a, &b);
         let backward = xgmi_link(to, from, &b, &a);
-        let hops = a.hops_to(&b);
-        prop_assert_eq!(hops, b.hops_to(&a));
+        let size = a.hive_size as usize;
+        let (pa, pb) = (a.position as usize, b.position as usize);
+        let hops = shortest_hops(&wiring.as_core(), size, pa, pb).unwrap_or(0);
+        prop_assert_eq!(a.hops_to(&b), hops & 0x7);
         prop_assert_eq!(forward.link_type, LinkType::Xgmi);
         prop_assert_eq!(forward.link_type.as_raw(), 11);
         prop_assert_eq!(forward.flags, LinkFlags::ENABLED);
-        prop_assert_eq!(forward.weight, XGMI_WEIGHT_PER_HOP * hops);
+        prop_assert_eq!(forward.weight, XGMI_WEIGHT_PER_HOP * (hops & 0x7));
         prop_assert_eq!((forward.node_from, forward.node_to), (from, to));
         prop_assert_eq!(forward.reversed(), backward);
-        // Ring distance: at most half the hive; one hop when fully connected.
-        if a.fully_connected {
-            prop_assert_eq!(hops, 1);
-        } else if a.position != b.position {
-            prop_assert!(hops >= 1 && hops <= a.hive_size / 2);
-            let d = a.position.abs_diff(b.position);
-            prop_assert_eq!(hops, d.min(a.hive_size - d));
+        match &wiring {
+            Wiring::Full(_) if pa != pb => prop_assert_eq!(hops, 1),
+            Wiring::Ring(_) if pa != pb => {
+                let d = a.position.abs_diff(b.position) ;
+                prop_assert_eq!(hops, d.min(a.hive_size - d));
+            }
+            _ => {}
         }
-        if hops == 1 {
+        let links = u32::from(wiring.as_core().links(pa, pb, size));
+        if links > 0 {
+            prop_assert_eq!(hops, 1);
             prop_assert_eq!(forward.min_bandwidth, a.link_bandwidth_mbs);
-            prop_assert_eq!(forward.max_bandwidth, a.link_bandwidth_mbs * a.links_per_peer);
+            prop_assert_eq!(forward.max_bandwidth, a.link_bandwidth_mbs * links);
         } else {
             prop_assert_eq!((forward.min_bandwidth, forward.max_bandwidth), (0, 0));
         }
@@ -289,16 +365,47 @@ fn same_switch_gen4_pair_is_weight_40_at_32000() {
 
 #[test]
 fn xgmi_ring_of_eight_has_hops_up_to_four() {
-    let member = |position| XgmiFacts {
-        hive_id: 1,
-        position,
-        hive_size: 8,
-        fully_connected: false,
-        link_bandwidth_mbs: 1000,
-        links_per_peer: 1,
-    };
+    let member = |position| XgmiFacts::member(1, position, 8, 1000, XgmiWiring::Ring(1));
     let weights: Vec<u32> = (0..8)
         .map(|p| xgmi_link(0, 1, &member(0), &member(p)).weight)
         .collect();
     assert_eq!(weights, [0, 15, 30, 45, 60, 45, 30, 15]);
+}
+
+/// An MI250-class node (ROCm's MI250 node diagram): eight dies, four links inside each package,
+/// two links between dies 0-4 and 2-6, one between some others, none between the rest. The
+/// per-link rate is amdgpu_xgmi_early_init's for GC 9.4.2 (25 GT/s x16 = 50000 MB/s), and
+/// amdgpu_xgmi_get_bandwidth multiplies it by num_links; unlinked pairs weigh 15 per hop.
+#[test]
+fn mi250_class_package_links_per_pair() {
+    let mut table: XgmiLinkTable = [[0; XGMI_MAX_HIVE]; XGMI_MAX_HIVE];
+    let pairs = [
+        (0, 1, 4),
+        (2, 3, 4),
+        (4, 5, 4),
+        (6, 7, 4),
+        (0, 4, 2),
+        (2, 6, 2),
+        (1, 3, 1),
+        (5, 7, 1),
+    ];
+    for (a, b, links) in pairs {
+        table[a][b] = links;
+        table[b][a] = links;
+    }
+    let rate = xgmi_link_rate_mbs(90010);
+    assert_eq!(rate, 50_000);
+    let gcd = |position| XgmiFacts::member(7, position, 8, rate, XgmiWiring::Links(&table));
+    let link = |a: u32, b: u32| {
+        let l = xgmi_link(a, b, &gcd(a), &gcd(b));
+        (l.weight, l.min_bandwidth, l.max_bandwidth)
+    };
+    assert_eq!(link(0, 1), (15, 50_000, 200_000));
+    assert_eq!(link(0, 4), (15, 50_000, 100_000));
+    assert_eq!(link(1, 3), (15, 50_000, 50_000));
+    // Through 1 to 3, through 4 to 5; 6 is four hops away either way round (1-3-2 or 4-5-7).
+    assert_eq!(link(0, 3), (30, 0, 0));
+    assert_eq!(link(0, 5), (30, 0, 0));
+    assert_eq!(link(0, 6), (60, 0, 0));
+    assert_eq!(link(3, 4), (45, 0, 0));
 }

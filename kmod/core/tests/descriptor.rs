@@ -1,7 +1,7 @@
 //! The emulated GPU's descriptor page: round trip and every refusal.
 
 use hsa_p2p_core::descriptor::{Descriptor, DescriptorError, PciIdentity, DESCRIPTOR_LEN};
-use hsa_p2p_core::facts::{PciAddress, XgmiFacts};
+use hsa_p2p_core::facts::{PciAddress, XgmiFacts, XgmiPeer, XgmiWiring, XGMI_MAX_HIVE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 use proptest::prelude::*;
 
@@ -16,14 +16,7 @@ fn sample() -> Descriptor {
         },
         pcie_atomics: true,
         xgmi_connected_to_cpu: false,
-        xgmi: Some(XgmiFacts {
-            hive_id: 0xabcd,
-            position: 2,
-            hive_size: 4,
-            fully_connected: false,
-            link_bandwidth_mbs: 23000,
-            links_per_peer: 2,
-        }),
+        xgmi: Some(XgmiFacts::member(0xabcd, 2, 4, 23000, XgmiWiring::Ring(2))),
         gfx_target_version: 90010,
         simd_count: 416,
         unique_id: 0x1122_3344_5566_7788,
@@ -102,6 +95,38 @@ fn refuses_missing_short_corrupt_and_invalid_pages() {
         Descriptor::decode(&bad_width.encode()),
         Err(DescriptorError::InvalidField("pcie_width"))
     );
+}
+
+/// The XGMI topology table a descriptor carries must be one the PSP could report
+/// (`psp_xgmi_node_info`): nothing for itself or beyond the hive, 1..=7 hops to each peer
+/// (amdgpu_xgmi_get_hops_count reads 3 bits), links only to a peer one hop away.
+#[test]
+fn refuses_xgmi_tables_the_psp_could_not_report() {
+    type Edit = dyn Fn(&mut [XgmiPeer; XGMI_MAX_HIVE]);
+    let with_peers = |edit: &Edit| {
+        let mut xgmi = sample().xgmi.unwrap();
+        edit(&mut xgmi.peers);
+        Descriptor::decode(
+            &Descriptor {
+                xgmi: Some(xgmi),
+                ..sample()
+            }
+            .encode(),
+        )
+    };
+    let invalid = Err(DescriptorError::InvalidField("xgmi_peers"));
+    // sample(): position 2 of a ring of 4: peers 1 and 3 one hop (2 links), peer 0 two hops.
+    assert_eq!(with_peers(&|_| {}), Ok(sample()));
+    let cases: [(&str, &Edit); 5] = [
+        ("an entry for itself", &|p| p[2].num_hops = 1),
+        ("an entry beyond the hive", &|p| p[4].num_hops = 1),
+        ("a peer with no hops", &|p| p[0].num_hops = 0),
+        ("eight hops", &|p| p[0].num_hops = 8),
+        ("links to a peer two hops away", &|p| p[0].num_links = 1),
+    ];
+    for (what, edit) in cases {
+        assert_eq!(with_peers(edit), invalid, "{what}");
+    }
 }
 
 proptest! {

@@ -34,6 +34,7 @@ proptest! {
     ) {
         let reasons = check_peer_access(&owner, &accessor, &platform, distance);
         let expect = [
+            (DenialReason::NoHsaAmdP2p, !platform.hsa_amd_p2p),
             (DenialReason::PcieP2pDisabled, !platform.pcie_p2p),
             (DenialReason::XgmiConnectedToCpu, owner.xgmi_connected_to_cpu),
             (DenialReason::Chipset, distance.is_none()),
@@ -50,12 +51,24 @@ proptest! {
         prop_assert_eq!(reasons.is_empty(), reasons.iter().next().is_none());
     }
 
+    /// amdgpu_device_is_peer_accessible without CONFIG_HSA_AMD_P2P (amdgpu_device.c): false for
+    /// every pair, whatever else holds; kfd_dev_create_p2p_links adds no peer link then.
+    #[test]
+    fn no_hsa_amd_p2p_always_denies_first(
+        owner in common::gpu(2), accessor in common::gpu(2), iommu in common::platform(),
+        distance in distance(),
+    ) {
+        let platform = PlatformFacts { hsa_amd_p2p: false, ..iommu };
+        let reasons = check_peer_access(&owner, &accessor, &platform, distance);
+        prop_assert_eq!(reasons.primary(), Some(DenialReason::NoHsaAmdP2p));
+    }
+
     #[test]
     fn pcie_p2p_off_always_denies(
         owner in common::gpu(2), accessor in common::gpu(2), iommu in common::platform(),
         distance in distance(),
     ) {
-        let platform = PlatformFacts { pcie_p2p: false, ..iommu };
+        let platform = PlatformFacts { pcie_p2p: false, hsa_amd_p2p: true, ..iommu };
         let reasons = check_peer_access(&owner, &accessor, &platform, distance);
         prop_assert!(reasons.contains(DenialReason::PcieP2pDisabled));
         prop_assert_eq!(reasons.primary(), Some(DenialReason::PcieP2pDisabled));
@@ -89,7 +102,7 @@ proptest! {
         owner.bar_base = base << 20;
         owner.xgmi_connected_to_cpu = false;
         accessor.dma_mask_bits = accessor.dma_mask_bits.max(40);
-        let platform = PlatformFacts { iommu, pcie_p2p: true };
+        let platform = PlatformFacts { iommu, pcie_p2p: true, hsa_amd_p2p: true };
         prop_assert_eq!(
             check_peer_access(&owner, &accessor, &platform, Some(distance)),
             DenialReasons::NONE
@@ -103,7 +116,7 @@ proptest! {
         distance in distance(),
     ) {
         accessor.dma_mask_bits = bits;
-        let platform = PlatformFacts { iommu: IommuMode::Remap, pcie_p2p: true };
+        let platform = PlatformFacts { iommu: IommuMode::Remap, pcie_p2p: true, hsa_amd_p2p: true };
         let reasons = check_peer_access(&owner, &accessor, &platform, distance);
         prop_assert!(!reasons.contains(DenialReason::NotAddressable));
     }
@@ -131,7 +144,7 @@ proptest! {
         prop_assert_eq!(&listed, &expected);
         prop_assert_eq!(set.primary(), expected.first().copied());
         let rebuilt = listed.iter().fold(DenialReasons::NONE, |s, r| s.with(*r));
-        prop_assert_eq!(rebuilt.bits(), bits & 0x1f);
+        prop_assert_eq!(rebuilt.bits(), bits & 0x3f);
         prop_assert_eq!(set.bits(), bits);
     }
 }

@@ -7,9 +7,9 @@ mod common;
 use common::{sample_gpu, Machine, TableOracle, GIB};
 use hsa_p2p_core::builder::build_topology;
 use hsa_p2p_core::facts::{
-    CpuFacts, GpuFacts, IommuMode, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+    CpuFacts, GpuFacts, IommuMode, PeerBandwidthRule, PlatformFacts, XgmiFacts, XgmiWiring,
 };
-use hsa_p2p_core::link::{LinkFlags, LinkProperties};
+use hsa_p2p_core::link::{LinkFlags, LinkProperties, LinkType};
 use hsa_p2p_core::topology::Topology;
 
 const ENABLED_NON_COHERENT: LinkFlags = LinkFlags(3);
@@ -35,6 +35,7 @@ fn machine(cpus: usize, gpus: Vec<GpuFacts>) -> Machine {
         platform: PlatformFacts {
             iommu: IommuMode::Remap,
             pcie_p2p: true,
+            hsa_amd_p2p: true,
         },
         oracle,
         peer_bandwidth: PeerBandwidthRule::Corrected,
@@ -95,6 +96,43 @@ fn small_bar_gpus_get_no_cpu_to_gpu_links() {
     );
 }
 
+/// kfd_fill_gpu_direct_io_link_to_cpu (kfd_crat.c) for a GPU with XGMI to the CPU: an XGMI
+/// io_link weighing KFD_CRAT_XGMI_WEIGHT with one link's rate (amdgpu_xgmi_get_bandwidth per
+/// link: GC 9.4.2 = 25 GT/s x16 = 50000 MB/s), or for the GC 9.4.3 APU
+/// KFD_CRAT_INTRA_SOCKET_WEIGHT with mem_bw 819200; kfd_set_iolink_non_coherent leaves XGMI
+/// CPU -> GPU coherent and kfd_set_iolink_no_atomics leaves XGMI with atomics.
+#[test]
+fn xgmi_to_cpu_parts_get_an_xgmi_link_to_their_cpu() {
+    let cases = [
+        ("MI250X with XGMI to its CPU (gfx90a)", 90010, (15, 50_000)),
+        ("MI300A APU (gfx942)", 90402, (13, 819_200)),
+    ];
+    for (what, gfx_target_version, (weight, bandwidth)) in cases {
+        let gpu = GpuFacts {
+            xgmi_connected_to_cpu: true,
+            pcie_atomics: false,
+            gfx_target_version,
+            ..sample_gpu()
+        };
+        let topology = build(&machine(1, vec![gpu]));
+        let up = link(&topology, true, 1, 0);
+        let down = link(&topology, true, 0, 1);
+        for l in [up, down] {
+            assert_eq!(l.link_type, LinkType::Xgmi, "{what}");
+            assert_eq!(
+                (l.weight, l.min_bandwidth, l.max_bandwidth),
+                (weight, bandwidth, bandwidth),
+                "{what}"
+            );
+            assert_eq!(
+                l.flags,
+                LinkFlags::ENABLED,
+                "{what}: coherent, with atomics"
+            );
+        }
+    }
+}
+
 /// kfd_fill_iolink_non_crat_info with kfd_set_iolink_no_atomics and kfd_set_iolink_non_coherent
 /// (kfd_topology.c): CPU -> GPU over PCIe is non-coherent, for the io_link and for the far-CPU
 /// -> GPU indirect link alike (the pass visits the p2p links too); GPU -> CPU is not.
@@ -124,14 +162,13 @@ fn cpu_to_gpu_links_are_non_coherent_io_and_indirect() {
 fn hive_member(gfx_target_version: u32, position: u32, hive_size: u32) -> GpuFacts {
     GpuFacts {
         gfx_target_version,
-        xgmi: Some(XgmiFacts {
-            hive_id: 0x1234,
+        xgmi: Some(XgmiFacts::member(
+            0x1234,
             position,
             hive_size,
-            fully_connected: true,
-            link_bandwidth_mbs: 25_000,
-            links_per_peer: 1,
-        }),
+            25_000,
+            XgmiWiring::Full(1),
+        )),
         ..sample_gpu()
     }
 }

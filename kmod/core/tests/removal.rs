@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use common::Machine;
 use hsa_p2p_core::builder::{build_topology, gpu_node_id, BuildError};
-use hsa_p2p_core::compose::PCIE_WEIGHT;
+use hsa_p2p_core::compose::{gpu_to_cpu_link, PCIE_WEIGHT};
 use hsa_p2p_core::gate::check_peer_access;
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_core::link_finish::outbound_flags;
@@ -143,7 +143,9 @@ proptest! {
                 let link = topology.p2p_link(node_a, cpu);
                 prop_assert!(link.is_some());
                 let distance = facts.numa_distance(cpu, gpu_a.numa_node).unwrap();
-                prop_assert_eq!(link.unwrap().weight, PCIE_WEIGHT + distance);
+                // The GPU's own link (PCIe 20, XGMI to the CPU 15 or 13) and the CPU hop.
+                let own = gpu_to_cpu_link(node_a, gpu_a.numa_node, gpu_a).weight;
+                prop_assert_eq!(link.unwrap().weight, own + distance);
                 prop_assert_eq!(topology.p2p_link(cpu, node_a).is_some(), gpu_a.is_large_bar());
             }
             for (b, gpu_b) in machine.gpus.iter().enumerate().filter(|(b, _)| *b != a) {
@@ -174,9 +176,18 @@ proptest! {
                     } else {
                         facts.numa_distance(gpu_a.numa_node, gpu_b.numa_node).unwrap()
                     };
-                    prop_assert_eq!(link.weight, 2 * PCIE_WEIGHT + cpu_hop);
-                    prop_assert!(link.max_bandwidth <= gpu_a.pcie.bandwidth_mbs());
-                    prop_assert!(link.max_bandwidth <= gpu_b.pcie.bandwidth_mbs());
+                    // kfd_add_peer_prop: both GPUs' own links (an accessor with XGMI to the CPU
+                    // brings its XGMI link) and the CPU hop.
+                    let (own_a, own_b) = (
+                        gpu_to_cpu_link(node_a, gpu_a.numa_node, gpu_a),
+                        gpu_to_cpu_link(node_b, gpu_b.numa_node, gpu_b),
+                    );
+                    prop_assert_eq!(link.weight, own_a.weight + own_b.weight + cpu_hop);
+                    if !gpu_a.xgmi_connected_to_cpu {
+                        prop_assert_eq!(link.weight, 2 * PCIE_WEIGHT + cpu_hop);
+                    }
+                    prop_assert!(link.max_bandwidth <= own_a.max_bandwidth);
+                    prop_assert!(link.max_bandwidth <= own_b.max_bandwidth);
                     // kfd_fill_iolink_non_crat_info (kfd_topology.c) sets flags on the new
                     // GPU's links and on the links back to it only: a link towards the newer GPU
                     // with no way back keeps the zero flags of the copy it was made from.
@@ -303,6 +314,7 @@ fn builder_rejects_inconsistent_facts() {
         platform: hsa_p2p_core::facts::PlatformFacts {
             iommu: hsa_p2p_core::facts::IommuMode::Remap,
             pcie_p2p: true,
+            hsa_amd_p2p: true,
         },
         oracle: common::TableOracle(vec![]),
         peer_bandwidth: Default::default(),

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::JsonArgs;
+
 use crate::device::bench::BenchOptions;
 use crate::device::DEVICE_PATH;
 use crate::spec::ByteSize;
@@ -43,9 +45,8 @@ pub struct CopyArgs {
     pub seed: u64,
     #[command(flatten)]
     pub target: DeviceArgs,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
 }
 
 /// `p2pctl bench`.
@@ -55,7 +56,6 @@ pub struct BenchArgs {
     pub options: BenchOptions,
     #[command(flatten)]
     pub target: DeviceArgs,
-    /// Print the hsa-p2p/bench/v1 JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
 }

@@ -4,6 +4,10 @@
 //! drift from the CLI.
 
 mod device;
+mod export;
+mod heatmap;
+mod matrix;
+mod output;
 mod predict;
 mod source;
 mod why;
@@ -11,6 +15,10 @@ mod why;
 use clap::{CommandFactory, Parser, Subcommand};
 
 pub use device::{BenchArgs, CopyArgs, DeviceArgs};
+pub use export::{ExportArgs, ExportFormat};
+pub use heatmap::{HeatmapArgs, HeatmapTable};
+pub use matrix::MatrixArgs;
+pub use output::JsonArgs;
 pub use predict::PredictArgs;
 pub use source::SourceArgs;
 pub use why::WhyArgs;
@@ -43,31 +51,47 @@ pub enum Command {
     Topo {
         #[command(flatten)]
         source: SourceArgs,
-        /// Print the hsa-p2p/topology/v1 JSON document instead of tables.
-        #[arg(long)]
-        json: bool,
-    },
-    /// GPU x GPU access, link type, weight and bandwidth matrices (row = accessor).
-    Matrix {
+        /// The hsa-p2p/topology/v1 JSON document instead of tables.
         #[command(flatten)]
-        source: SourceArgs,
-        /// Print the hsa-p2p/matrix/v1 JSON document instead of tables.
-        #[arg(long)]
-        json: bool,
+        output: JsonArgs,
     },
+    /// Access, link type, weight, bandwidth, hops, PCIe path and flags matrices and the GPUs'
+    /// PCI address, render minor and CPU affinity (row = accessor), as text, CSV or JSON.
+    Matrix(MatrixArgs),
     /// Why GPU A may or may not access GPU B's VRAM, and what to change.
     Why(WhyArgs),
     /// The topology the kernel rules produce for a machine description (topologies/*.toml).
     Predict(PredictArgs),
-    /// The topology as a Graphviz digraph (`p2pctl dot | dot -Tsvg > topo.svg`).
+    /// The topology as a Graphviz digraph (`p2pctl dot | dot -Tsvg > topo.svg`): GPUs clustered
+    /// by socket and switch, one edge per GPU pair coloured by path class, a legend.
     Dot {
         #[command(flatten)]
         source: SourceArgs,
+        /// Also draw each GPU's links to the CPU nodes it is not attached to.
+        #[arg(long)]
+        cpu_links: bool,
+        /// Where the machine's `sys/` is, for switches and path classes of a read tree
+        /// [default: `/` when reading the running kernel's topology].
+        #[arg(long, value_name = "DIR", conflicts_with = "spec")]
+        machine_root: Option<std::path::PathBuf>,
     },
+    /// A GPU x GPU table (bandwidth, weight, hops) or a bench result as a heat-map picture
+    /// (SVG or PNG) with a colour scale.
+    Heatmap(HeatmapArgs),
+    /// Scheduler inputs: Slurm gres.conf lines with Links=, or a Kubernetes
+    /// node-feature-discovery feature file.
+    Export(ExportArgs),
     /// Copy between two GPUs' VRAM through /dev/hsa_p2p (direct when allowed), verified.
     Copy(CopyArgs),
     /// Direct and staged copy bandwidth matrix, 4 KiB latency and a memcpy baseline.
     Bench(BenchArgs),
+    /// A topology spec of this machine from /sys and /proc (`p2pctl snapshot > my.toml`), for
+    /// `predict` and `why`.
+    Snapshot {
+        /// The machine's root directory (holding sys/ and proc/).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: std::path::PathBuf,
+    },
 }
 
 /// The `clap::Command` of `p2pctl`, with every subcommand and option.

@@ -15,3 +15,13 @@ pub struct SourceArgs {
     #[arg(long, value_name = "SPEC.toml")]
     pub spec: Option<PathBuf>,
 }
+
+impl SourceArgs {
+    /// Where to read the machine's own facts (`sys/`, `proc/`): `explicit`, else `/` when the
+    /// topology is the running kernel's (neither --root nor --spec), else nowhere.
+    pub fn machine_root(&self, explicit: Option<&PathBuf>) -> Option<PathBuf> {
+        explicit
+            .cloned()
+            .or_else(|| (self.root.is_none() && self.spec.is_none()).then(|| PathBuf::from("/")))
+    }
+}

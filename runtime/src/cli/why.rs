@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::JsonArgs;
+
 use super::SourceArgs;
 
 /// `p2pctl why`.
@@ -15,9 +17,8 @@ pub struct WhyArgs {
     pub owner: String,
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Print the verdict as JSON (hsa-p2p/why/v1).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
     /// Where the machine's `sys/` and `proc/` are, for pairs the tree gives no reason for
     /// (amdkfd's tree): the rules are applied to its PCI facts [default: `/` when reading the
     /// running kernel's topology; not used with --root or --spec unless given].

@@ -4,11 +4,13 @@
 //! NUMA node (amdgpu), DMA mask, PCIe link, IOMMU mode, P2PDMA verdicts, `pcie_p2p`.
 //! Taken from the tree itself, because sysfs shows them nowhere else: the order in which the
 //! driver added the GPUs (node numbering), PCIe atomics (the GPU's io_link flags), XGMI hive
-//! membership (`hive_id`), CPU<->CPU link bandwidth, and for the `hsa_p2p` module the facts of
+//! membership (`hive_id`) and each member's hops and link counts (its XGMI io_links), CPU<->CPU link bandwidth, and for the `hsa_p2p` module the facts of
 //! an emulated GPU's descriptor page (VRAM size, NUMA node, PCIe link).
 
+use hsa_p2p_core::compose::XGMI_WEIGHT_PER_HOP;
 use hsa_p2p_core::facts::{
-    CpuFacts, GpuFacts, MachineFacts, PeerBandwidthRule, PlatformFacts, XgmiFacts,
+    xgmi_link_rate_mbs, CpuFacts, GpuFacts, MachineFacts, PeerBandwidthRule, PlatformFacts,
+    XgmiFacts, XgmiPeer, XGMI_MAX_HIVE,
 };
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink, PCIE_WIDTHS};
@@ -169,22 +171,7 @@ fn gpu_facts(
         DEFAULT_DMA_MASK_BITS
     });
     let hive_id = node.properties.hive_id;
-    let xgmi = (hive_id != 0).then(|| {
-        let members: Vec<u32> = tree
-            .nodes
-            .iter()
-            .filter(|n| n.is_gpu() && n.properties.hive_id == hive_id)
-            .map(|n| n.id)
-            .collect();
-        XgmiFacts {
-            hive_id,
-            position: members.iter().position(|id| *id == node.id).unwrap_or(0) as u32,
-            hive_size: members.len() as u32,
-            fully_connected: true,
-            link_bandwidth_mbs: 0,
-            links_per_peer: 1,
-        }
-    });
+    let xgmi = (hive_id != 0).then(|| observed_xgmi(tree, node, hive_id));
     let no_atomics = LinkFlags::NO_ATOMICS_32 | LinkFlags::NO_ATOMICS_64;
     Ok(GpuFacts {
         pci: device.address,
@@ -204,6 +191,46 @@ fn gpu_facts(
         drm_render_minor: node.properties.drm_render_minor,
         unique_id: node.properties.unique_id,
     })
+}
+
+/// A hive member's XGMI facts as its io_links show them: the PSP table's hops are the weight
+/// over 15 and its link counts the maximum over the minimum bandwidth
+/// (`kfd_fill_gpu_xgmi_link_to_gpu`); the per-link rate is the minimum of any direct link, else
+/// amdgpu's rate for the generation.
+fn observed_xgmi(tree: &Topology, node: &Node, hive_id: u64) -> XgmiFacts {
+    let members: Vec<u32> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.is_gpu() && n.properties.hive_id == hive_id)
+        .map(|n| n.id)
+        .collect();
+    let mut peers = [XgmiPeer::default(); XGMI_MAX_HIVE];
+    let mut rate = None;
+    for link in node
+        .io_links
+        .iter()
+        .filter(|l| l.link_type == LinkType::Xgmi)
+    {
+        let Some(position) = members.iter().position(|id| *id == link.node_to) else {
+            continue;
+        };
+        let Some(entry) = peers.get_mut(position) else {
+            continue;
+        };
+        entry.num_hops = u8::try_from(link.weight / XGMI_WEIGHT_PER_HOP).unwrap_or(u8::MAX);
+        if link.min_bandwidth > 0 {
+            rate = Some(link.min_bandwidth);
+            entry.num_links = u8::try_from(link.max_bandwidth / link.min_bandwidth).unwrap_or(0);
+        }
+    }
+    XgmiFacts {
+        hive_id,
+        position: members.iter().position(|id| *id == node.id).unwrap_or(0) as u32,
+        hive_size: members.len() as u32,
+        link_bandwidth_mbs: rate
+            .unwrap_or_else(|| xgmi_link_rate_mbs(node.properties.gfx_target_version)),
+        peers,
+    }
 }
 
 /// The machine as the rules must see it, GPUs in the tree's node order.
@@ -278,6 +305,9 @@ pub fn observe<'a>(
         platform: PlatformFacts {
             iommu: inventory.iommu_mode(&devices),
             pcie_p2p,
+            // A tree with peer links comes from a kernel with it; one without is judged
+            // against what the kernel would do with it (explain names the missing option).
+            hsa_amd_p2p: true,
         },
         devices,
         gpu_nodes: gpus.iter().map(|(id, _)| *id).collect(),

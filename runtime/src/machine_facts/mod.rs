@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use hsa_p2p_core::facts::{IommuMode, PciAddress};
 
-pub use p2pdma::{SysfsP2pdma, AMD_VENDOR, HOST_BRIDGE_WHITELIST};
+pub use p2pdma::{SysfsP2pdma, AMD_VENDOR};
 pub use pci::{parse_address, parse_resources, PciDevice, Resource};
 pub use platform::PlatformInfo;
 

@@ -20,25 +20,8 @@ use hsa_p2p_core::builder::P2pdmaOracle;
 use hsa_p2p_core::facts::PciAddress;
 
 use super::{Inventory, PciDevice};
+use crate::host_bridge::host_bridges_whitelisted;
 use crate::p2pdma::{walk, P2pdmaPath};
-
-/// `pci_p2pdma_whitelist`: (vendor, device, requires both devices under the same host bridge).
-pub const HOST_BRIDGE_WHITELIST: &[(u16, u16, bool)] = &[
-    // Intel Xeon E5 / Core i7.
-    (0x8086, 0x3c00, true),
-    (0x8086, 0x3c01, true),
-    // Intel Xeon E7 v3 / Xeon E5 v3 / Core i7.
-    (0x8086, 0x2f00, true),
-    (0x8086, 0x2f01, true),
-    // Intel Skylake-E.
-    (0x8086, 0x2030, false),
-    (0x8086, 0x2031, false),
-    (0x8086, 0x2032, false),
-    (0x8086, 0x2033, false),
-    (0x8086, 0x2020, false),
-    // Intel Ice Lake-SP.
-    (0x8086, 0x09a2, false),
-];
 
 /// AMD's PCI vendor id: its host bridges stand in for "AMD CPU" when `/proc/cpuinfo` is absent.
 pub const AMD_VENDOR: u16 = 0x1022;
@@ -68,29 +51,30 @@ impl Inventory {
         })
     }
 
-    fn host_bridge_allows(&self, host_bridge: &str, same_host_bridge: bool) -> bool {
-        let Some(root) = self.host_bridge_device(host_bridge) else {
-            return false;
-        };
-        if self.platform.cpu_supports_p2pdma().is_none() && root.vendor == AMD_VENDOR {
-            return true;
-        }
-        HOST_BRIDGE_WHITELIST
-            .iter()
-            .find(|(vendor, device, _)| *vendor == root.vendor && *device == root.device)
-            .is_some_and(|(_, _, requires_same)| same_host_bridge || !requires_same)
+    /// The host bridge device's ids, as `__host_bridge_whitelist` compares them.
+    fn host_bridge_id(&self, host_bridge: &str) -> Option<(u16, u16)> {
+        self.host_bridge_device(host_bridge)
+            .map(|root| (root.vendor, root.device))
     }
 
     fn host_bridges_allow(&self, a: &PciDevice, b: &PciDevice) -> bool {
-        if self.platform.cpu_supports_p2pdma() == Some(true) {
-            return true;
+        match self.platform.cpu_supports_p2pdma() {
+            Some(true) => return true,
+            // Without /proc/cpuinfo an AMD host bridge stands in for an AMD Zen CPU.
+            None if [&a.host_bridge, &b.host_bridge].iter().all(|bridge| {
+                self.host_bridge_id(bridge)
+                    .is_some_and(|(vendor, _)| vendor == AMD_VENDOR)
+            }) =>
+            {
+                return true
+            }
+            _ => {}
         }
-        if a.host_bridge == b.host_bridge {
-            self.host_bridge_allows(&a.host_bridge, true)
-        } else {
-            self.host_bridge_allows(&a.host_bridge, false)
-                && self.host_bridge_allows(&b.host_bridge, false)
-        }
+        host_bridges_whitelisted(
+            self.host_bridge_id(&a.host_bridge),
+            self.host_bridge_id(&b.host_bridge),
+            a.host_bridge == b.host_bridge,
+        )
     }
 
     /// The path for `client` reaching `provider`'s memory.

@@ -39,7 +39,10 @@ impl PlatformInfo {
     /// `None` when `/proc/cpuinfo` was not available.
     pub fn cpu_supports_p2pdma(&self) -> Option<bool> {
         let vendor = self.cpu_vendor.as_deref()?;
-        Some(vendor == "AuthenticAMD" && self.cpu_family.is_some_and(|family| family >= 0x17))
+        Some(crate::host_bridge::cpu_supports_p2pdma(
+            vendor,
+            self.cpu_family.unwrap_or(0),
+        ))
     }
 }
 

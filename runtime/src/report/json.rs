@@ -15,7 +15,8 @@ use hsa_p2p_core::node::{HeapType, MemBankProperties, NodeProperties};
 use hsa_p2p_core::topology::{Node, Topology};
 
 use super::labels::{pci_address, Labels};
-use crate::peers::{gpu_nodes, peer_pair, peer_pairs, PeerPair};
+use crate::peers::{peer_pair, peer_pairs, PeerPair};
+use crate::views::{build_table, TableKind, ViewInput, ViewTable};
 
 /// Schema id of [`TopologyDocument`].
 pub const TOPOLOGY_SCHEMA: &str = "hsa-p2p/topology/v1";
@@ -211,6 +212,8 @@ pub struct MatrixDocument {
     /// The matrices (their fields sit at the document's top level).
     #[serde(flatten)]
     pub matrices: PairMatrices,
+    /// The view tables asked for (all by default), as `p2pctl matrix` prints them.
+    pub tables: Vec<ViewTable>,
 }
 
 /// GPU x GPU matrices, row = accessor, column = owner; the diagonal is null.
@@ -259,19 +262,23 @@ pub fn topology_document(topology: &Topology, labels: &Labels, source: Source) -
     }
 }
 
-/// Builds `hsa-p2p/matrix/v1`.
-pub fn matrix_document(topology: &Topology, labels: &Labels, source: Source) -> MatrixDocument {
+/// Builds `hsa-p2p/matrix/v1` for the GPUs of `input`, with the view tables `kinds`.
+pub fn matrix_document(
+    input: &ViewInput<'_>,
+    kinds: &[TableKind],
+    source: Source,
+) -> MatrixDocument {
     MatrixDocument {
         schema: MATRIX_SCHEMA,
         source,
-        matrices: pair_matrices(topology, labels),
+        matrices: pair_matrices(input.topology, input.labels, &input.gpus),
+        tables: kinds.iter().map(|&kind| build_table(kind, input)).collect(),
     }
 }
 
-/// The GPU x GPU matrices of `topology`.
-pub fn pair_matrices(topology: &Topology, labels: &Labels) -> PairMatrices {
-    let gpus = gpu_nodes(topology);
-    let gpu_ids: Vec<u32> = gpus.iter().map(|node| node.id).collect();
+/// The GPU x GPU matrices of the GPU nodes `gpu_ids` of `topology`.
+pub fn pair_matrices(topology: &Topology, labels: &Labels, gpu_ids: &[u32]) -> PairMatrices {
+    let gpus: Vec<&Node> = gpu_ids.iter().filter_map(|&id| topology.node(id)).collect();
     PairMatrices {
         gpus: gpus
             .iter()
@@ -281,14 +288,14 @@ pub fn pair_matrices(topology: &Topology, labels: &Labels) -> PairMatrices {
                 pci_address: pci_address(node),
             })
             .collect(),
-        access: pair_matrix(topology, &gpu_ids, |pair| Some(pair.has_access())),
-        link_type: pair_matrix(topology, &gpu_ids, |pair| {
+        access: pair_matrix(topology, gpu_ids, |pair| Some(pair.has_access())),
+        link_type: pair_matrix(topology, gpu_ids, |pair| {
             pair.link.map(|(_, link)| link.link_type.name())
         }),
-        weight: pair_matrix(topology, &gpu_ids, |pair| {
+        weight: pair_matrix(topology, gpu_ids, |pair| {
             pair.link.map(|(_, link)| link.weight)
         }),
-        max_bandwidth: pair_matrix(topology, &gpu_ids, |pair| {
+        max_bandwidth: pair_matrix(topology, gpu_ids, |pair| {
             pair.link.map(|(_, link)| link.max_bandwidth)
         }),
     }

@@ -2,6 +2,7 @@
 
 pub mod bandwidth;
 pub mod dot;
+pub mod heatmap;
 pub mod json;
 pub mod labels;
 pub mod matrix;

@@ -1,5 +1,6 @@
-//! The PCIe tree of a spec with bus/device/function numbers, as firmware enumerates it:
-//! root ports on bus 0 at devices 1, 2, …; every bridge gets the next bus number depth-first.
+//! The PCIe tree of a spec with bus/device/function numbers, as firmware enumerates it: each
+//! host bridge's root ports on its root bus (bus 0 of segment 0 without `[[host_bridge]]`) at
+//! devices 1, 2, …; every bridge gets the next bus number of its segment depth-first.
 //!
 //! The VM harness builds QEMU's devices from this layout and the predictor derives both the GPUs'
 //! PCI addresses and `pci_p2pdma_distance` from it, so the two agree by construction.
@@ -44,6 +45,8 @@ pub struct PcieElement {
     pub acs_redirect: bool,
     /// The CPU node of the root complex above it.
     pub cpu: u32,
+    /// The host bridge above it (index into `Spec::host_bridges`; `None`: the unnamed one).
+    pub host_bridge: Option<usize>,
 }
 
 /// The enumerated tree.
@@ -51,7 +54,9 @@ pub struct PcieElement {
 pub struct PcieLayout {
     /// Elements in enumeration order (a parent always precedes its children).
     pub elements: Vec<PcieElement>,
-    buses: usize,
+    /// Buses each host bridge numbers (root bus included) as (segment, first, end), in
+    /// `Spec::host_bridges` order (one entry for the unnamed host bridge).
+    bus_ranges: Vec<(u32, usize, usize)>,
 }
 
 /// Device number of the first root port on bus 0.
@@ -61,6 +66,8 @@ struct Enumerator<'a> {
     spec: &'a Spec,
     elements: Vec<PcieElement>,
     next_bus: usize,
+    segment: u32,
+    host_bridge: Option<usize>,
 }
 
 impl Enumerator<'_> {
@@ -69,6 +76,15 @@ impl Enumerator<'_> {
         self.next_bus += 1;
         // Validation rejects trees beyond 256 buses; wrap rather than panic before it runs.
         bus as u8
+    }
+
+    fn address(&self, bus: u8, device: u8) -> PciAddress {
+        PciAddress {
+            domain: self.segment,
+            bus,
+            device,
+            function: 0,
+        }
     }
 
     fn push(&mut self, element: PcieElement) -> usize {
@@ -86,10 +102,11 @@ impl Enumerator<'_> {
                 kind: PcieElementKind::SwitchUpstream(switch_index),
                 label: format!("{}.up", switch.id),
                 parent: Some(port),
-                address: address(bus, 0),
+                address: self.address(bus, 0),
                 secondary_bus: Some(internal_bus),
                 acs_redirect: false,
                 cpu,
+                host_bridge: self.host_bridge,
             });
             for port_number in 0..switch.downstream_ports {
                 let secondary = self.take_bus();
@@ -101,10 +118,11 @@ impl Enumerator<'_> {
                     },
                     label: label.clone(),
                     parent: Some(upstream),
-                    address: address(internal_bus, port_number as u8),
+                    address: self.address(internal_bus, port_number as u8),
                     secondary_bus: Some(secondary),
                     acs_redirect: switch.acs_redirect,
                     cpu,
+                    host_bridge: self.host_bridge,
                 });
                 self.populate(&label, downstream, secondary, cpu);
             }
@@ -113,21 +131,13 @@ impl Enumerator<'_> {
                 kind: PcieElementKind::Gpu(gpu_index),
                 label: spec.gpus[gpu_index].id.clone(),
                 parent: Some(port),
-                address: address(bus, 0),
+                address: self.address(bus, 0),
                 secondary_bus: None,
                 acs_redirect: false,
                 cpu,
+                host_bridge: self.host_bridge,
             });
         }
-    }
-}
-
-fn address(bus: u8, device: u8) -> PciAddress {
-    PciAddress {
-        domain: 0,
-        bus,
-        device,
-        function: 0,
     }
 }
 
@@ -137,30 +147,61 @@ impl PcieLayout {
         let mut enumerator = Enumerator {
             spec,
             elements: Vec::new(),
-            next_bus: 1,
+            next_bus: 0,
+            segment: 0,
+            host_bridge: None,
         };
-        for (index, root_port) in spec.root_ports.iter().enumerate() {
-            let secondary = enumerator.take_bus();
-            let element = enumerator.push(PcieElement {
-                kind: PcieElementKind::RootPort(index),
-                label: root_port.id.clone(),
-                parent: None,
-                address: address(0, FIRST_ROOT_PORT_DEVICE + index as u8),
-                secondary_bus: Some(secondary),
-                acs_redirect: root_port.acs_redirect,
-                cpu: root_port.cpu,
-            });
-            enumerator.populate(&root_port.id, element, secondary, root_port.cpu);
+        let bridges: Vec<(Option<usize>, u32, u8)> = if spec.host_bridges.is_empty() {
+            vec![(None, 0, 0)]
+        } else {
+            (spec.host_bridges.iter().enumerate())
+                .map(|(index, bridge)| (Some(index), bridge.segment, bridge.bus))
+                .collect()
+        };
+        let mut bus_ranges = Vec::new();
+        for (host_bridge, segment, root_bus) in bridges {
+            enumerator.segment = segment;
+            enumerator.host_bridge = host_bridge;
+            enumerator.next_bus = usize::from(root_bus) + 1;
+            let name = host_bridge.map(|index| spec.host_bridges[index].id.as_str());
+            let ports =
+                spec.root_ports.iter().enumerate().filter(|(_, port)| {
+                    host_bridge.is_none() || port.host_bridge.as_deref() == name
+                });
+            for (slot, (index, root_port)) in ports.enumerate() {
+                let secondary = enumerator.take_bus();
+                let element = enumerator.push(PcieElement {
+                    kind: PcieElementKind::RootPort(index),
+                    label: root_port.id.clone(),
+                    parent: None,
+                    address: enumerator.address(root_bus, FIRST_ROOT_PORT_DEVICE + slot as u8),
+                    secondary_bus: Some(secondary),
+                    acs_redirect: root_port.acs_redirect,
+                    cpu: root_port.cpu,
+                    host_bridge,
+                });
+                enumerator.populate(&root_port.id, element, secondary, root_port.cpu);
+            }
+            bus_ranges.push((segment, usize::from(root_bus), enumerator.next_bus));
         }
         PcieLayout {
             elements: enumerator.elements,
-            buses: enumerator.next_bus,
+            bus_ranges,
         }
     }
 
-    /// Bus numbers used, bus 0 included.
+    /// Bus numbers used, bus 0 included (the furthest any host bridge reaches).
     pub fn bus_count(&self) -> usize {
-        self.buses
+        self.bus_ranges
+            .iter()
+            .map(|(_, _, end)| *end)
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// Each host bridge's buses as (segment, first, end), in `Spec::host_bridges` order.
+    pub fn bus_ranges(&self) -> &[(u32, usize, usize)] {
+        &self.bus_ranges
     }
 
     /// The element of GPU `gpu`.

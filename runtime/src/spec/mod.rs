@@ -7,15 +7,19 @@ mod layout;
 mod p2pdma;
 mod size;
 mod validate;
+mod what_if;
+mod xgmi;
 
 use std::path::Path;
 
+use hsa_p2p_core::facts::PciAddress;
 use serde::{Deserialize, Serialize};
 
 pub use bar_placement::DEFAULT_BAR_WINDOW;
 pub use layout::{PcieElement, PcieElementKind, PcieLayout};
 pub use p2pdma::{LayoutP2pdma, P2pdmaPath};
 pub use size::{ByteSize, InvalidSize};
+pub use what_if::apply_settings;
 
 /// A machine: CPUs (NUMA nodes), the PCIe tree, XGMI hives, GPUs and platform settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -32,6 +36,10 @@ pub struct Spec {
     /// CPU nodes, in proximity-domain order.
     #[serde(rename = "cpu")]
     pub cpus: Vec<Cpu>,
+    /// Host bridges (root complexes), each with its PCI segment and root bus; none: one
+    /// unnamed host bridge, segment 0, bus 0, not on the P2PDMA whitelist.
+    #[serde(rename = "host_bridge", default, skip_serializing_if = "Vec::is_empty")]
+    pub host_bridges: Vec<HostBridge>,
     /// PCIe root ports.
     #[serde(rename = "root_port", default)]
     pub root_ports: Vec<RootPort>,
@@ -39,7 +47,7 @@ pub struct Spec {
     #[serde(rename = "switch", default)]
     pub switches: Vec<Switch>,
     /// XGMI hives.
-    #[serde(rename = "xgmi_hive", default)]
+    #[serde(rename = "xgmi_hive", default, skip_serializing_if = "Vec::is_empty")]
     pub xgmi_hives: Vec<XgmiHive>,
     /// GPUs, in the order the driver adds them.
     #[serde(rename = "gpu", default)]
@@ -59,6 +67,21 @@ pub enum IommuSetting {
     Off,
 }
 
+/// What the kernel's amdkfd and amdgpu were built to publish.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelGeneration {
+    /// amdkfd publishes p2p_links and amdgpu is built with CONFIG_HSA_AMD_P2P: peer links.
+    #[default]
+    HsaAmdP2p,
+    /// p2p_links (`p2p_links_count`, indirect links to the other CPUs) but amdgpu built without
+    /// CONFIG_HSA_AMD_P2P: no peer links, no `pcie_p2p` parameter.
+    WithoutHsaAmdP2p,
+    /// amdkfd before p2p_links: no `p2p_links_count`, no p2p_links at all (ROCm's libhsakmt
+    /// then synthesizes indirect links itself).
+    BeforeP2pLinks,
+}
+
 /// Platform settings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -66,13 +89,23 @@ pub struct Platform {
     /// IOMMU mode.
     #[serde(default)]
     pub iommu: IommuSetting,
-    /// The host bridge allows P2P DMA through it (on the kernel's whitelist, or a CPU the kernel
-    /// trusts for it: AMD Zen and newer).
+    /// Shorthand: the host bridges allow P2P DMA through them, whatever `cpu_vendor` and the
+    /// host bridges' ids say.
     #[serde(default)]
     pub host_bridge_whitelisted: bool,
-    /// amdgpu's `pcie_p2p` module parameter.
+    /// `/proc/cpuinfo`'s `vendor_id` (`AuthenticAMD`, `GenuineIntel`), for the kernel's
+    /// `cpu_supports_p2pdma`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_vendor: Option<String>,
+    /// `/proc/cpuinfo`'s `cpu family` (AMD Zen: 0x17 and newer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_family: Option<u32>,
+    /// amdgpu's `pcie_p2p` module parameter (exists only with CONFIG_HSA_AMD_P2P).
     #[serde(default = "default_true")]
     pub pcie_p2p: bool,
+    /// What the kernel's amdkfd/amdgpu publish.
+    #[serde(default)]
+    pub kernel: KernelGeneration,
     /// Bandwidth the platform reports on CPU<->CPU links, MB/s (0 = none, as amdkfd's virtual CRAT).
     #[serde(default)]
     pub cpu_link_bandwidth_mbs: u32,
@@ -83,7 +116,10 @@ impl Default for Platform {
         Platform {
             iommu: IommuSetting::Off,
             host_bridge_whitelisted: false,
+            cpu_vendor: None,
+            cpu_family: None,
             pcie_p2p: true,
+            kernel: KernelGeneration::default(),
             cpu_link_bandwidth_mbs: 0,
         }
     }
@@ -112,6 +148,25 @@ fn default_cores() -> u32 {
     8
 }
 
+/// A host bridge (root complex): the PCI segment and root bus its root ports sit on, and the
+/// ids of its device 00.0 (or first root port), which `pci_p2pdma_whitelist` matches.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostBridge {
+    /// Unique id, used as `host_bridge` by root ports.
+    pub id: String,
+    /// PCI segment (domain).
+    #[serde(default)]
+    pub segment: u32,
+    /// Root bus number.
+    #[serde(default)]
+    pub bus: u8,
+    /// PCI vendor id of the host bridge device.
+    pub vendor_id: u16,
+    /// PCI device id of the host bridge device.
+    pub device_id: u16,
+}
+
 /// A PCIe root port.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +179,12 @@ pub struct RootPort {
     /// ACS redirect is enabled on the port.
     #[serde(default)]
     pub acs_redirect: bool,
+    /// The host bridge the port belongs to (required when the spec declares host bridges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_bridge: Option<String>,
+    /// The port's link capability (the slot): what amdgpu reports for a GPU right below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<PcieLinkSpec>,
 }
 
 /// A PCIe switch: one upstream port and `downstream_ports` downstream ports.
@@ -139,6 +200,9 @@ pub struct Switch {
     /// ACS redirect is enabled on the downstream ports.
     #[serde(default)]
     pub acs_redirect: bool,
+    /// The downstream ports' link capability: what amdgpu reports for a GPU right below one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie: Option<PcieLinkSpec>,
 }
 
 /// How the members of an XGMI hive are wired.
@@ -150,6 +214,19 @@ pub enum HiveWiring {
     Full,
     /// Members form a ring in declaration order.
     Ring,
+    /// Only the pairs listed as `[[xgmi_hive.link]]` are linked; the others reach each other
+    /// through members (weight 15 per hop, no bandwidth of their own).
+    Links,
+}
+
+/// Direct XGMI links between two hive members (amdgpu's `num_links` for the pair).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XgmiLinkSpec {
+    /// The two GPU ids.
+    pub gpus: [String; 2],
+    /// Number of links joining them.
+    pub count: u32,
 }
 
 /// An XGMI hive.
@@ -161,15 +238,16 @@ pub struct XgmiHive {
     /// Wiring.
     #[serde(default)]
     pub wiring: HiveWiring,
-    /// Bandwidth of one XGMI link, MB/s.
-    pub link_bandwidth_mbs: u32,
-    /// Links between two directly connected members.
-    #[serde(default = "default_links_per_peer")]
-    pub links_per_peer: u32,
-}
-
-fn default_links_per_peer() -> u32 {
-    1
+    /// Bandwidth of one XGMI link, MB/s (default: the rate amdgpu sets for each member's GPU
+    /// generation, `amdgpu_xgmi_early_init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_bandwidth_mbs: Option<u32>,
+    /// Links between two directly connected members (`full` and `ring` wiring; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links_per_peer: Option<u32>,
+    /// The linked pairs (`links` wiring).
+    #[serde(rename = "link", default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<XgmiLinkSpec>,
 }
 
 /// A GPU's PCIe link.
@@ -201,13 +279,18 @@ pub struct Gpu {
     /// VRAM BAR size (default: equal to `vram`, i.e. large BAR).
     #[serde(default)]
     pub bar: Option<ByteSize>,
+    /// PCI address as the machine has it, `DDDD:BB:DD.F` (default: numbered as firmware
+    /// enumerates the spec's tree); KFD's `domain` and `location_id` come from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Bus address of the BAR (default: assigned in order from 128 GiB up).
     #[serde(default)]
     pub bar_address: Option<u64>,
     /// DMA mask width in bits.
     #[serde(default = "default_dma_mask_bits")]
     pub dma_mask_bits: u32,
-    /// PCIe link.
+    /// The GPU's own PCIe link capability; amdgpu reports its port's (`pcie` of the root port
+    /// or switch above it) when that is given.
     #[serde(default)]
     pub pcie: PcieLinkSpec,
     /// The GPU can do PCIe atomics.
@@ -327,6 +410,72 @@ impl Spec {
     /// The XGMI hive with id `id`.
     pub fn hive(&self, id: u64) -> Option<&XgmiHive> {
         self.xgmi_hives.iter().find(|hive| hive.id == id)
+    }
+
+    /// The kernel's `cpu_supports_p2pdma()` for the spec's CPU (false when not given).
+    pub fn cpu_supports_p2pdma(&self) -> bool {
+        match (&self.platform.cpu_vendor, self.platform.cpu_family) {
+            (Some(vendor), Some(family)) => crate::host_bridge::cpu_supports_p2pdma(vendor, family),
+            _ => false,
+        }
+    }
+
+    /// Whether the host bridge lets P2P between two of its root ports through: the shorthand,
+    /// a CPU the kernel trusts, or the (first) host bridge on the whitelist
+    /// (`host_bridge_whitelist` for two devices under one host bridge).
+    pub fn host_bridge_trusted(&self) -> bool {
+        self.platform.host_bridge_whitelisted
+            || self.cpu_supports_p2pdma()
+            || crate::host_bridge::host_bridge_whitelisted(
+                self.host_bridges
+                    .first()
+                    .map(|b| (b.vendor_id, b.device_id)),
+                true,
+            )
+    }
+
+    /// The link amdkfd reports for GPU `index` (`amdgpu_amdkfd_get_pcie_bandwidth_mbytes` takes
+    /// the platform bits of `pcie_gen_mask`/`pcie_mlw_mask`, which `amdgpu_device_get_pcie_info`
+    /// sets from the link partner's capability, `amdgpu_device_partner_bandwidth`): the `pcie`
+    /// of the port right above the GPU, else the GPU's own.
+    pub fn platform_link(&self, index: usize) -> PcieLinkSpec {
+        let Some(gpu) = self.gpus.get(index) else {
+            return PcieLinkSpec::default();
+        };
+        let port = match validate::parse_parent(&gpu.parent) {
+            validate::ParentRef::RootPort(id) => self
+                .root_ports
+                .iter()
+                .find(|p| p.id == id)
+                .and_then(|p| p.pcie),
+            validate::ParentRef::SwitchPort(id, _) => self
+                .switches
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| s.pcie),
+        };
+        port.unwrap_or(gpu.pcie)
+    }
+
+    /// GPU `index`'s PCI address: its `address`, else where `layout` numbers it.
+    pub fn gpu_address(&self, layout: &PcieLayout, index: usize) -> PciAddress {
+        self.gpus
+            .get(index)
+            .and_then(|gpu| gpu.address.as_deref())
+            .and_then(crate::machine_facts::parse_address)
+            .or_else(|| {
+                layout
+                    .gpu_element(index)
+                    .map(|e| layout.elements[e].address)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The members of hive `id`, by spec GPU index in hive position order.
+    pub fn hive_members(&self, id: u64) -> Vec<usize> {
+        (0..self.gpus.len())
+            .filter(|&index| self.gpus[index].xgmi_hive == Some(id))
+            .collect()
     }
 
     /// The PCIe tree with bus numbers assigned depth-first, as firmware and Linux enumerate it.

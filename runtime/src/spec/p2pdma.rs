@@ -4,6 +4,7 @@
 use hsa_p2p_core::builder::P2pdmaOracle;
 
 use super::{PcieLayout, Spec};
+use crate::host_bridge::host_bridges_whitelisted;
 use crate::p2pdma::walk;
 pub use crate::p2pdma::P2pdmaPath;
 
@@ -12,8 +13,11 @@ pub struct LayoutP2pdma {
     layout: PcieLayout,
     /// Element index of each GPU.
     gpu_elements: Vec<Option<usize>>,
-    /// P2P through the host bridge is allowed (whitelisted bridge or a CPU the kernel trusts).
-    host_bridge_whitelisted: bool,
+    /// Every host bridge allows P2P: the spec's shorthand, or a CPU the kernel trusts
+    /// (`cpu_supports_p2pdma`).
+    host_bridges_trusted: bool,
+    /// The ids of each declared host bridge's device (`Spec::host_bridges` order).
+    host_bridge_ids: Vec<(u16, u16)>,
 }
 
 impl LayoutP2pdma {
@@ -26,8 +30,23 @@ impl LayoutP2pdma {
         LayoutP2pdma {
             layout,
             gpu_elements,
-            host_bridge_whitelisted: spec.platform.host_bridge_whitelisted,
+            host_bridges_trusted: spec.platform.host_bridge_whitelisted
+                || spec.cpu_supports_p2pdma(),
+            host_bridge_ids: (spec.host_bridges.iter())
+                .map(|bridge| (bridge.vendor_id, bridge.device_id))
+                .collect(),
         }
+    }
+
+    /// Whether the host bridges above elements `a` and `b` let P2P through
+    /// (`pci_p2pdma_distance`'s `cpu_supports_p2pdma() || host_bridge_whitelist()`).
+    fn host_bridges_allow(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (
+            self.layout.elements[a].host_bridge,
+            self.layout.elements[b].host_bridge,
+        );
+        let id = |bridge: Option<usize>| bridge.and_then(|i| self.host_bridge_ids.get(i).copied());
+        self.host_bridges_trusted || host_bridges_whitelisted(id(a), id(b), a == b)
     }
 
     fn has_acs_redirect(&self, element: usize) -> bool {
@@ -49,7 +68,7 @@ impl LayoutP2pdma {
         walk(&chain(provider), &chain(client), |element| {
             self.has_acs_redirect(element)
         })
-        .path(self.host_bridge_whitelisted)
+        .path(self.host_bridges_allow(provider, client))
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use hsa_p2p_core::gpu_id::MAX_GPUS;
 use hsa_p2p_core::pcie::{PcieGen, PCIE_WIDTHS};
 
-use super::Spec;
+use super::{KernelGeneration, PcieLinkSpec, Spec};
+use crate::machine_facts::parse_address;
 
 /// Root ports sit on bus 0 at devices 1..=30 (0 is the host bridge, 31 the LPC bridge on q35).
 pub(super) const MAX_ROOT_PORTS: usize = 30;
@@ -47,6 +48,19 @@ fn check_gpu_name(id: &str, index: usize) -> Result<(), String> {
     }
 }
 
+/// A link's generation and width, as amdgpu's bandwidth table knows them.
+fn check_link(owner: &str, link: PcieLinkSpec) -> Result<(), String> {
+    if PcieGen::from_number(link.gen).is_none() {
+        return Err(format!("{owner}: pcie gen must be 1..=5"));
+    }
+    if !PCIE_WIDTHS.contains(&link.width) {
+        return Err(format!(
+            "{owner}: pcie width must be one of {PCIE_WIDTHS:?}"
+        ));
+    }
+    Ok(())
+}
+
 impl Spec {
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.name.trim().is_empty() {
@@ -61,12 +75,7 @@ impl Spec {
                 self.gpus.len()
             ));
         }
-        if self.root_ports.len() > MAX_ROOT_PORTS {
-            return Err(format!(
-                "{} root ports: at most {MAX_ROOT_PORTS} fit on bus 0",
-                self.root_ports.len()
-            ));
-        }
+        self.check_host_bridges()?;
         for (index, cpu) in self.cpus.iter().enumerate() {
             if let Some(row) = &cpu.distances {
                 if row.len() != self.cpus.len() {
@@ -84,9 +93,10 @@ impl Spec {
 
         let mut ids = HashSet::new();
         let all_ids = self
-            .root_ports
+            .host_bridges
             .iter()
-            .map(|p| &p.id)
+            .map(|b| &b.id)
+            .chain(self.root_ports.iter().map(|p| &p.id))
             .chain(self.switches.iter().map(|s| &s.id))
             .chain(self.gpus.iter().map(|g| &g.id));
         for id in all_ids {
@@ -99,6 +109,14 @@ impl Spec {
         }
         for (index, gpu) in self.gpus.iter().enumerate() {
             check_gpu_name(&gpu.id, index)?;
+        }
+        for (kind, id, link) in (self.root_ports.iter())
+            .map(|p| ("root port", &p.id, p.pcie))
+            .chain(self.switches.iter().map(|s| ("switch", &s.id, s.pcie)))
+        {
+            if let Some(link) = link {
+                check_link(&format!("{kind} {id:?}"), link)?;
+            }
         }
         for port in &self.root_ports {
             if port.cpu as usize >= self.cpus.len() {
@@ -144,12 +162,6 @@ impl Spec {
                     hive.id
                 ));
             }
-            if hive.links_per_peer == 0 {
-                return Err(format!(
-                    "xgmi_hive {}: links_per_peer must be >= 1",
-                    hive.id
-                ));
-            }
         }
         for gpu in &self.gpus {
             let name = &gpu.id;
@@ -159,23 +171,125 @@ impl Spec {
             if !(32..=64).contains(&gpu.dma_mask_bits) {
                 return Err(format!("gpu {name:?}: dma_mask_bits must be 32..=64"));
             }
-            if PcieGen::from_number(gpu.pcie.gen).is_none() {
-                return Err(format!("gpu {name:?}: pcie gen must be 1..=5"));
-            }
-            if !PCIE_WIDTHS.contains(&gpu.pcie.width) {
-                return Err(format!(
-                    "gpu {name:?}: pcie width must be one of {PCIE_WIDTHS:?}"
-                ));
-            }
+            check_link(&format!("gpu {name:?}"), gpu.pcie)?;
             if let Some(hive) = gpu.xgmi_hive {
                 if self.hive(hive).is_none() {
                     return Err(format!("gpu {name:?}: xgmi_hive {hive} is not declared"));
                 }
             }
         }
+        for hive in &self.xgmi_hives {
+            hive.check(self)?;
+        }
+        self.check_gpu_addresses()?;
         self.bar_addresses()?;
-        if self.layout().bus_count() > 256 {
-            return Err("the PCIe tree needs more than 256 bus numbers".into());
+        self.check_bus_ranges()
+    }
+
+    /// Host bridges and the platform's CPU: every root port on a declared host bridge when
+    /// there are any, at most [`MAX_ROOT_PORTS`] per root bus, a CPU family only with a vendor.
+    fn check_host_bridges(&self) -> Result<(), String> {
+        if !self.platform.pcie_p2p && self.platform.kernel != KernelGeneration::HsaAmdP2p {
+            return Err(
+                "platform: pcie_p2p = false needs kernel = \"hsa-amd-p2p\": amdgpu \
+                        has the pcie_p2p parameter only when built with CONFIG_HSA_AMD_P2P"
+                    .into(),
+            );
+        }
+        if self.platform.cpu_family.is_some() && self.platform.cpu_vendor.is_none() {
+            return Err("platform: cpu_family needs cpu_vendor (e.g. \"AuthenticAMD\")".into());
+        }
+        for port in &self.root_ports {
+            match (&port.host_bridge, self.host_bridges.is_empty()) {
+                (None, false) => {
+                    return Err(format!(
+                        "root port {:?}: host_bridge is required when the spec declares \
+                         [[host_bridge]]",
+                        port.id
+                    ))
+                }
+                (Some(name), _) if !self.host_bridges.iter().any(|b| b.id == *name) => {
+                    return Err(format!(
+                        "root port {:?}: host_bridge {name:?} names no [[host_bridge]]",
+                        port.id
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let names: Vec<Option<&str>> = if self.host_bridges.is_empty() {
+            vec![None]
+        } else {
+            self.host_bridges
+                .iter()
+                .map(|b| Some(b.id.as_str()))
+                .collect()
+        };
+        for name in names {
+            let ports = (self.root_ports.iter())
+                .filter(|p| name.is_none() || p.host_bridge.as_deref() == name)
+                .count();
+            if ports > MAX_ROOT_PORTS {
+                let bridge = name.map_or(String::new(), |n| format!(" on host bridge {n:?}"));
+                return Err(format!(
+                    "{ports} root ports{bridge}: at most {MAX_ROOT_PORTS} fit on a root bus"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each host bridge numbers its buses from its root bus up: they must stay below 256 and
+    /// not run into another host bridge's of the same segment.
+    fn check_bus_ranges(&self) -> Result<(), String> {
+        let layout = self.layout();
+        let ranges = layout.bus_ranges();
+        let name = |index: usize| {
+            self.host_bridges
+                .get(index)
+                .map_or("the PCIe tree".to_string(), |b| {
+                    format!("host bridge {:?}", b.id)
+                })
+        };
+        for (index, &(segment, first, end)) in ranges.iter().enumerate() {
+            if end > 256 {
+                return Err(format!(
+                    "{} needs buses {first:#04x}..{end:#x}: more than 256 bus numbers",
+                    name(index)
+                ));
+            }
+            let overlapping = ranges.iter().enumerate().find(|&(other, &(s, f, e))| {
+                other != index && s == segment && f < end && first < e
+            });
+            if let Some((other, _)) = overlapping {
+                return Err(format!(
+                    "{} (segment {segment:#x}, buses {first:#04x}..{end:#04x}) overlaps {}'s \
+                     buses; give them different `bus` or `segment` values",
+                    name(index),
+                    name(other)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Explicit GPU addresses parse as `DDDD:BB:DD.F` and name one GPU each.
+    fn check_gpu_addresses(&self) -> Result<(), String> {
+        let mut seen = HashMap::new();
+        for gpu in &self.gpus {
+            let Some(text) = &gpu.address else { continue };
+            let address = parse_address(text).ok_or_else(|| {
+                format!(
+                    "gpu {:?}: address {text:?} is not a PCI address DDDD:BB:DD.F",
+                    gpu.id
+                )
+            })?;
+            if let Some(other) = seen.insert(address, &gpu.id) {
+                return Err(format!(
+                    "gpu {:?}: address {text:?} is also gpu {other:?}'s",
+                    gpu.id
+                ));
+            }
         }
         Ok(())
     }

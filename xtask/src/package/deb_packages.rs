@@ -162,6 +162,12 @@ fn build_dkms(
     deb.build(&util::target_dir().join("dist"), common.epoch)
 }
 
+/// The font compiled into p2pctl for its heat-maps (runtime/assets/fonts/).
+const EMBEDDED_FONT: &str =
+    "/usr/bin/p2pctl also embeds the DejaVu Sans font 2.37 (Copyright (c)\n\
+2003 by Bitstream, Inc.; DejaVu changes are in the public domain;\n\
+license: Bitstream Vera, as in /usr/share/doc/fonts-dejavu-core/copyright).";
+
 fn build_tools(
     common: &Common,
     version: &str,
@@ -183,7 +189,7 @@ fn build_tools(
         String::new()
     } else {
         format!(
-            "/usr/bin/p2pctl statically links these Rust crates (name, version,\nlicense):\n{}",
+            "/usr/bin/p2pctl statically links these Rust crates (name, version,\nlicense):\n{}\n\n{EMBEDDED_FONT}",
             crates.join("\n")
         )
     };

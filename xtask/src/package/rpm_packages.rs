@@ -68,7 +68,11 @@ pub fn build_and_check(
     let mut tools_payload = tools::payload(&RPM, built.stripped_binary, built.man_frame)?;
     let tools_license_files = add_license(&mut tools_payload, TOOLS_PACKAGE)?;
     let tools_docs = add_docs(&mut tools_payload, TOOLS_PACKAGE)?;
-    let tools_license = license_with_crates(&tools::linked_crates()?);
+    // p2pctl also embeds the DejaVu Sans font for its heat-maps (runtime/assets/fonts/).
+    let tools_license = format!(
+        "{} AND {EMBEDDED_FONT_LICENSE}",
+        license_with_crates(&tools::linked_crates()?)
+    );
     let spec = RpmSpec {
         name: TOOLS_PACKAGE,
         summary: TOOLS_SUMMARY,
@@ -131,6 +135,9 @@ fn add_docs(payload: &mut Payload, package: &str) -> Result<Vec<String>> {
     )?;
     Ok(vec![path])
 }
+
+/// SPDX license of the font compiled into p2pctl (DejaVu Sans: Bitstream Vera terms).
+const EMBEDDED_FONT_LICENSE: &str = "Bitstream-Vera";
 
 /// The `License:` of a binary that statically links crates: the workspace's license AND each
 /// distinct crate license term (Fedora's Rust packaging rule), from `name version (license)`

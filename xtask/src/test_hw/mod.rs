@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use hsa_p2p_hwtests::machine_facts::Inventory;
+use hsa_p2p_hwtests::rocm::{recording, tools, DEFAULT_BANDWIDTH_FRACTION};
 use hsa_p2p_hwtests::{Context, Filter, ModuleState};
 
 use crate::util::{self, note, phase};
@@ -37,6 +38,16 @@ pub struct TestHwArgs {
     /// Do not build or load the module (test amdkfd's topology and an already loaded module).
     #[arg(long)]
     pub no_load: bool,
+    /// List the tests (`-` marks those --only leaves out) and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
+    #[arg(long, value_name = "FRACTION", default_value_t = DEFAULT_BANDWIDTH_FRACTION)]
+    pub bandwidth_fraction: f64,
+    /// Save the ROCm tools' outputs and this machine's sysfs/PCI facts into DIR and DIR.tar
+    /// (to attach to a bug report; `hwtests --replay DIR` re-runs the checks offline).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 fn running_release() -> Result<String> {
@@ -102,8 +113,36 @@ fn prepare(args: &TestHwArgs, release: &str) -> (Vec<Check>, ModuleState, Option
     }
 }
 
+/// Which ROCm tools the `rocm` suite will drive, for the record.
+fn rocm_check(context: &Context) -> Check {
+    let found = context.rocm_tools().unwrap_or_default();
+    let detail = if found.is_empty() {
+        format!(
+            "no ROCm user space ({} not in PATH or /opt/rocm*/bin): the rocm suite skips",
+            tools::Tool::ALL.map(tools::Tool::name).join(", ")
+        )
+    } else {
+        found
+            .iter()
+            .map(|found| found.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Check::new("rocm", Status::Info, detail)
+}
+
 /// `cargo xtask test-hw`.
 pub fn test_hw(args: &TestHwArgs) -> Result<()> {
+    if args.list {
+        print!(
+            "{}",
+            hsa_p2p_hwtests::listing(&Filter::new(args.only.clone()))
+        );
+        return Ok(());
+    }
+    if !(args.bandwidth_fraction > 0.0 && args.bandwidth_fraction <= 1.0) {
+        bail!("--bandwidth-fraction must be in (0, 1]");
+    }
     let release = running_release()?;
     phase(format!("test-hw: preflight on {release}"));
     let (mut checks, module_state, loaded) = prepare(args, &release);
@@ -112,12 +151,14 @@ pub fn test_hw(args: &TestHwArgs) -> Result<()> {
         Ok(inventory) => checks.extend(preflight::machine_checks(&inventory)),
         Err(error) => checks.push(Check::new("pci", Status::Info, error.to_string())),
     }
+    let mut context = Context::new("/", module_state);
+    context.bandwidth_fraction = args.bandwidth_fraction;
+    checks.push(rocm_check(&context));
     for check in &checks {
         note(check.to_string());
     }
 
     phase("test-hw: run the tests");
-    let context = Context::new("/", module_state);
     let mut run = hsa_p2p_hwtests::run("test-hw", &context, &Filter::new(args.only.clone()));
     let unloaded = loaded.as_ref().map(module::unload);
     run.environment
@@ -128,6 +169,15 @@ pub fn test_hw(args: &TestHwArgs) -> Result<()> {
             .map(|check| (format!("preflight.{}", check.name), check.detail.clone())),
     );
 
+    if let Some(record) = &args.record {
+        let tarball = recording::record(&context, record)
+            .map_err(|error| anyhow::anyhow!("cannot record into {}: {error}", record.display()))?;
+        note(format!(
+            "recording: {} ({})",
+            record.display(),
+            tarball.display()
+        ));
+    }
     let dir = args
         .report
         .clone()

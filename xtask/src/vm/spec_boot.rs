@@ -11,10 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hsa_p2p_runtime::peers::gpu_nodes;
 use hsa_p2p_runtime::predict::predict;
 use hsa_p2p_runtime::report::{self, Labels};
 use hsa_p2p_runtime::spec::Spec;
 use hsa_p2p_runtime::sysfs::{read_topology, write_tree, HSA_P2P_TOPOLOGY};
+use hsa_p2p_runtime::views::{Placement, TableKind, ViewInput};
 
 use super::options::{GuestOptions, GUEST_MODULE};
 use super::protocol::{self, print_tree, read_tree, COMMAND_BANNER, COMMAND_STATUS};
@@ -171,7 +173,18 @@ fn show_and_compare(spec: &Spec, published: &Tree) -> Result<()> {
     );
     print!("{}", report::table::render_topology(&topology, &labels));
     println!();
-    print!("{}", report::matrix::render_matrices(&topology, &labels));
+    // The spec's PCIe layout places the published GPUs as it placed the predicted ones.
+    let placement = Placement::from_prediction(spec, &prediction);
+    let input = ViewInput {
+        topology: &topology,
+        labels: &labels,
+        placement: &placement,
+        gpus: gpu_nodes(&topology).iter().map(|node| node.id).collect(),
+    };
+    print!(
+        "{}",
+        report::matrix::render_matrices(&input, &TableKind::ALL)
+    );
     let problems = differences(&tree_of(prediction.topology.render_sysfs()), published);
     if problems.is_empty() {
         note(format!(

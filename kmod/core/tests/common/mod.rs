@@ -5,7 +5,7 @@
 use hsa_p2p_core::builder::P2pdmaOracle;
 use hsa_p2p_core::facts::{
     CpuFacts, GpuFacts, IommuMode, MachineFacts, PciAddress, PeerBandwidthRule, PlatformFacts,
-    XgmiFacts,
+    XgmiFacts, XgmiWiring,
 };
 use hsa_p2p_core::link::{LinkFlags, LinkProperties, LinkType};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink, PCIE_WIDTHS};
@@ -238,8 +238,13 @@ pub fn platform() -> impl Strategy<Value = PlatformFacts> {
             IommuMode::Off,
         ]),
         proptest::bool::weighted(0.85),
+        proptest::bool::weighted(0.9),
     )
-        .prop_map(|(iommu, pcie_p2p)| PlatformFacts { iommu, pcie_p2p })
+        .prop_map(|(iommu, pcie_p2p, hsa_amd_p2p)| PlatformFacts {
+            iommu,
+            pcie_p2p,
+            hsa_amd_p2p,
+        })
 }
 
 /// A machine with 1..=3 CPU nodes (symmetric SLIT table, 10 on the diagonal), 0..=max_gpus
@@ -286,14 +291,18 @@ pub fn machine(max_gpus: usize) -> impl Strategy<Value = Machine> {
                     let members: Vec<usize> =
                         (0..gpu_count).filter(|&i| gpus[i].1 == hive).collect();
                     for (position, &member) in members.iter().enumerate() {
-                        facts[member].xgmi = Some(XgmiFacts {
-                            hive_id: u64::from(hive) << 8,
-                            position: position as u32,
-                            hive_size: members.len() as u32,
-                            fully_connected: !ring,
-                            link_bandwidth_mbs: 23_000,
-                            links_per_peer: 2,
-                        });
+                        let wiring = if ring {
+                            XgmiWiring::Ring(2)
+                        } else {
+                            XgmiWiring::Full(2)
+                        };
+                        facts[member].xgmi = Some(XgmiFacts::member(
+                            u64::from(hive) << 8,
+                            position as u32,
+                            members.len() as u32,
+                            23_000,
+                            wiring,
+                        ));
                     }
                 }
                 let oracle = proptest::collection::vec(

@@ -8,12 +8,14 @@ use hsa_p2p_runtime::device::bench::{render, run as run_bench};
 use hsa_p2p_runtime::device::transfer::read_published;
 use hsa_p2p_runtime::device::Device;
 
+use crate::output::emit_json;
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let topology = read_published(&args.target.root)?;
     let device = Device::open_at(&args.target.device)?;
     let report = run_bench(&device, &topology, &args.options.config())?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if args.output.json {
+        emit_json(&report, args.output)?;
     } else {
         print!("{}", render(&report));
     }

@@ -9,6 +9,8 @@ use hsa_p2p_runtime::device::{Device, PathChoice};
 
 use hsa_p2p_runtime::spec::ByteSize;
 
+use crate::output::emit_json;
+
 pub fn run(args: &CopyArgs) -> Result<()> {
     let topology = read_published(&args.target.root)?;
     let from = resolve_gpu(&topology, &args.from)?;
@@ -22,8 +24,8 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         PathChoice::Auto
     };
     let report = copy_verified(&device, &topology, from, to, args.size.0, choice, args.seed)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if args.output.json {
+        emit_json(&report, args.output)?;
     } else {
         println!("copy node {} -> node {}", report.from, report.to);
         println!("  path:     {} ({})", report.path.name(), report.reason);

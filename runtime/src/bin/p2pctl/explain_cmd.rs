@@ -3,15 +3,13 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use std::path::PathBuf;
-
 use hsa_p2p_runtime::cli::WhyArgs;
 use hsa_p2p_runtime::explain::{explain, explain_on_machine, Explanation, Reason, Verdict};
 use hsa_p2p_runtime::node_names::resolve_node;
 use hsa_p2p_runtime::report::json::WHY_SCHEMA;
 use hsa_p2p_runtime::report::Labels;
 
-use crate::output::emit;
+use crate::output::{emit, emit_json};
 use crate::source;
 
 #[derive(Serialize)]
@@ -36,15 +34,13 @@ pub fn run(args: &WhyArgs) -> Result<()> {
     let loaded = source::load(&args.source)?;
     let from = resolve_node(&loaded.topology, &loaded.labels, &args.accessor)?;
     let to = resolve_node(&loaded.topology, &loaded.labels, &args.owner)?;
-    let machine_root = args.machine_root.clone().or_else(|| {
-        (args.source.root.is_none() && args.source.spec.is_none()).then(|| PathBuf::from("/"))
-    });
+    let machine_root = args.source.machine_root(args.machine_root.as_ref());
     let explanation = match &machine_root {
         Some(root) => explain_on_machine(&loaded.topology, from, to, root)?,
         None => explain(&loaded.topology, from, to)?,
     };
-    if args.json {
-        emit(serde_json::to_string_pretty(&document(&explanation, &loaded.labels))? + "\n")?;
+    if args.output.json {
+        emit_json(&document(&explanation, &loaded.labels), args.output)?;
     } else {
         emit(render(&explanation, &loaded.labels))?;
     }
