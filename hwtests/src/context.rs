@@ -42,6 +42,9 @@ pub struct Context {
     pub module: ModuleState,
     /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
     pub pair_copy_bytes: u64,
+    /// The serial line to the host of an emulated machine (`crate::guest::host_channel`),
+    /// for the `hotplug` suite; `None` on a real machine.
+    pub host_channel: Option<PathBuf>,
     /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
     pub bandwidth_fraction: f64,
     rocm: RocmSource,
@@ -67,6 +70,7 @@ impl Context {
             root: root.into(),
             module,
             pair_copy_bytes: DEFAULT_PAIR_COPY_BYTES,
+            host_channel: None,
             bandwidth_fraction: DEFAULT_BANDWIDTH_FRACTION,
             rocm: RocmSource::Machine,
             recording: OnceLock::new(),
@@ -214,6 +218,7 @@ impl std::fmt::Debug for Context {
             .field("root", &self.root)
             .field("module", &self.module)
             .field("pair_copy_bytes", &self.pair_copy_bytes)
+            .field("host_channel", &self.host_channel)
             .field("bandwidth_fraction", &self.bandwidth_fraction)
             .field("rocm", &self.rocm)
             .finish_non_exhaustive()

@@ -65,6 +65,10 @@ struct Args {
     /// Bytes each GPU pair copies in `device.copies_between_every_ordered_pair`.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PAIR_COPY_BYTES)]
     pair_copy_bytes: u64,
+    /// The serial line to the emulated machine's host, which removes and adds GPUs for the
+    /// `hotplug` suite (e.g. /dev/ttyS1; its cases are skipped without it).
+    #[arg(long, value_name = "DEVICE")]
+    host_channel: Option<PathBuf>,
     /// Fraction of a link's max_bandwidth a peer copy must reach in the `rocm` suite.
     #[arg(long, value_name = "FRACTION", default_value_t = DEFAULT_BANDWIDTH_FRACTION)]
     bandwidth_fraction: f64,
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         None => Context::new(&args.root, module),
     };
     context.pair_copy_bytes = args.pair_copy_bytes;
+    context.host_channel = args.host_channel;
     context.bandwidth_fraction = args.bandwidth_fraction;
     let mut run = hsa_p2p_hwtests::run("hwtests", &context, &filter);
     run.environment

@@ -12,8 +12,12 @@ use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
-use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, KernelGeneration, PcieElementKind, Spec};
+use hsa_p2p_runtime::spec::{
+    ByteSize, IommuSetting, KernelGeneration, PcieElement, PcieElementKind, PcieLayout, Spec,
+};
 
+use crate::vm::host_channel::HotplugSlot;
+use crate::vm::qmp::{Device, MemoryBackendFile};
 use crate::vm::{ShmFile, VmConfig};
 
 /// Largest BAR the emulated GPUs get (each is a file in /dev/shm and a QEMU memory region).
@@ -53,6 +57,8 @@ pub struct EmulatedMachine {
     pub memory_mib: u32,
     /// What was adapted, for the log.
     pub adaptations: Vec<String>,
+    /// The GPUs in hot-pluggable slots (`hotplug = true`), in spec order.
+    pub hotplug: Vec<HotplugSlot>,
 }
 
 fn scale_factor(spec: &Spec) -> Result<u64> {
@@ -116,6 +122,7 @@ impl EmulatedMachine {
             })
             .collect();
         config.append.push("loglevel=4".into());
+        config.hotplug = self.hotplug.clone();
         config
     }
 
@@ -203,13 +210,71 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
         .collect::<Vec<_>>();
 
     let qemu_args = qemu_args(&emulated, &emulated_gpus, 1);
+    let layout = emulated.layout();
+    let hotplug = layout
+        .elements
+        .iter()
+        .filter_map(|element| match element.kind {
+            PcieElementKind::Gpu(index) if emulated.gpus[index].hotplug => Some(HotplugSlot {
+                address: element.address.to_string(),
+                device: gpu_device(&layout, element, &emulated_gpus[index]),
+                backend: vram_backend(&emulated_gpus[index]),
+            }),
+            _ => None,
+        })
+        .collect();
     Ok(EmulatedMachine {
         memory_mib: (MEMORY_PER_NODE_MIB * emulated.cpus.len() as u64) as u32,
         spec: emulated,
         gpus: emulated_gpus,
         qemu_args,
         adaptations,
+        hotplug,
     })
+}
+
+/// The label of the element's parent bridge (QEMU's bus name), `pcie.0` for root ports.
+fn parent_bus(layout: &PcieLayout, element: &PcieElement) -> String {
+    element
+        .parent
+        .map(|p| layout.elements[p].label.clone())
+        .unwrap_or_else(|| "pcie.0".into())
+}
+
+/// A GPU's VRAM: its /dev/shm file.
+fn vram_backend(gpu: &EmulatedGpu) -> MemoryBackendFile {
+    MemoryBackendFile {
+        id: format!("vram-{}", gpu.label),
+        mem_path: gpu.shm_path.clone(),
+        size: gpu.bar_size,
+    }
+}
+
+/// A GPU's QEMU device: `ivshmem-plain` on its VRAM backend, at its place in the tree.
+fn gpu_device(layout: &PcieLayout, element: &PcieElement, gpu: &EmulatedGpu) -> Device {
+    Device {
+        driver: "ivshmem-plain".into(),
+        id: gpu.label.clone(),
+        properties: vec![
+            ("memdev".into(), vram_backend(gpu).id),
+            ("bus".into(), parent_bus(layout, element)),
+            ("addr".into(), format!("{:x}.0", element.address.device)),
+        ],
+    }
+}
+
+/// `hotplug=on` for a port holding a hot-pluggable GPU, `off` for every other port: the guest
+/// sees a hot-plug slot exactly where the spec has one.
+fn port_hotplug(spec: &Spec, layout: &PcieLayout, port: usize) -> &'static str {
+    let hot = layout.elements.iter().any(|child| {
+        child.parent == Some(port)
+            && matches!(child.kind, PcieElementKind::Gpu(index) if spec.gpus[index].hotplug)
+    });
+    if hot {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<String> {
@@ -254,20 +319,25 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
         }
     }
     let layout = spec.layout();
+    if spec.gpus.iter().any(|gpu| gpu.hotplug) {
+        // PCIe native hot-plug (pciehp) rather than q35's ACPI hot-plug of root ports.
+        push(
+            "-global",
+            "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off".into(),
+        );
+    }
     let mut chassis = 0;
-    for element in &layout.elements {
-        let parent = element
-            .parent
-            .map(|p| layout.elements[p].label.clone())
-            .unwrap_or_else(|| "pcie.0".into());
+    for (index, element) in layout.elements.iter().enumerate() {
+        let parent = parent_bus(&layout, element);
         let address = format!("{:x}.0", element.address.device);
+        let hotplug = port_hotplug(spec, &layout, index);
         match &element.kind {
             PcieElementKind::RootPort(_) => {
                 chassis += 1;
                 push(
                     "-device",
                     format!(
-                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis}",
+                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis},hotplug={hotplug}",
                         element.label
                     ),
                 );
@@ -284,27 +354,15 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
                 push(
                     "-device",
                     format!(
-                        "xio3130-downstream,id={},bus={parent},addr={address},chassis={chassis},slot={chassis}",
+                        "xio3130-downstream,id={},bus={parent},addr={address},chassis={chassis},slot={chassis},hotplug={hotplug}",
                         element.label
                     ),
                 );
             }
             PcieElementKind::Gpu(index) => {
                 let gpu = &gpus[*index];
-                push(
-                    "-object",
-                    format!(
-                        "memory-backend-file,id=vram-{},share=on,mem-path={},size={}",
-                        gpu.label, gpu.shm_path, gpu.bar_size
-                    ),
-                );
-                push(
-                    "-device",
-                    format!(
-                        "ivshmem-plain,id={},memdev=vram-{},bus={parent},addr={address}",
-                        gpu.label, gpu.label
-                    ),
-                );
+                push("-object", vram_backend(gpu).qemu_arg());
+                push("-device", gpu_device(&layout, element, gpu).qemu_arg());
             }
         }
     }

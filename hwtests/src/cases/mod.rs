@@ -1,7 +1,7 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
 //! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
-//! attack (`isolation`) and the device's behaviour across files, processes and unbinding
-//! (`device`).
+//! attack (`isolation`), GPUs pulled from their slots and added back (`hotplug`) and the
+//! device's behaviour across files, processes and unbinding (`device`).
 //!
 //! A suite is one file here declaring `pub const TESTS: &[Test]`, plus its line in [`SUITES`];
 //! the device suites talk to the device only through [`crate::device::Session`], so that the
@@ -10,6 +10,7 @@
 
 pub mod abi;
 pub mod device;
+pub mod hotplug;
 pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
@@ -29,6 +30,8 @@ pub const SUITES: &[&[Test]] = &[
     abi::TESTS,
     // Its cases unbind and rebind GPUs, and put them back in their bind order.
     isolation::TESTS,
+    // Its cases remove and add GPUs, and put them back in their bind order.
+    hotplug::TESTS,
     device::TESTS,
 ];
 

@@ -391,10 +391,11 @@ impl Backend for FakeBackend {
                 output: "copy: ok\n".into(),
                 ..died
             },
-            // The campaign starts its workers on the real device only.
-            Probe::StressWorker(_) => ProbeOutcome {
+            // The campaign starts its workers, and the hotplug suite this probe, on the real
+            // device only.
+            Probe::StressWorker(_) | Probe::TouchUntilRevoked { .. } => ProbeOutcome {
                 code: Some(2),
-                output: "the fake device runs no stress worker".into(),
+                output: "the fake device runs no long-lived probe".into(),
                 ..ProbeOutcome::default()
             },
         }

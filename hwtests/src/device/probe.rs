@@ -63,9 +63,19 @@ pub enum Probe {
         /// The driver's sysfs directory.
         driver: PathBuf,
     },
+    /// Map a buffer of `gpu_id`, print [`MAPPED`], then read the mapping every few
+    /// milliseconds until the process dies: of SIGBUS once the GPU is removed under it (the
+    /// caller removes it, and kills the probe if it outlives the removal).
+    TouchUntilRevoked {
+        /// The GPU.
+        gpu_id: u32,
+    },
     /// One worker process of the stress campaign: prints its tally as one JSON line.
     StressWorker(WorkerConfig),
 }
+
+/// The line [`Probe::TouchUntilRevoked`] prints once its mapping is live.
+pub const MAPPED: &str = "mapped";
 
 impl Probe {
     fn to_words(&self) -> Vec<String> {
@@ -98,6 +108,9 @@ impl Probe {
                 address.clone(),
                 driver.display().to_string(),
             ],
+            Probe::TouchUntilRevoked { gpu_id } => {
+                vec!["touch-until-revoked".into(), gpu_id.to_string()]
+            }
             Probe::StressWorker(config) => vec![
                 "stress-worker".into(),
                 config.seed.to_string(),
@@ -128,6 +141,9 @@ impl Probe {
                 gpu_id: gpu_id.parse().ok()?,
                 address: (*address).to_owned(),
                 driver: PathBuf::from(driver),
+            }),
+            ["touch-until-revoked", gpu_id] => Some(Probe::TouchUntilRevoked {
+                gpu_id: gpu_id.parse().ok()?,
             }),
             ["stress-worker", seed, process, threads, ops_per_thread, fault_percent, topology] => {
                 Some(Probe::StressWorker(WorkerConfig {
@@ -167,23 +183,39 @@ impl ProbeOutcome {
     }
 }
 
+/// The command that runs `probe` against the device node `node` in a child process of this
+/// program.
+fn probe_command(node: &Path, probe: &Probe) -> Result<Command, String> {
+    let program =
+        std::env::current_exe().map_err(|error| format!("cannot find this program: {error}"))?;
+    let mut words = vec![node.display().to_string()];
+    words.extend(probe.to_words());
+    let mut command = Command::new(program);
+    command.env(PROBE_VARIABLE, words.join(" "));
+    Ok(command)
+}
+
+/// Starts `probe` against the device node `node` in a child process with its standard output
+/// piped, for a caller that acts while it runs.
+pub fn spawn_in_child(node: &Path, probe: &Probe) -> Result<std::process::Child, String> {
+    probe_command(node, probe)?
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot start the probe: {error}"))
+}
+
 /// Runs `probe` against the device node `node` in a child process of this program.
 pub fn run_in_child(node: &Path, probe: &Probe) -> ProbeOutcome {
-    let program = match std::env::current_exe() {
-        Ok(program) => program,
-        Err(error) => {
+    let mut command = match probe_command(node, probe) {
+        Ok(command) => command,
+        Err(output) => {
             return ProbeOutcome {
-                output: format!("cannot find this program: {error}"),
+                output,
                 ..ProbeOutcome::default()
             }
         }
     };
-    let mut words = vec![node.display().to_string()];
-    words.extend(probe.to_words());
-    match Command::new(program)
-        .env(PROBE_VARIABLE, words.join(" "))
-        .output()
-    {
+    match command.output() {
         Ok(output) => ProbeOutcome {
             signal: std::os::unix::process::ExitStatusExt::signal(&output.status),
             code: output.status.code(),
@@ -259,6 +291,17 @@ fn run(node: &Path, probe: &Probe) -> Result<(), String> {
                 other => println!("copy: expected ENODEV, got {other:?}"),
             }
             touch(mapping.as_slice(), "an unbound GPU's buffer")
+        }
+        Probe::TouchUntilRevoked { gpu_id } => {
+            let (_buffer, mapping) = mapped_buffer(&device, *gpu_id)?;
+            println!("{MAPPED}");
+            let _ = std::io::stdout().flush();
+            loop {
+                // SAFETY: the start of a live mapping; once its pages are revoked the read
+                // raises SIGBUS, which ends the process as the caller expects.
+                unsafe { std::ptr::read_volatile(mapping.as_slice().as_ptr()) };
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
         Probe::StressWorker(config) => {
             // Each worker thread opens its own file.
@@ -390,6 +433,7 @@ mod tests {
                 fault_percent: 5,
                 topology: "/sys/kernel/hsa_p2p/topology".into(),
             }),
+            Probe::TouchUntilRevoked { gpu_id: 7 },
         ] {
             let words = probe.to_words();
             let words: Vec<&str> = words.iter().map(String::as_str).collect();

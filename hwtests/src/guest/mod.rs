@@ -2,9 +2,13 @@
 //! the device: unbinding and rebinding GPUs ([`pci_bind`], shared with the `device` suite and
 //! its probes), the kernel log's checker reports ([`kernel_log`]) and debugfs, where the
 //! module's fault points are ([`debugfs`], [`fault_point`]). Whether a mapping still shows VRAM is asked of a
-//! probe in another process (`crate::device::probe`).
+//! probe in another process (`crate::device::probe`). The `hotplug` suite asks the host of an
+//! emulated machine to remove and add GPUs over the [`host_channel`], and finds the
+//! hot-pluggable slots in sysfs ([`slots`]).
 
 pub mod debugfs;
 pub mod fault_point;
+pub mod host_channel;
 pub mod kernel_log;
 pub mod pci_bind;
+pub mod slots;

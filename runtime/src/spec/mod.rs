@@ -320,6 +320,10 @@ pub struct Gpu {
     /// SIMD units.
     #[serde(default = "default_simds")]
     pub simd_count: u32,
+    /// The GPU sits in a hot-pluggable slot (PCIe native hot-plug on its root or downstream
+    /// port): the emulated machine can remove and re-add it. No effect on the topology.
+    #[serde(default)]
+    pub hotplug: bool,
 }
 
 fn default_dma_mask_bits() -> u32 {

@@ -8,10 +8,12 @@
 //! A run with a kernel checker's report on the console ([`splat`]) fails, showing the report.
 
 pub mod demo;
+pub mod host_channel;
 pub mod initramfs;
 pub mod options;
 pub mod protocol;
 pub mod published_tree;
+pub mod qmp;
 pub mod spec_boot;
 pub mod splat;
 
@@ -100,6 +102,9 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// Echo console lines to stdout.
     pub echo: bool,
+    /// The machine's hot-pluggable GPUs; when there are any, the guest gets the host channel
+    /// ([`host_channel`]) to ask for their removal and return.
+    pub hotplug: Vec<host_channel::HotplugSlot>,
 }
 
 impl VmConfig {
@@ -116,6 +121,7 @@ impl VmConfig {
             append: Vec::new(),
             timeout: Duration::from_secs(120),
             echo: true,
+            hotplug: Vec::new(),
         }
     }
 
@@ -221,6 +227,7 @@ impl Drop for RemoveOnDrop {
 enum Event {
     Console(String),
     Stderr(String),
+    HostRequest(String),
 }
 
 /// Removes terminal control sequences (SeaBIOS clears the screen) and carriage returns.
@@ -247,16 +254,11 @@ fn strip_controls(line: &str) -> String {
     out
 }
 
-fn pump(stream: impl Read + Send + 'static, tx: mpsc::Sender<Event>, stderr: bool) {
+fn pump(stream: impl Read + Send + 'static, tx: mpsc::Sender<Event>, event: fn(String) -> Event) {
     thread::spawn(move || {
         for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
             let line = strip_controls(&String::from_utf8_lossy(&line));
-            let event = if stderr {
-                Event::Stderr(line)
-            } else {
-                Event::Console(line)
-            };
-            if tx.send(event).is_err() {
+            if tx.send(event(line)).is_err() {
                 break;
             }
         }
@@ -323,6 +325,18 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
     let mut log =
         File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut cmd = qemu_command(config, &initrd);
+    let listening = if config.hotplug.is_empty() {
+        None
+    } else {
+        let listening = host_channel::Listening::new(
+            &dir,
+            config.hotplug.clone(),
+            // An orderly unplug waits for the guest: a share of the run's time.
+            config.timeout / 4,
+        )?;
+        cmd.args(listening.qemu_args());
+        Some(listening)
+    };
     writeln!(log, "$ {}", util::display(&cmd))?;
     let begun = Instant::now();
     let mut child = KillOnDrop(
@@ -333,8 +347,24 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
             .context("cannot start qemu-system-x86_64: run `cargo xtask kernel` to install it")?,
     );
     let (tx, rx) = mpsc::channel();
-    pump(child.0.stdout.take().expect("piped"), tx.clone(), false);
-    pump(child.0.stderr.take().expect("piped"), tx, true);
+    pump(
+        child.0.stdout.take().expect("piped"),
+        tx.clone(),
+        Event::Console,
+    );
+    pump(
+        child.0.stderr.take().expect("piped"),
+        tx.clone(),
+        Event::Stderr,
+    );
+    let mut host = match listening {
+        Some(listening) => {
+            let host = listening.connect()?;
+            pump(host.requests()?, tx, Event::HostRequest);
+            Some(host)
+        }
+        None => None,
+    };
 
     let prefix = format!("[{}] ", config.name);
     let mut console_log = String::new();
@@ -352,6 +382,12 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
                 let line = match event {
                     Event::Console(line) => line,
                     Event::Stderr(line) => format!("qemu: {line}"),
+                    Event::HostRequest(line) => match host.as_mut().map(|h| h.answer(&line)) {
+                        Some(Ok(exchange)) => format!("host: {exchange}"),
+                        // QEMU is going away: its exit ends the loop.
+                        Some(Err(error)) => format!("host: cannot answer {line}: {error:#}"),
+                        None => continue,
+                    },
                 };
                 writeln!(log, "{line}")?;
                 if config.echo {
@@ -395,7 +431,18 @@ pub fn run(config: &VmConfig) -> Result<VmOutcome> {
         "# exit_code={exit_code:?} timed_out={timed_out} qemu={qemu_status:?} {:.1}s",
         duration.as_secs_f64()
     )?;
-    let splats = splat::find(&console_log);
+    let (known, splats): (Vec<splat::Splat>, Vec<splat::Splat>) = splat::find(&console_log)
+        .into_iter()
+        .partition(|splat| splat.known_kernel_report().is_some());
+    for report in &known {
+        let why = report.known_kernel_report().unwrap_or_default();
+        let line = format!(
+            "known kernel report, not about the module ({why}): {}",
+            report.headline()
+        );
+        writeln!(log, "# {line}")?;
+        crate::util::note(format!("{}: {line}", config.name));
+    }
     Ok(VmOutcome {
         exit_code,
         timed_out,

@@ -15,10 +15,18 @@
 //!   types, never indexed as untyped JSON.
 //!
 //! The serial line adds carriage returns; the readers drop them.
+//!
+//! The other way, a guest test asks the host for what only the host can do (remove a GPU from
+//! its slot, put it back) on a channel of its own, the guest's second serial port
+//! (`super::host_channel`): one [`HostRequest`] per line ([`read_host_request`]), answered by
+//! one [`HostReply`] per line ([`host_reply_line`]), both JSON in the guest's own types
+//! (`hsa_p2p_hwtests::guest::host_channel`).
 
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
+
+pub use hsa_p2p_hwtests::guest::host_channel::{HostReply, HostRequest};
 
 /// A sysfs tree: relative path -> content.
 pub type Tree = BTreeMap<String, String>;
@@ -173,6 +181,17 @@ pub fn read_documents<T: DeserializeOwned>(
         .collect())
 }
 
+/// The request on a line of the host channel.
+pub fn read_host_request(line: &str) -> Result<HostRequest, String> {
+    serde_json::from_str(line.trim())
+        .map_err(|error| format!("not a host request: {:?}: {error}", line.trim()))
+}
+
+/// The line that answers a request on the host channel.
+pub fn host_reply_line(reply: &HostReply) -> String {
+    serde_json::to_string(reply).expect("a reply serializes") + "\n"
+}
+
 /// What a guest's console shows after [`print_document`] printed `text` as section `name`,
 /// with the serial line's carriage returns (for tests of the readers).
 #[cfg(test)]
@@ -263,6 +282,26 @@ mod tests {
         assert!(text.starts_with("failures=0\nfail() {"));
         assert!(text.ends_with("true || fail step one\nexit $failures\n"));
         assert_eq!(failures("x\n@@FAIL rmmod 3\r\n"), vec!["rmmod 3"]);
+    }
+
+    #[test]
+    fn host_requests_and_replies_are_json_lines() {
+        let request = read_host_request("{\"request\":\"plug\",\"address\":\"0000:03:00.0\"}\r\n");
+        assert_eq!(
+            request,
+            Ok(HostRequest::Plug {
+                address: "0000:03:00.0".into()
+            })
+        );
+        assert!(read_host_request("hello").is_err());
+        let reply = HostReply {
+            ok: true,
+            detail: "QEMU added gpu0".into(),
+        };
+        assert_eq!(
+            host_reply_line(&reply),
+            "{\"ok\":true,\"detail\":\"QEMU added gpu0\"}\n"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use hsa_p2p_runtime::sysfs::HSA_P2P_TOPOLOGY;
 
 use super::hwtests_in_guest;
 use super::why_check::why_step;
+use crate::vm::host_channel::GUEST_DEVICE;
 use crate::vm::options::{load_module_step, GUEST_MODULE};
 use crate::vm::protocol::{self, print_kernel_log, print_tree};
 
@@ -19,19 +20,25 @@ pub const TREES: [&str; 4] = ["bound", "unbound", "rebound", "reloaded"];
 const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
 
 /// The hwtests suites a spec machine runs (amdkfd's is left out: the guest has no amdgpu, so
-/// it could only skip). `isolation` puts the GPUs back in their bind order, which the trees
-/// printed after it rely on.
-const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*", "isolation.*"];
+/// it could only skip). `isolation` and `hotplug` put the GPUs back in their bind order, which
+/// the trees printed after them rely on.
+const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*", "isolation.*", "hotplug.*"];
 
-/// Load the module, print the topology, `p2pctl why` every pair, run hwtests, unbind and
-/// rebind `first_gpu` (its PCI address), reload the module ten times, print the kernel log.
-pub fn test_script(first_gpu: &str) -> String {
+/// Load the module, print the topology, `p2pctl why` every pair, run hwtests (given the host
+/// channel when the machine has `hotplug` GPUs), unbind and rebind `first_gpu` (its PCI
+/// address), reload the module ten times, print the kernel log.
+pub fn test_script(first_gpu: &str, hotplug: bool) -> String {
     let [bound, unbound, rebound, reloaded] = TREES;
+    let host_channel = if hotplug {
+        format!("--host-channel {GUEST_DEVICE}")
+    } else {
+        String::new()
+    };
     protocol::script([
         load_module_step(),
         print_tree(HSA_P2P_TOPOLOGY, bound),
         why_step(HSA_P2P_TOPOLOGY),
-        hwtests_in_guest::step(SPEC_SUITES, ""),
+        hwtests_in_guest::step(SPEC_SUITES, &host_channel),
         format!("echo {first_gpu} > {DRIVER}/unbind || fail unbind"),
         print_tree(HSA_P2P_TOPOLOGY, unbound),
         format!("echo {first_gpu} > {DRIVER}/bind || fail bind"),
@@ -110,13 +117,15 @@ mod tests {
 
     #[test]
     fn the_test_script_names_every_step() {
-        let script = test_script("0000:03:00.0");
+        let script = test_script("0000:03:00.0", false);
+        assert!(!script.contains("--host-channel"));
+        assert!(test_script("0000:03:00.0", true).contains("--host-channel /dev/ttyS1"));
         assert!(script.contains("echo 0000:03:00.0 > /sys/bus/pci/drivers/hsa_p2p/unbind"));
         for tag in TREES {
             assert!(script.contains(&print_tree(HSA_P2P_TOPOLOGY, tag)), "{tag}");
         }
         assert!(script.contains(
-            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'isolation.*'"
+            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'isolation.*' --only 'hotplug.*'"
         ));
     }
 
