@@ -322,7 +322,7 @@ pub struct Gpu {
     pub simd_count: u32,
     /// The GPU sits in a hot-pluggable slot (PCIe native hot-plug on its root or downstream
     /// port): the emulated machine can remove and re-add it. No effect on the topology.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hotplug: bool,
 }
 
