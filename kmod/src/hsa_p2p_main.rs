@@ -30,6 +30,8 @@ pub mod link;
 pub mod link_finish;
 #[path = "../core/src/node.rs"]
 pub mod node;
+#[path = "../core/src/p2pdma.rs"]
+pub mod p2pdma;
 #[path = "../core/src/pcie.rs"]
 pub mod pcie;
 #[path = "../core/src/properties.rs"]
@@ -40,6 +42,7 @@ mod driver;
 mod fault_points;
 mod gpu;
 mod limits;
+mod map_type;
 mod peer;
 mod platform;
 mod publish;

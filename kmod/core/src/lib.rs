@@ -51,6 +51,7 @@ pub mod gpu_id;
 pub mod link;
 pub mod link_finish;
 pub mod node;
+pub mod p2pdma;
 pub mod pcie;
 pub mod properties;
 #[cfg(feature = "alloc")]

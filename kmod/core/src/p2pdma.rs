@@ -1,8 +1,15 @@
-//! The kernel's `calc_map_type_and_dist` (drivers/pci/p2pdma.c), once: the walk over two
-//! devices' upstream chains that finds their common bridge, the distance and whether an ACS
-//! redirect on the way sends the traffic up to the host bridge. The chains come from a spec's
-//! PCIe layout (`spec::LayoutP2pdma`) or from sysfs (`machine_facts`); whether the host
-//! bridge allows P2P is the caller's.
+//! The kernel's `calc_map_type_and_dist` (drivers/pci/p2pdma.c, Linux 7.3), once: the walk
+//! over two devices' upstream chains that finds their common bridge, the distance and whether
+//! an ACS redirect on the way (`pci_bridge_has_acs_redir`: RR, CR or EC set in a bridge's ACS
+//! control register) sends the traffic up to the host bridge.
+//!
+//! One decision for everyone who needs it: the module maps peers with it (7.3 does not export
+//! `pci_p2pdma_map_type` to modules; its chains and ACS bits are the devices' own), the
+//! runtime predicts from a spec's PCIe layout (`spec::LayoutP2pdma`) and from sysfs
+//! (`machine_facts`). Whether the host bridge allows P2P (`cpu_supports_p2pdma` or
+//! `host_bridge_whitelist`) is the caller's: the module asks `pci_p2pdma_distance`.
+
+use crate::abi::{MAP_TYPE_BUS_ADDR, MAP_TYPE_THRU_HOST_BRIDGE};
 
 /// How a P2P transaction between two devices travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +40,16 @@ impl P2pdmaPath {
             P2pdmaPath::Switch { distance } | P2pdmaPath::HostBridge { distance, .. } => {
                 Some(distance)
             }
+            P2pdmaPath::NotSupported { .. } => None,
+        }
+    }
+
+    /// The `MAP_PEER` map type (`abi::MAP_TYPE_*`) of the kernel's
+    /// `PCI_P2PDMA_MAP_BUS_ADDR` / `PCI_P2PDMA_MAP_THRU_HOST_BRIDGE`; `None` when refused.
+    pub fn map_type(self) -> Option<u32> {
+        match self {
+            P2pdmaPath::Switch { .. } => Some(MAP_TYPE_BUS_ADDR),
+            P2pdmaPath::HostBridge { .. } => Some(MAP_TYPE_THRU_HOST_BRIDGE),
             P2pdmaPath::NotSupported { .. } => None,
         }
     }
@@ -112,36 +129,169 @@ pub fn walk<N: PartialEq + Copy>(
 mod tests {
     use super::*;
 
+    /// A fake PCI tree: every device's upstream bridge and whether its ACS control register
+    /// has RR, CR or EC set (what `pci_bridge_has_acs_redir` reads from config space).
+    ///
+    /// ```text
+    /// host bridge
+    /// +- root port 30 ---- switch upstream 20 -+- downstream 10 --- gpu 1
+    /// |                                         +- downstream 11 --- gpu 2
+    /// |                                         +- downstream 12 --- switch upstream 21
+    /// |                                                              +- downstream 13 --- gpu 4
+    /// +- root port 31 ---- gpu 3
+    /// ```
+    struct FakeTree {
+        upstream: &'static [(u32, u32)],
+        acs_redirect: &'static [u32],
+    }
+
+    impl FakeTree {
+        const TREE: &'static [(u32, u32)] = &[
+            (1, 10),
+            (2, 11),
+            (10, 20),
+            (11, 20),
+            (12, 20),
+            (20, 30),
+            (3, 31),
+            (4, 13),
+            (13, 21),
+            (21, 12),
+        ];
+
+        fn with_acs(acs_redirect: &'static [u32]) -> Self {
+            FakeTree {
+                upstream: Self::TREE,
+                acs_redirect,
+            }
+        }
+
+        /// The device followed by its upstream bridges (`pci_upstream_bridge` until NULL).
+        fn chain(&self, device: u32) -> ([u32; 8], usize) {
+            let mut chain = [0; 8];
+            let (mut len, mut at) = (0, Some(device));
+            while let Some(device) = at {
+                chain[len] = device;
+                len += 1;
+                at = self
+                    .upstream
+                    .iter()
+                    .find(|(child, _)| *child == device)
+                    .map(|(_, parent)| *parent);
+            }
+            (chain, len)
+        }
+
+        /// `calc_map_type_and_dist(provider, client)`, with the host bridge's verdict given.
+        fn path(&self, provider: u32, client: u32, host_bridge_allows: bool) -> P2pdmaPath {
+            let ((a, a_len), (b, b_len)) = (self.chain(provider), self.chain(client));
+            walk(&a[..a_len], &b[..b_len], |device| {
+                self.acs_redirect.contains(&device)
+            })
+            .path(host_bridge_allows)
+        }
+    }
+
     #[test]
-    fn the_walk_follows_the_kernel() {
-        // 1 and 2 behind switch port 10/11 of switch 20, under root port 30; 3 under root 31.
-        let one = [1, 10, 20, 30];
-        let two = [2, 11, 20, 30];
-        let three = [3, 31];
-        assert_eq!(walk(&one, &two, |_| false), Walk::Switch { distance: 4 });
-        assert_eq!(
-            walk(&one, &two, |n| n == 11),
-            Walk::HostBridge {
-                distance: 4,
+    fn devices_behind_one_switch_map_by_bus_address() {
+        let tree = FakeTree::with_acs(&[]);
+        // gpu 1 -> 10 -> 20 <- 11 <- gpu 2: the kernel's distance 4 (its comment's example).
+        for allows in [false, true] {
+            assert_eq!(tree.path(1, 2, allows), P2pdmaPath::Switch { distance: 4 });
+        }
+        assert_eq!(tree.path(1, 2, false).map_type(), Some(MAP_TYPE_BUS_ADDR));
+        // Nested switch: gpu 4 -> 13 -> 21 -> 12 -> 20 <- 10 <- gpu 1.
+        assert_eq!(tree.path(4, 1, false), P2pdmaPath::Switch { distance: 6 });
+        assert_eq!(tree.path(1, 4, false), P2pdmaPath::Switch { distance: 6 });
+    }
+
+    #[test]
+    fn acs_redirect_on_a_switch_downstream_port_goes_through_the_host_bridge() {
+        // The provider's downstream port redirects (counted in the first loop).
+        let provider_side = FakeTree::with_acs(&[10]);
+        // The client's downstream port redirects (counted in check_b_path_acs).
+        let client_side = FakeTree::with_acs(&[11]);
+        for tree in [&provider_side, &client_side] {
+            assert_eq!(
+                tree.path(1, 2, true),
+                P2pdmaPath::HostBridge {
+                    distance: 4,
+                    acs_redirected: true
+                }
+            );
+            assert_eq!(
+                tree.path(1, 2, true).map_type(),
+                Some(MAP_TYPE_THRU_HOST_BRIDGE)
+            );
+            // A host bridge that refuses P2P: PCI_P2PDMA_MAP_NOT_SUPPORTED.
+            assert_eq!(
+                tree.path(1, 2, false),
+                P2pdmaPath::NotSupported {
+                    acs_redirected: true
+                }
+            );
+            assert_eq!(tree.path(1, 2, false).map_type(), None);
+        }
+        // Redirect on a nested switch's port below the common bridge counts too.
+        let nested = FakeTree::with_acs(&[12]);
+        assert!(matches!(
+            nested.path(4, 1, false),
+            P2pdmaPath::NotSupported {
                 acs_redirected: true
             }
-        );
+        ));
+    }
+
+    #[test]
+    fn acs_redirect_above_the_common_bridge_does_not_count() {
+        // The kernel never climbs above the common bridge (20): RR/CR on the root port (which
+        // it enables on every root port when an IOMMU is on) leaves BUS_ADDR.
+        let tree = FakeTree::with_acs(&[30]);
+        assert_eq!(tree.path(1, 2, false), P2pdmaPath::Switch { distance: 4 });
+        // The common bridge itself is asked (in the provider's loop, before the match).
+        let common = FakeTree::with_acs(&[20]);
+        assert!(matches!(
+            common.path(1, 2, true),
+            P2pdmaPath::HostBridge {
+                acs_redirected: true,
+                ..
+            }
+        ));
+        // A redirect on another branch (11) does not matter to 1 and 4.
+        let other_branch = FakeTree::with_acs(&[11]);
         assert_eq!(
-            walk(&one, &three, |_| false),
-            Walk::HostBridge {
+            other_branch.path(1, 4, false),
+            P2pdmaPath::Switch { distance: 6 }
+        );
+    }
+
+    #[test]
+    fn no_common_bridge_asks_the_host_bridge() {
+        // gpu 1 (1, 10, 20, 30) and gpu 3 (3, 31): the loops end with both chain lengths.
+        let tree = FakeTree::with_acs(&[]);
+        assert_eq!(
+            tree.path(1, 3, true),
+            P2pdmaPath::HostBridge {
                 distance: 6,
                 acs_redirected: false
             }
         );
         assert_eq!(
-            walk(&one, &three, |_| false).path(false),
+            tree.path(1, 3, false),
             P2pdmaPath::NotSupported {
                 acs_redirected: false
             }
         );
-        assert_eq!(
-            walk(&one, &two, |_| false).path(false),
-            P2pdmaPath::Switch { distance: 4 }
-        );
+        // ACS redirect on the root ports changes nothing there: the path already goes up.
+        let redirecting_roots = FakeTree::with_acs(&[30, 31]);
+        assert_eq!(redirecting_roots.path(1, 3, true), tree.path(1, 3, true));
+        assert_eq!(tree.path(1, 3, true).distance(), Some(6));
+        assert_eq!(tree.path(1, 3, false).distance(), None);
+    }
+
+    #[test]
+    fn a_device_reaching_itself_is_distance_zero() {
+        let tree = FakeTree::with_acs(&[10]);
+        assert_eq!(tree.path(1, 1, false), P2pdmaPath::Switch { distance: 0 });
     }
 }
