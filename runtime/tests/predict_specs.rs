@@ -130,6 +130,15 @@ fn dma_mask_limit_denies_only_the_narrow_accessor() {
 }
 
 #[test]
+fn dma_mask_limit_under_remap_denies_nobody() {
+    let p = predict_shipped("dma-mask-limit-remap");
+    let (narrow, wide) = (node(&p, "gpu0"), node(&p, "gpu1"));
+    assert!(p.topology.denial(narrow, wide).is_none());
+    assert!(p.topology.p2p_link(narrow, wide).is_some());
+    assert!(p.topology.p2p_link(wide, narrow).is_some());
+}
+
+#[test]
 fn mixed_three_gpus_switch_pair_talks_third_is_refused() {
     let p = predict_shipped("mixed-three-gpus");
     let (a, b, c) = (node(&p, "gpu0"), node(&p, "gpu1"), node(&p, "gpu2"));

@@ -12,7 +12,7 @@ use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
-use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, PcieElementKind, Spec};
+use hsa_p2p_runtime::spec::{ByteSize, IommuSetting, LayoutP2pdma, PcieElementKind, Spec};
 
 use crate::vm::{ShmFile, VmConfig};
 
@@ -51,6 +51,8 @@ pub struct EmulatedMachine {
     pub qemu_args: Vec<String>,
     /// Guest memory in MiB (all NUMA nodes together).
     pub memory_mib: u32,
+    /// Kernel command line arguments the platform needs (IOMMU mode, ACS).
+    pub kernel_args: Vec<String>,
     /// What was adapted, for the log.
     pub adaptations: Vec<String>,
 }
@@ -82,9 +84,12 @@ fn scale_factor(spec: &Spec) -> Result<u64> {
     Ok(factor)
 }
 
-/// Peer-access verdict per ordered GPU pair: (p2p link, XGMI io_link, denial reason bits).
-fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bool, u32)> {
-    let node = |gpu: usize| gpu_node_id(cpu_count, gpu);
+/// Peer-access verdict per ordered GPU pair: (p2p link, XGMI io_link, denial reason bits,
+/// the kernel's P2PDMA map type).
+fn verdicts(spec: &Spec, topology: &Topology) -> Vec<(bool, bool, u32, Option<u32>)> {
+    let node = |gpu: usize| gpu_node_id(spec.cpus.len(), gpu);
+    let p2pdma = LayoutP2pdma::new(spec);
+    let gpus = spec.gpus.len();
     let mut out = Vec::new();
     for accessor in 0..gpus {
         for owner in (0..gpus).filter(|&owner| owner != accessor) {
@@ -93,6 +98,7 @@ fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bo
                 topology.p2p_link(from, to).is_some(),
                 topology.io_link(from, to).is_some(),
                 topology.denial(from, to).map_or(0, |d| d.reasons.bits()),
+                p2pdma.path(owner, accessor).map_type(),
             ));
         }
     }
@@ -116,6 +122,7 @@ impl EmulatedMachine {
             })
             .collect();
         config.append.push("loglevel=4".into());
+        config.append.extend(self.kernel_args.iter().cloned());
         config
     }
 
@@ -127,23 +134,121 @@ impl EmulatedMachine {
     }
 }
 
+/// The lowest DMA mask a GPU may have (`dma_mask_bits`): QEMU's firmware places the 64-bit
+/// VRAM BARs above 4 GiB, so an accessor with this mask cannot reach any of them directly.
+const LOWEST_DMA_MASK_BITS: u32 = 32;
+
+/// The kernel command line arguments of the spec's IOMMU mode: Intel VT-d on (it only matters
+/// when the machine has QEMU's `intel-iommu`), identity-mapped for "passthrough".
+fn iommu_kernel_args(iommu: IommuSetting) -> Vec<String> {
+    match iommu {
+        IommuSetting::Off => Vec::new(),
+        IommuSetting::Remap => vec!["intel_iommu=on".into(), "iommu.passthrough=0".into()],
+        IommuSetting::Passthrough => vec!["intel_iommu=on".into(), "iommu.passthrough=1".into()],
+    }
+}
+
+/// ACS as QEMU can boot it. Switch downstream ports (`xio3130-downstream`) have no ACS
+/// capability, so a redirecting one is refused; root ports (`pcie-root-port`) have it, and the
+/// kernel enables RR/CR on all of them exactly when an IOMMU driver asks for ACS
+/// (`pci_request_acs()`), i.e. with a vIOMMU: a spec's redirecting root port needs `iommu` on,
+/// and with `iommu` on every root port not in `platform.disable_acs_redir` redirects.
+fn emulate_acs(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec<String>) -> Result<()> {
+    let layout = spec.layout();
+    if let Some(port) = layout.elements.iter().find(|element| {
+        element.acs_redirect && matches!(element.kind, PcieElementKind::SwitchDownstream { .. })
+    }) {
+        bail!(
+            "`acs_redirect = true` on switch downstream port {:?} cannot be emulated: QEMU's \
+             xio3130-downstream has no ACS capability (the decision is covered by host tests, \
+             kmod/core/src/p2pdma.rs)",
+            port.label
+        );
+    }
+    let iommu = spec.platform.iommu != IommuSetting::Off;
+    let disabled = |id: &str| {
+        spec.platform
+            .disable_acs_redir
+            .iter()
+            .any(|port| port == id)
+    };
+    for port in &mut emulated.root_ports {
+        let redirects = port.acs_redirect && !disabled(&port.id);
+        if redirects && !iommu {
+            bail!(
+                "`acs_redirect = true` on root port {:?} cannot be emulated with `iommu = \
+                 \"off\"`: the kernel enables ACS redirect only when an IOMMU driver asks for it",
+                port.id
+            );
+        }
+        if iommu && !redirects && !disabled(&port.id) {
+            port.acs_redirect = true;
+            adaptations.push(format!(
+                "root port {:?}: ACS redirect on (the kernel enables it with an IOMMU)",
+                port.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `pci=disable_acs_redir=` for the spec's `platform.disable_acs_redir` ports, by their
+/// enumerated addresses.
+fn disable_acs_redir_arg(spec: &Spec) -> Option<String> {
+    let layout = spec.layout();
+    let addresses: Vec<String> = spec
+        .platform
+        .disable_acs_redir
+        .iter()
+        .filter_map(|port| layout.elements.iter().find(|e| &e.label == port))
+        .map(|element| element.address.to_string())
+        .collect();
+    (!addresses.is_empty()).then(|| format!("pci=disable_acs_redir={}", addresses.join(";")))
+}
+
+/// Fixed `bar_address`es: QEMU's firmware places the BARs (above 4 GiB, below the spec
+/// default), so the BAR moves there and every GPU whose DMA mask does not reach the spec's
+/// address gets the lowest mask, which does not reach the firmware's either. The verdict
+/// check afterwards proves nothing else changed.
+fn emulate_bar_addresses(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec<String>) {
+    let fixed_ends: Vec<u128> = spec
+        .gpus
+        .iter()
+        .filter_map(|gpu| {
+            gpu.bar_address
+                .map(|base| u128::from(base) + u128::from(gpu.bar_size().0))
+        })
+        .collect();
+    for gpu in &mut emulated.gpus {
+        if let Some(base) = gpu.bar_address.take() {
+            adaptations.push(format!(
+                "gpu {:?}: bar_address {base:#x} left to the firmware",
+                gpu.id
+            ));
+        }
+        let reach = 1u128 << gpu.dma_mask_bits;
+        if fixed_ends.iter().any(|&end| end > reach) {
+            adaptations.push(format!(
+                "gpu {:?}: dma_mask_bits {} -> {LOWEST_DMA_MASK_BITS} (below the firmware's BARs \
+                 as {} bits are below the spec's)",
+                gpu.id, gpu.dma_mask_bits, gpu.dma_mask_bits
+            ));
+            gpu.dma_mask_bits = LOWEST_DMA_MASK_BITS;
+        }
+    }
+}
+
 /// Builds the emulated machine for `spec`; `shm_prefix` names the backing files
 /// (`/dev/shm/<prefix>-<gpu>`).
 pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     let mut adaptations = Vec::new();
-    if spec.root_ports.iter().any(|p| p.acs_redirect)
-        || spec.switches.iter().any(|s| s.acs_redirect)
-    {
-        bail!("ACS redirect cannot be emulated: QEMU's ports do not enable it without a vIOMMU");
-    }
-    if spec.gpus.iter().any(|g| g.bar_address.is_some()) {
-        bail!("a fixed bar_address cannot be emulated: firmware in QEMU places the BARs");
-    }
     if spec.gpus.is_empty() {
         bail!("the spec has no GPU");
     }
     let factor = scale_factor(spec)?;
     let mut emulated = spec.clone();
+    emulate_acs(spec, &mut emulated, &mut adaptations)?;
+    emulate_bar_addresses(spec, &mut emulated, &mut adaptations);
     if factor > 1 {
         adaptations.push(format!("VRAM and BAR sizes scaled by 1/{factor}"));
     }
@@ -158,25 +263,19 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     for cpu in &mut emulated.cpus {
         cpu.cores = 1;
     }
-    if spec.platform.iommu != IommuSetting::Off {
-        emulated.platform.iommu = IommuSetting::Off;
-        adaptations.push(format!(
-            "iommu {:?} not emulated (no vIOMMU): the guest runs without one",
-            spec.platform.iommu
-        ));
-    }
 
     // The adaptations must not change who may access whom.
     let original = predict(spec)?;
     let adapted = predict(&emulated)?;
-    let gpus = spec.gpus.len();
     let (before, after) = (
-        verdicts(&original.topology, spec.cpus.len(), gpus),
-        verdicts(&adapted.topology, spec.cpus.len(), gpus),
+        verdicts(spec, &original.topology),
+        verdicts(&emulated, &adapted.topology),
     );
     if before != after {
         let changed = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-        bail!("the emulated machine would change {changed} peer-access verdicts of the spec");
+        bail!(
+            "the emulated machine would change {changed} peer-access verdicts or map types of the spec"
+        );
     }
 
     let facts = gpu_facts(&emulated)?;
@@ -193,7 +292,10 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
         .collect::<Vec<_>>();
 
     let qemu_args = qemu_args(&emulated, &emulated_gpus, 1);
+    let mut kernel_args = iommu_kernel_args(emulated.platform.iommu);
+    kernel_args.extend(disable_acs_redir_arg(&emulated));
     Ok(EmulatedMachine {
+        kernel_args,
         memory_mib: (MEMORY_PER_NODE_MIB * emulated.cpus.len() as u64) as u32,
         spec: emulated,
         gpus: emulated_gpus,
@@ -208,6 +310,11 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
         args.push(a.to_string());
         args.push(b);
     };
+    if spec.platform.iommu != IommuSetting::Off {
+        // Intel VT-d DMA remapping; QEMU wants it before the devices it translates for.
+        // Interrupt remapping would need a split irqchip, which TCG does not have.
+        push("-device", "intel-iommu,intremap=off".into());
+    }
     let nodes = spec.cpus.len() as u64;
     push("-smp", (nodes * vcpus_per_node).to_string());
     if spec.platform.host_bridge_whitelisted {
@@ -299,4 +406,135 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
         }
     }
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> Spec {
+        Spec::parse(text, "test").expect("valid spec")
+    }
+
+    const SWITCH_PAIR: &str = r#"
+        name = "pair"
+        [platform]
+        iommu = "remap"
+        [[cpu]]
+        [[root_port]]
+        id = "rp0"
+        [[switch]]
+        id = "sw0"
+        parent = "rp0"
+        downstream_ports = 2
+        [[gpu]]
+        id = "gpu0"
+        parent = "sw0.0"
+        vram = "64M"
+        [[gpu]]
+        id = "gpu1"
+        parent = "sw0.1"
+        vram = "64M"
+    "#;
+
+    #[test]
+    fn every_shipped_spec_is_emulated_with_its_platform() {
+        let dir = crate::util::workspace_root().join("topologies");
+        let mut specs = 0;
+        for entry in std::fs::read_dir(&dir).expect("topologies/") {
+            let path = entry.expect("entry").path();
+            let spec = Spec::load(&path).expect("spec");
+            let machine = emulate(&spec, "test").unwrap_or_else(|e| panic!("{path:?}: {e:#}"));
+            assert_eq!(machine.spec.platform.iommu, spec.platform.iommu, "{path:?}");
+            assert!(
+                machine
+                    .adaptations
+                    .iter()
+                    .all(|a| !a.contains("not emulated")),
+                "{path:?}: {:?}",
+                machine.adaptations
+            );
+            specs += 1;
+        }
+        assert!(specs >= 8, "only {specs} specs in {dir:?}");
+    }
+
+    #[test]
+    fn iommu_modes_boot_a_viommu_before_the_devices() {
+        for (mode, passthrough) in [("remap", "0"), ("passthrough", "1")] {
+            let text = SWITCH_PAIR.replace("\"remap\"", &format!("{mode:?}"));
+            let machine = emulate(&spec(&text), "test").expect("emulable");
+            let first_device = machine.qemu_args.iter().position(|a| a == "-device");
+            assert_eq!(
+                first_device.map(|i| machine.qemu_args[i + 1].as_str()),
+                Some("intel-iommu,intremap=off"),
+                "{mode}"
+            );
+            assert_eq!(
+                machine.kernel_args,
+                [
+                    "intel_iommu=on".to_string(),
+                    format!("iommu.passthrough={passthrough}")
+                ]
+            );
+        }
+        let off = emulate(&spec(&SWITCH_PAIR.replace("\"remap\"", "\"off\"")), "t").expect("off");
+        assert!(!off.qemu_args.iter().any(|a| a.contains("iommu")));
+        assert!(off.kernel_args.is_empty());
+    }
+
+    #[test]
+    fn acs_redirect_in_a_switch_is_refused_naming_the_field() {
+        let text = SWITCH_PAIR.replace(
+            "downstream_ports = 2",
+            "downstream_ports = 2\nacs_redirect = true",
+        );
+        let error = emulate(&spec(&text), "test")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("`acs_redirect = true` on switch downstream port \"sw0.0\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("xio3130-downstream has no ACS capability"),
+            "{error}"
+        );
+        // Unless the kernel is told to turn it off on both ports: then the switch is plain.
+        let disabled = text.replace(
+            "iommu = \"remap\"",
+            "iommu = \"remap\"\ndisable_acs_redir = [\"sw0.0\", \"sw0.1\"]",
+        );
+        let machine = emulate(&spec(&disabled), "test").expect("emulable");
+        assert!(
+            machine
+                .kernel_args
+                .contains(&"pci=disable_acs_redir=0000:02:00.0;0000:02:01.0".to_string()),
+            "{:?}",
+            machine.kernel_args
+        );
+    }
+
+    #[test]
+    fn root_port_acs_follows_the_iommu() {
+        let redirecting = SWITCH_PAIR.replace("id = \"rp0\"", "id = \"rp0\"\nacs_redirect = true");
+        let off = redirecting.replace("\"remap\"", "\"off\"");
+        let error = emulate(&spec(&off), "test")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("root port \"rp0\""), "{error}");
+        assert!(emulate(&spec(&redirecting), "test").is_ok());
+        // With an IOMMU the kernel enables it anyway: the emulated spec says so.
+        let machine = emulate(&spec(SWITCH_PAIR), "test").expect("emulable");
+        assert!(machine.spec.root_ports[0].acs_redirect);
+    }
+
+    #[test]
+    fn a_fixed_bar_address_becomes_a_dma_mask_below_the_firmware_bars() {
+        let path = crate::util::workspace_root().join("topologies/dma-mask-limit.toml");
+        let machine = emulate(&Spec::load(&path).expect("spec"), "test").expect("emulable");
+        let masks: Vec<_> = machine.spec.gpus.iter().map(|g| g.dma_mask_bits).collect();
+        assert_eq!(masks, [LOWEST_DMA_MASK_BITS, 48]);
+        assert!(machine.spec.gpus.iter().all(|g| g.bar_address.is_none()));
+    }
 }

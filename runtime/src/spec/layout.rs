@@ -103,7 +103,7 @@ impl Enumerator<'_> {
                     parent: Some(upstream),
                     address: address(internal_bus, port_number as u8),
                     secondary_bus: Some(secondary),
-                    acs_redirect: switch.acs_redirect,
+                    acs_redirect: spec.acs_redirect(switch.acs_redirect, &label),
                     cpu,
                 });
                 self.populate(&label, downstream, secondary, cpu);
@@ -131,6 +131,19 @@ fn address(bus: u8, device: u8) -> PciAddress {
     }
 }
 
+impl Spec {
+    /// Whether the port `label`, whose spec says `acs_redirect`, redirects once the kernel has
+    /// applied `pci=disable_acs_redir=` (`platform.disable_acs_redir`).
+    fn acs_redirect(&self, acs_redirect: bool, label: &str) -> bool {
+        acs_redirect
+            && !self
+                .platform
+                .disable_acs_redir
+                .iter()
+                .any(|port| port == label)
+    }
+}
+
 impl PcieLayout {
     /// Enumerates the tree of `spec` (which may not be validated yet: unknown parents are left out).
     pub fn of(spec: &Spec) -> PcieLayout {
@@ -147,7 +160,7 @@ impl PcieLayout {
                 parent: None,
                 address: address(0, FIRST_ROOT_PORT_DEVICE + index as u8),
                 secondary_bus: Some(secondary),
-                acs_redirect: root_port.acs_redirect,
+                acs_redirect: spec.acs_redirect(root_port.acs_redirect, &root_port.id),
                 cpu: root_port.cpu,
             });
             enumerator.populate(&root_port.id, element, secondary, root_port.cpu);

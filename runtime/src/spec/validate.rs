@@ -173,6 +173,9 @@ impl Spec {
                 }
             }
         }
+        for port in &self.platform.disable_acs_redir {
+            self.check_parent("platform.disable_acs_redir", port)?;
+        }
         self.bar_addresses()?;
         if self.layout().bus_count() > 256 {
             return Err("the PCIe tree needs more than 256 bus numbers".into());
