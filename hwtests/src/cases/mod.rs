@@ -1,5 +1,5 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
-//! peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
+//! peer transfers (`transfer`), peer mappings as the platform decides them (`platform`), the device's answers to bad input (`abi`), the module under
 //! attack (`isolation`) and the device's behaviour across files, processes and unbinding
 //! (`device`).
 //!
@@ -13,6 +13,7 @@ pub mod device;
 pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
+pub mod platform;
 mod republish;
 pub mod transfer;
 mod tree_checks;
@@ -24,6 +25,7 @@ pub const SUITES: &[&[Test]] = &[
     kfd::TESTS,
     module_topology::TESTS,
     transfer::TESTS,
+    platform::TESTS,
     abi::TESTS,
     // Its cases unbind and rebind GPUs, and put them back in their bind order.
     isolation::TESTS,

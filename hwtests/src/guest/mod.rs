@@ -1,9 +1,10 @@
 //! What the tests that attack the module (`isolation`) need from the machine under test beyond
 //! the device: unbinding and rebinding GPUs ([`pci_bind`], shared with the `device` suite and
 //! its probes), the kernel log's checker reports ([`kernel_log`]) and debugfs, where the
-//! module's fault points are ([`debugfs`]). Whether a mapping still shows VRAM is asked of a
+//! module's fault points are ([`debugfs`]), and the IOMMU's page tables ([`iommu_pages`]). Whether a mapping still shows VRAM is asked of a
 //! probe in another process (`crate::device::probe`).
 
 pub mod debugfs;
+pub mod iommu_pages;
 pub mod kernel_log;
 pub mod pci_bind;

@@ -21,7 +21,7 @@ const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
 /// The hwtests suites a spec machine runs (amdkfd's is left out: the guest has no amdgpu, so
 /// it could only skip). `isolation` puts the GPUs back in their bind order, which the trees
 /// printed after it rely on.
-const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*", "isolation.*"];
+const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*", "platform.*", "isolation.*"];
 
 /// Load the module, print the topology, `p2pctl why` every pair, run hwtests, unbind and
 /// rebind `first_gpu` (its PCI address), reload the module ten times, print the kernel log.
@@ -116,7 +116,8 @@ mod tests {
             assert!(script.contains(&print_tree(HSA_P2P_TOPOLOGY, tag)), "{tag}");
         }
         assert!(script.contains(
-            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'isolation.*'"
+            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'platform.*' \
+             --only 'isolation.*'"
         ));
     }
 
