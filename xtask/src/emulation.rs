@@ -53,6 +53,8 @@ pub struct EmulatedMachine {
     pub memory_mib: u32,
     /// Kernel command line arguments the platform needs (IOMMU mode, ACS).
     pub kernel_args: Vec<String>,
+    /// The firmware must place the BARs above 4 GiB (a DMA mask stands for a fixed address).
+    pub bars_above_4g: bool,
     /// What was adapted, for the log.
     pub adaptations: Vec<String>,
 }
@@ -129,7 +131,7 @@ impl EmulatedMachine {
     /// The same machine with `count` vCPUs on each NUMA node (QEMU runs them on host threads
     /// of their own, MTTCG), for work that needs real concurrency in the guest.
     pub fn with_vcpus_per_node(mut self, count: u64) -> Self {
-        self.qemu_args = qemu_args(&self.spec, &self.gpus, count.max(1));
+        self.qemu_args = qemu_args(&self.spec, &self.gpus, count.max(1), self.bars_above_4g);
         self
     }
 }
@@ -206,11 +208,12 @@ fn disable_acs_redir_arg(spec: &Spec) -> Option<String> {
     (!addresses.is_empty()).then(|| format!("pci=disable_acs_redir={}", addresses.join(";")))
 }
 
-/// Fixed `bar_address`es: QEMU's firmware places the BARs (above 4 GiB, below the spec
-/// default), so the BAR moves there and every GPU whose DMA mask does not reach the spec's
-/// address gets the lowest mask, which does not reach the firmware's either. The verdict
-/// check afterwards proves nothing else changed.
-fn emulate_bar_addresses(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec<String>) {
+/// Fixed `bar_address`es: QEMU's firmware places the BARs, so the BAR moves there and every
+/// GPU whose DMA mask does not reach the spec's address gets the lowest mask, which does not
+/// reach the firmware's either once the firmware is made to place them above 4 GiB (see
+/// [`ROOT_PORT_PREF64_RESERVE`]). The verdict check afterwards proves nothing else changed.
+/// Returns whether the BARs must lie above 4 GiB.
+fn emulate_bar_addresses(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec<String>) -> bool {
     let fixed_ends: Vec<u128> = spec
         .gpus
         .iter()
@@ -236,6 +239,7 @@ fn emulate_bar_addresses(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec
             gpu.dma_mask_bits = LOWEST_DMA_MASK_BITS;
         }
     }
+    !fixed_ends.is_empty()
 }
 
 /// Builds the emulated machine for `spec`; `shm_prefix` names the backing files
@@ -248,7 +252,7 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     let factor = scale_factor(spec)?;
     let mut emulated = spec.clone();
     emulate_acs(spec, &mut emulated, &mut adaptations)?;
-    emulate_bar_addresses(spec, &mut emulated, &mut adaptations);
+    let bars_above_4g = emulate_bar_addresses(spec, &mut emulated, &mut adaptations);
     if factor > 1 {
         adaptations.push(format!("VRAM and BAR sizes scaled by 1/{factor}"));
     }
@@ -291,11 +295,12 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
         })
         .collect::<Vec<_>>();
 
-    let qemu_args = qemu_args(&emulated, &emulated_gpus, 1);
+    let qemu_args = qemu_args(&emulated, &emulated_gpus, 1, bars_above_4g);
     let mut kernel_args = iommu_kernel_args(emulated.platform.iommu);
     kernel_args.extend(disable_acs_redir_arg(&emulated));
     Ok(EmulatedMachine {
         kernel_args,
+        bars_above_4g,
         memory_mib: (MEMORY_PER_NODE_MIB * emulated.cpus.len() as u64) as u32,
         spec: emulated,
         gpus: emulated_gpus,
@@ -304,7 +309,18 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     })
 }
 
-fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<String> {
+/// The 64-bit prefetchable window each root port asks the firmware for (QEMU's resource
+/// reserve capability, which SeaBIOS honours) when the BARs must lie above 4 GiB: larger than
+/// the whole 32-bit PCI hole, so SeaBIOS places the 64-bit BARs in its 64-bit window (it puts
+/// small ones below 4 GiB otherwise).
+const ROOT_PORT_PREF64_RESERVE: &str = "4G";
+
+fn qemu_args(
+    spec: &Spec,
+    gpus: &[EmulatedGpu],
+    vcpus_per_node: u64,
+    bars_above_4g: bool,
+) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |a: &str, b: String| {
         args.push(a.to_string());
@@ -361,10 +377,15 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
         match &element.kind {
             PcieElementKind::RootPort(_) => {
                 chassis += 1;
+                let reserve = if bars_above_4g {
+                    format!(",pref64-reserve={ROOT_PORT_PREF64_RESERVE}")
+                } else {
+                    String::new()
+                };
                 push(
                     "-device",
                     format!(
-                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis}",
+                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis}{reserve}",
                         element.label
                     ),
                 );
@@ -536,5 +557,14 @@ mod tests {
         let masks: Vec<_> = machine.spec.gpus.iter().map(|g| g.dma_mask_bits).collect();
         assert_eq!(masks, [LOWEST_DMA_MASK_BITS, 48]);
         assert!(machine.spec.gpus.iter().all(|g| g.bar_address.is_none()));
+        // The firmware must put the BARs out of the 32-bit mask's reach.
+        assert!(machine.bars_above_4g);
+        assert!(machine
+            .qemu_args
+            .iter()
+            .any(|a| a.starts_with("pcie-root-port,id=rp0,") && a.ends_with(",pref64-reserve=4G")));
+        let same_switch = crate::util::workspace_root().join("topologies/same-switch.toml");
+        let plain = emulate(&Spec::load(&same_switch).expect("spec"), "test").expect("emulable");
+        assert!(!plain.qemu_args.iter().any(|a| a.contains("pref64-reserve")));
     }
 }
