@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
+use hsa_p2p_core::abi::{MAP_TYPE_BUS_ADDR, MAP_TYPE_THRU_HOST_BRIDGE};
 use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_runtime::predict::{predict, Prediction};
-use hsa_p2p_core::abi::{MAP_TYPE_BUS_ADDR, MAP_TYPE_THRU_HOST_BRIDGE};
 use hsa_p2p_runtime::spec::{LayoutP2pdma, Spec};
 
 fn topologies_dir() -> PathBuf {
@@ -157,7 +157,10 @@ fn remap_specs_map_switch_pairs_by_bus_address_and_the_rest_through_the_host_bri
         );
     }
     // two-socket: four GPUs on four root ports of trusted host bridges.
-    assert_eq!(map_type("two-socket", 0, 3), Some(MAP_TYPE_THRU_HOST_BRIDGE));
+    assert_eq!(
+        map_type("two-socket", 0, 3),
+        Some(MAP_TYPE_THRU_HOST_BRIDGE)
+    );
     // sixteen-gpus: gpu0 and gpu1 share a switch.
     assert_eq!(map_type("sixteen-gpus", 0, 1), Some(MAP_TYPE_BUS_ADDR));
 }
