@@ -61,8 +61,10 @@ nice cargo xtask kernel --debug
 # the machines that take the module's risky paths (bind/unbind/rebind/reload, a refused GPU, and
 # the two transfer machines: ioctls, mmap, bus-address and DMA-mapped peers, unbind with a live
 # mapping, readers racing republish, and on mixed-three-gpus the hotplug suite: a GPU removed
-# with QMP device_del idle and under work, pulled by surprise and added back), ~5 min; the other
-# specs differ only in topology, which the host tests and the normal vm-test above cover.
+# with QMP device_del idle and under work, pulled by surprise and added back), ~5 min, and the
+# vIOMMU machines (epyc-iommu: bus-address and IOVA peer mappings under DMA-API debug;
+# dma-mask-limit-remap); the other specs differ only in topology, which the host tests and the
+# normal vm-test above cover.
 step "module in QEMU on the debug kernel: any checker report fails the run (JUnit in target/vm-test-debug/junit.xml)"
 cargo xtask vm-test --debug \
     --exclude same-switch,separate-root-ports,small-bar,two-socket,xgmi-hive-4,mi250-8gcd,sixteen-gpus,dma-mask-limit

@@ -32,6 +32,8 @@ pub mod link_finish;
 pub mod node;
 #[path = "../core/src/numa.rs"]
 pub mod numa;
+#[path = "../core/src/p2pdma.rs"]
+pub mod p2pdma;
 #[path = "../core/src/pcie.rs"]
 pub mod pcie;
 #[path = "../core/src/properties.rs"]
@@ -43,6 +45,7 @@ mod driver;
 mod fault_points;
 mod gpu;
 mod limits;
+mod map_type;
 mod peer;
 mod platform;
 mod publish;

@@ -41,6 +41,7 @@ use crate::copy_engine::{self, CopyPart};
 use crate::fault_points;
 use crate::gpu::VRAM_BAR;
 use crate::limits::{Usage, GFP_USER_TRIGGERED};
+use crate::map_type::p2pdma_path;
 use crate::registry::{PeerAccess, REGISTRY};
 use crate::shim::{hsa_p2p_map_peer, raw_pci_dev};
 use crate::user_mapping;
@@ -269,22 +270,26 @@ impl OpenFile {
             return Ok(());
         }
         state.peers.reserve(1, GFP_USER_TRIGGERED)?;
+        // Bus address or host-bridge mapping exactly as the P2PDMA core decides the pair.
+        let map_type = p2pdma_path(buffer.vram.pdev(), accessor.pdev())?
+            .map_type()
+            .ok_or(EXDEV)? as c_int;
         let mut address = 0u64;
         // SAFETY: both devices are bound (see above) and kept alive by their `Vram`s;
         // `[offset, offset + size)` lies inside the owner's BAR (type invariant of `Buffer`);
         // `address` is writable.
-        let map_type = unsafe {
+        to_result(unsafe {
             hsa_p2p_map_peer(
                 raw_pci_dev(buffer.vram.pdev()),
                 raw_pci_dev(accessor.pdev()),
                 VRAM_BAR as c_int,
                 buffer.offset,
                 buffer.size,
+                map_type,
                 fault_points::map_peer_delay_ms(),
                 &mut address,
             )
-        };
-        to_result(map_type)?;
+        })?;
         let mapping = PeerMapping {
             accessor,
             map_type,

@@ -18,37 +18,42 @@
 
 #include "shim.h"
 
-/*
- * Whether @a and @b have a PCI bridge in common, so that traffic between them turns around
- * in a switch and never reaches the host bridge. This is the part of the P2PDMA core's
- * calc_map_type_and_dist() that tells PCI_P2PDMA_MAP_BUS_ADDR from
- * PCI_P2PDMA_MAP_THRU_HOST_BRIDGE (pci_p2pdma_map_type() is not exported to modules); the
- * core's verdict itself (ACS, whitelist) is pci_p2pdma_distance().
- */
-static bool hsa_p2p_share_bridge(struct pci_dev *a, struct pci_dev *b)
+/* pci_upstream_bridge() (a static inline): @pdev's parent bridge, or NULL at a root bus. */
+struct pci_dev *hsa_p2p_upstream_bridge(struct pci_dev *pdev)
 {
-	struct pci_dev *up_a, *up_b;
-
-	for (up_a = pci_upstream_bridge(a); up_a; up_a = pci_upstream_bridge(up_a))
-		for (up_b = pci_upstream_bridge(b); up_b; up_b = pci_upstream_bridge(up_b))
-			if (up_a == up_b)
-				return true;
-	return false;
+	return pci_upstream_bridge(pdev);
 }
 
 /*
- * Maps @size bytes at @offset of @owner's BAR @bar for DMA by @accessor, the way the PCI P2PDMA
- * core says the two reach each other: through a switch the peer uses the PCI bus address;
- * through a whitelisted host bridge it needs a DMA mapping (dma_map_resource). Returns
- * HSA_P2P_MAP_BUS_ADDR or HSA_P2P_MAP_THRU_HOST_BRIDGE and stores the address in @address, or
- * -EXDEV when the P2PDMA core refuses the pair, -EIO when the DMA mapping fails. Not verbose:
- * the caller has already checked the pair against the published topology. The provider is
- * devm-allocated by the owner's binding: the caller keeps the owner from unbinding until this
- * returns. @hold_ms is the delay_map_peer_ms fault point (0 outside tests): a sleep between
- * taking the provider and using it, the window an unbind of the owner must not fall into.
+ * pci_bridge_has_acs_redir() of drivers/pci/p2pdma.c (static there, so reproduced): whether
+ * @pdev's ACS control register redirects peer-to-peer requests or completions upstream (RR,
+ * CR) or forces egress control (EC). map_type.rs walks the upstream chains with it the way
+ * calc_map_type_and_dist() does, because 7.3 exports neither that nor pci_p2pdma_map_type().
+ */
+bool hsa_p2p_bridge_has_acs_redir(struct pci_dev *pdev)
+{
+	u16 ctrl;
+
+	if (!pdev->acs_cap)
+		return false;
+	if (pci_read_config_word(pdev, pdev->acs_cap + PCI_ACS_CTRL, &ctrl))
+		return false;
+	return ctrl & (PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_EC);
+}
+
+/*
+ * Maps @size bytes at @offset of @owner's BAR @bar for DMA by @accessor with @map_type, the
+ * P2PDMA core's decision for the pair (map_type.rs): HSA_P2P_MAP_BUS_ADDR (a common switch,
+ * no ACS redirect) gives the PCI bus address; HSA_P2P_MAP_THRU_HOST_BRIDGE gives a DMA mapping
+ * of the BAR for the accessor (dma_map_resource: an IOVA under IOMMU remapping, the physical
+ * address otherwise). Stores the address in @address and returns 0, or -EXDEV when @owner is
+ * no P2PDMA provider, -EIO when the DMA mapping fails. The provider is devm-allocated by the
+ * owner's binding: the caller keeps the owner from unbinding until this returns. @hold_ms is
+ * the delay_map_peer_ms fault point (0 outside tests): a sleep between taking the provider and
+ * using it, the window an unbind of the owner must not fall into.
  */
 int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u64 offset,
-		     u64 size, unsigned int hold_ms, u64 *address)
+		     u64 size, int map_type, unsigned int hold_ms, u64 *address)
 {
 	struct p2pdma_provider *provider;
 	phys_addr_t phys = pci_resource_start(owner, bar) + offset;
@@ -56,22 +61,24 @@ int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u
 
 	if (!rcu_access_pointer(owner->p2pdma))
 		return -EXDEV;
-	if (pci_p2pdma_distance(owner, &accessor->dev, false) < 0)
-		return -EXDEV;
 	provider = pcim_p2pdma_provider(owner, bar);
 	if (!provider)
 		return -EXDEV;
 	if (hold_ms)
 		msleep(hold_ms);
-	if (hsa_p2p_share_bridge(owner, accessor)) {
-		*address = phys + provider->bus_offset;
-		return HSA_P2P_MAP_BUS_ADDR;
+	switch (map_type) {
+	case HSA_P2P_MAP_BUS_ADDR:
+		*address = pci_p2pdma_bus_addr_map(provider, phys);
+		return 0;
+	case HSA_P2P_MAP_THRU_HOST_BRIDGE:
+		dma = dma_map_resource(&accessor->dev, phys, size, DMA_BIDIRECTIONAL, 0);
+		if (dma_mapping_error(&accessor->dev, dma))
+			return -EIO;
+		*address = dma;
+		return 0;
+	default:
+		return -EXDEV;
 	}
-	dma = dma_map_resource(&accessor->dev, phys, size, DMA_BIDIRECTIONAL, 0);
-	if (dma_mapping_error(&accessor->dev, dma))
-		return -EIO;
-	*address = dma;
-	return HSA_P2P_MAP_THRU_HOST_BRIDGE;
 }
 
 /* Undoes hsa_p2p_map_peer() (only host-bridge mappings hold a DMA mapping). */

@@ -40,8 +40,10 @@ int hsa_p2p_next_online_node(int node);
 /* peer_shim.c */
 #define HSA_P2P_MAP_BUS_ADDR 1
 #define HSA_P2P_MAP_THRU_HOST_BRIDGE 2
+struct pci_dev *hsa_p2p_upstream_bridge(struct pci_dev *pdev);
+bool hsa_p2p_bridge_has_acs_redir(struct pci_dev *pdev);
 int hsa_p2p_map_peer(struct pci_dev *owner, struct pci_dev *accessor, int bar, u64 offset,
-		     u64 size, unsigned int hold_ms, u64 *address);
+		     u64 size, int map_type, unsigned int hold_ms, u64 *address);
 void hsa_p2p_unmap_peer(struct pci_dev *accessor, int map_type, u64 address, u64 size);
 void hsa_p2p_vma_pfnmap_wc(struct vm_area_struct *vma);
 bool hsa_p2p_fatal_signal_pending(void);

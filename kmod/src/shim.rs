@@ -49,12 +49,15 @@ extern "C" {
     pub(crate) fn hsa_p2p_p2pdma_init(pdev: *mut c_void) -> c_int;
     pub(crate) fn hsa_p2p_next_online_node(node: c_int) -> c_int;
 
+    pub(crate) fn hsa_p2p_upstream_bridge(pdev: *mut c_void) -> *mut c_void;
+    pub(crate) fn hsa_p2p_bridge_has_acs_redir(pdev: *mut c_void) -> bool;
     pub(crate) fn hsa_p2p_map_peer(
         owner: *mut c_void,
         accessor: *mut c_void,
         bar: c_int,
         offset: u64,
         size: u64,
+        map_type: c_int,
         hold_ms: c_uint,
         address: *mut u64,
     ) -> c_int;

@@ -11,7 +11,7 @@ pub mod kfd_validation;
 pub mod libhsakmt;
 pub mod machine_facts;
 pub mod node_names;
-pub mod p2pdma;
+pub use hsa_p2p_core::p2pdma;
 pub mod peers;
 pub mod predict;
 pub mod report;

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
+use hsa_p2p_core::abi::{MAP_TYPE_BUS_ADDR, MAP_TYPE_THRU_HOST_BRIDGE};
 use hsa_p2p_core::builder::gpu_node_id;
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_core::link::{LinkFlags, LinkType};
 use hsa_p2p_runtime::predict::{predict, Prediction};
-use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::spec::{LayoutP2pdma, Spec};
 
 fn topologies_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../topologies")
@@ -173,6 +174,41 @@ fn dma_mask_limit_denies_only_the_narrow_accessor() {
     let denial = p.topology.denial(narrow, wide).unwrap();
     assert_eq!(denial.reasons.primary(), Some(DenialReason::NotAddressable));
     assert!(p.topology.p2p_link(wide, narrow).is_some());
+}
+
+#[test]
+fn dma_mask_limit_under_remap_denies_nobody() {
+    let p = predict_shipped("dma-mask-limit-remap");
+    let (narrow, wide) = (node(&p, "gpu0"), node(&p, "gpu1"));
+    assert!(p.topology.denial(narrow, wide).is_none());
+    assert!(p.topology.p2p_link(narrow, wide).is_some());
+    assert!(p.topology.p2p_link(wide, narrow).is_some());
+}
+
+/// The servers the vIOMMU specs stand for map a switch pair by bus address and everything else
+/// through the host bridge (an IOVA under remap).
+#[test]
+fn remap_specs_map_switch_pairs_by_bus_address_and_the_rest_through_the_host_bridge() {
+    let map_type = |name: &str, owner: usize, accessor: usize| {
+        let spec = Spec::load(&topologies_dir().join(format!("{name}.toml"))).unwrap();
+        LayoutP2pdma::new(&spec).path(owner, accessor).map_type()
+    };
+    // epyc-iommu: gpu0 and gpu1 behind sw0, gpu2 on rp1 (ACS redirect on both root ports).
+    assert_eq!(map_type("epyc-iommu", 0, 1), Some(MAP_TYPE_BUS_ADDR));
+    assert_eq!(map_type("epyc-iommu", 1, 0), Some(MAP_TYPE_BUS_ADDR));
+    for (owner, accessor) in [(0, 2), (2, 0), (1, 2), (2, 1)] {
+        assert_eq!(
+            map_type("epyc-iommu", owner, accessor),
+            Some(MAP_TYPE_THRU_HOST_BRIDGE)
+        );
+    }
+    // two-socket: four GPUs on four root ports of trusted host bridges.
+    assert_eq!(
+        map_type("two-socket", 0, 3),
+        Some(MAP_TYPE_THRU_HOST_BRIDGE)
+    );
+    // sixteen-gpus: gpu0 and gpu1 share a switch.
+    assert_eq!(map_type("sixteen-gpus", 0, 1), Some(MAP_TYPE_BUS_ADDR));
 }
 
 #[test]

@@ -13,7 +13,8 @@ use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_LEN};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::predict::{gpu_facts, predict};
 use hsa_p2p_runtime::spec::{
-    ByteSize, IommuSetting, KernelGeneration, PcieElement, PcieElementKind, PcieLayout, Spec,
+    ByteSize, IommuSetting, KernelGeneration, LayoutP2pdma, PcieElement, PcieElementKind,
+    PcieLayout, Spec,
 };
 
 use crate::vm::host_channel::HotplugSlot;
@@ -55,6 +56,10 @@ pub struct EmulatedMachine {
     pub qemu_args: Vec<String>,
     /// Guest memory in MiB (all NUMA nodes together).
     pub memory_mib: u32,
+    /// Kernel command line arguments the platform needs (IOMMU mode, ACS).
+    pub kernel_args: Vec<String>,
+    /// The firmware must place the BARs above 4 GiB (a DMA mask stands for a fixed address).
+    pub bars_above_4g: bool,
     /// What was adapted, for the log.
     pub adaptations: Vec<String>,
     /// The GPUs in hot-pluggable slots (`hotplug = true`), in spec order.
@@ -88,9 +93,12 @@ fn scale_factor(spec: &Spec) -> Result<u64> {
     Ok(factor)
 }
 
-/// Peer-access verdict per ordered GPU pair: (p2p link, XGMI io_link, denial reason bits).
-fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bool, u32)> {
-    let node = |gpu: usize| gpu_node_id(cpu_count, gpu);
+/// Peer-access verdict per ordered GPU pair: (p2p link, XGMI io_link, denial reason bits,
+/// the kernel's P2PDMA map type).
+fn verdicts(spec: &Spec, topology: &Topology) -> Vec<(bool, bool, u32, Option<u32>)> {
+    let node = |gpu: usize| gpu_node_id(spec.cpus.len(), gpu);
+    let p2pdma = LayoutP2pdma::new(spec);
+    let gpus = spec.gpus.len();
     let mut out = Vec::new();
     for accessor in 0..gpus {
         for owner in (0..gpus).filter(|&owner| owner != accessor) {
@@ -99,6 +107,7 @@ fn verdicts(topology: &Topology, cpu_count: usize, gpus: usize) -> Vec<(bool, bo
                 topology.p2p_link(from, to).is_some(),
                 topology.io_link(from, to).is_some(),
                 topology.denial(from, to).map_or(0, |d| d.reasons.bits()),
+                p2pdma.path(owner, accessor).map_type(),
             ));
         }
     }
@@ -123,26 +132,128 @@ impl EmulatedMachine {
             .collect();
         config.append.push("loglevel=4".into());
         config.hotplug = self.hotplug.clone();
+        config.append.extend(self.kernel_args.iter().cloned());
         config
     }
 
     /// The same machine with `count` vCPUs on each NUMA node (QEMU runs them on host threads
     /// of their own, MTTCG), for work that needs real concurrency in the guest.
     pub fn with_vcpus_per_node(mut self, count: u64) -> Self {
-        self.qemu_args = qemu_args(&self.spec, &self.gpus, count.max(1));
+        self.qemu_args = qemu_args(&self.spec, &self.gpus, count.max(1), self.bars_above_4g);
         self
     }
+}
+
+/// The lowest DMA mask a GPU may have (`dma_mask_bits`): QEMU's firmware places the 64-bit
+/// VRAM BARs above 4 GiB, so an accessor with this mask cannot reach any of them directly.
+const LOWEST_DMA_MASK_BITS: u32 = 32;
+
+/// The kernel command line arguments of the spec's IOMMU mode: Intel VT-d on (it only matters
+/// when the machine has QEMU's `intel-iommu`), identity-mapped for "passthrough".
+fn iommu_kernel_args(iommu: IommuSetting) -> Vec<String> {
+    match iommu {
+        IommuSetting::Off => Vec::new(),
+        IommuSetting::Remap => vec!["intel_iommu=on".into(), "iommu.passthrough=0".into()],
+        IommuSetting::Passthrough => vec!["intel_iommu=on".into(), "iommu.passthrough=1".into()],
+    }
+}
+
+/// ACS as QEMU can boot it. Switch downstream ports (`xio3130-downstream`) have no ACS
+/// capability, so a redirecting one is refused; root ports (`pcie-root-port`) have it, and the
+/// kernel enables RR/CR on all of them exactly when an IOMMU driver asks for ACS
+/// (`pci_request_acs()`), i.e. with a vIOMMU: a spec's redirecting root port needs `iommu` on,
+/// and with `iommu` on every root port not in `platform.disable_acs_redir` redirects.
+fn emulate_acs(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec<String>) -> Result<()> {
+    let layout = spec.layout();
+    if let Some(port) = layout.elements.iter().find(|element| {
+        element.acs_redirect && matches!(element.kind, PcieElementKind::SwitchDownstream { .. })
+    }) {
+        bail!(
+            "`acs_redirect = true` on switch downstream port {:?} cannot be emulated: QEMU's \
+             xio3130-downstream has no ACS capability (the decision is covered by host tests, \
+             kmod/core/src/p2pdma.rs)",
+            port.label
+        );
+    }
+    let iommu = spec.platform.iommu != IommuSetting::Off;
+    let disabled = |id: &str| {
+        spec.platform
+            .disable_acs_redir
+            .iter()
+            .any(|port| port == id)
+    };
+    for port in &mut emulated.root_ports {
+        let redirects = port.acs_redirect && !disabled(&port.id);
+        if redirects && !iommu {
+            bail!(
+                "`acs_redirect = true` on root port {:?} cannot be emulated with `iommu = \
+                 \"off\"`: the kernel enables ACS redirect only when an IOMMU driver asks for it",
+                port.id
+            );
+        }
+        if iommu && !redirects && !disabled(&port.id) {
+            port.acs_redirect = true;
+            adaptations.push(format!(
+                "root port {:?}: ACS redirect on (the kernel enables it with an IOMMU)",
+                port.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `pci=disable_acs_redir=` for the spec's `platform.disable_acs_redir` ports, by their
+/// enumerated addresses.
+fn disable_acs_redir_arg(spec: &Spec) -> Option<String> {
+    let layout = spec.layout();
+    let addresses: Vec<String> = spec
+        .platform
+        .disable_acs_redir
+        .iter()
+        .filter_map(|port| layout.elements.iter().find(|e| &e.label == port))
+        .map(|element| element.address.to_string())
+        .collect();
+    (!addresses.is_empty()).then(|| format!("pci=disable_acs_redir={}", addresses.join(";")))
+}
+
+/// Fixed `bar_address`es: QEMU's firmware places the BARs, so the BAR moves there and every
+/// GPU whose DMA mask does not reach the spec's address gets the lowest mask, which does not
+/// reach the firmware's either once the firmware is made to place them above 4 GiB (see
+/// [`ROOT_PORT_PREF64_RESERVE`]). The verdict check afterwards proves nothing else changed.
+/// Returns whether the BARs must lie above 4 GiB.
+fn emulate_bar_addresses(spec: &Spec, emulated: &mut Spec, adaptations: &mut Vec<String>) -> bool {
+    let fixed_ends: Vec<u128> = spec
+        .gpus
+        .iter()
+        .filter_map(|gpu| {
+            gpu.bar_address
+                .map(|base| u128::from(base) + u128::from(gpu.bar_size().0))
+        })
+        .collect();
+    for gpu in &mut emulated.gpus {
+        if let Some(base) = gpu.bar_address.take() {
+            adaptations.push(format!(
+                "gpu {:?}: bar_address {base:#x} left to the firmware",
+                gpu.id
+            ));
+        }
+        let reach = 1u128 << gpu.dma_mask_bits;
+        if fixed_ends.iter().any(|&end| end > reach) {
+            adaptations.push(format!(
+                "gpu {:?}: dma_mask_bits {} -> {LOWEST_DMA_MASK_BITS} (below the firmware's BARs \
+                 as {} bits are below the spec's)",
+                gpu.id, gpu.dma_mask_bits, gpu.dma_mask_bits
+            ));
+            gpu.dma_mask_bits = LOWEST_DMA_MASK_BITS;
+        }
+    }
+    !fixed_ends.is_empty()
 }
 
 /// Builds the emulated machine for `spec`; `shm_prefix` names the backing files
 /// (`/dev/shm/<prefix>-<gpu>`).
 pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     let mut adaptations = Vec::new();
-    if spec.root_ports.iter().any(|p| p.acs_redirect)
-        || spec.switches.iter().any(|s| s.acs_redirect)
-    {
-        bail!("ACS redirect cannot be emulated: QEMU's ports do not enable it without a vIOMMU");
-    }
     if let Some(apu) = spec.gpus.iter().find(|g| g.apu) {
         bail!(
             "gpu {:?} is an APU and cannot be emulated: its VRAM is a carve-out of system memory \
@@ -151,14 +262,13 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
             apu.id
         );
     }
-    if spec.gpus.iter().any(|g| g.bar_address.is_some()) {
-        bail!("a fixed bar_address cannot be emulated: firmware in QEMU places the BARs");
-    }
     if spec.gpus.is_empty() {
         bail!("the spec has no GPU");
     }
     let factor = scale_factor(spec)?;
     let mut emulated = spec.clone();
+    emulate_acs(spec, &mut emulated, &mut adaptations)?;
+    let bars_above_4g = emulate_bar_addresses(spec, &mut emulated, &mut adaptations);
     if factor > 1 {
         adaptations.push(format!("VRAM and BAR sizes scaled by 1/{factor}"));
     }
@@ -173,27 +283,21 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
     for cpu in &mut emulated.cpus {
         cpu.cores = 1;
     }
-    if spec.platform.iommu != IommuSetting::Off {
-        emulated.platform.iommu = IommuSetting::Off;
-        adaptations.push(format!(
-            "iommu {:?} not emulated (no vIOMMU): the guest runs without one",
-            spec.platform.iommu
-        ));
-    }
 
     adapt_host_platform(spec, &mut emulated, &mut adaptations)?;
 
     // The adaptations must not change who may access whom.
     let original = predict(spec)?;
     let adapted = predict(&emulated)?;
-    let gpus = spec.gpus.len();
     let (before, after) = (
-        verdicts(&original.topology, spec.cpus.len(), gpus),
-        verdicts(&adapted.topology, spec.cpus.len(), gpus),
+        verdicts(spec, &original.topology),
+        verdicts(&emulated, &adapted.topology),
     );
     if before != after {
         let changed = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-        bail!("the emulated machine would change {changed} peer-access verdicts of the spec");
+        bail!(
+            "the emulated machine would change {changed} peer-access verdicts or map types of the spec"
+        );
     }
 
     let facts = gpu_facts(&emulated)?;
@@ -209,7 +313,7 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
         })
         .collect::<Vec<_>>();
 
-    let qemu_args = qemu_args(&emulated, &emulated_gpus, 1);
+    let qemu_args = qemu_args(&emulated, &emulated_gpus, 1, bars_above_4g);
     let layout = emulated.layout();
     let hotplug = layout
         .elements
@@ -223,7 +327,11 @@ pub fn emulate(spec: &Spec, shm_prefix: &str) -> Result<EmulatedMachine> {
             _ => None,
         })
         .collect();
+    let mut kernel_args = iommu_kernel_args(emulated.platform.iommu);
+    kernel_args.extend(disable_acs_redir_arg(&emulated));
     Ok(EmulatedMachine {
+        kernel_args,
+        bars_above_4g,
         memory_mib: (MEMORY_PER_NODE_MIB * emulated.cpus.len() as u64) as u32,
         spec: emulated,
         gpus: emulated_gpus,
@@ -277,12 +385,28 @@ fn port_hotplug(spec: &Spec, layout: &PcieLayout, port: usize) -> &'static str {
     }
 }
 
-fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<String> {
+/// The 64-bit prefetchable window each root port asks the firmware for (QEMU's resource
+/// reserve capability, which SeaBIOS honours) when the BARs must lie above 4 GiB: larger than
+/// the whole 32-bit PCI hole, so SeaBIOS places the 64-bit BARs in its 64-bit window (it puts
+/// small ones below 4 GiB otherwise).
+const ROOT_PORT_PREF64_RESERVE: &str = "4G";
+
+fn qemu_args(
+    spec: &Spec,
+    gpus: &[EmulatedGpu],
+    vcpus_per_node: u64,
+    bars_above_4g: bool,
+) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut push = |a: &str, b: String| {
         args.push(a.to_string());
         args.push(b);
     };
+    if spec.platform.iommu != IommuSetting::Off {
+        // Intel VT-d DMA remapping; QEMU wants it before the devices it translates for.
+        // Interrupt remapping would need a split irqchip, which TCG does not have.
+        push("-device", "intel-iommu,intremap=off".into());
+    }
     let nodes = spec.cpus.len() as u64;
     push("-smp", (nodes * vcpus_per_node).to_string());
     if spec.platform.host_bridge_whitelisted {
@@ -334,10 +458,15 @@ fn qemu_args(spec: &Spec, gpus: &[EmulatedGpu], vcpus_per_node: u64) -> Vec<Stri
         match &element.kind {
             PcieElementKind::RootPort(_) => {
                 chassis += 1;
+                let reserve = if bars_above_4g {
+                    format!(",pref64-reserve={ROOT_PORT_PREF64_RESERVE}")
+                } else {
+                    String::new()
+                };
                 push(
                     "-device",
                     format!(
-                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis},hotplug={hotplug}",
+                        "pcie-root-port,id={},bus={parent},addr={address},chassis={chassis},slot={chassis},hotplug={hotplug}{reserve}",
                         element.label
                     ),
                 );
@@ -410,7 +539,7 @@ fn adapt_host_platform(
             port.host_bridge = None;
         }
         adaptations.push(format!(
-            "host bridge and CPU ids not emulated: q35's host bridge with {} CPU",
+            "host bridge and CPU ids as q35 has them: its host bridge with {} CPU",
             if emulated.platform.host_bridge_whitelisted {
                 "an EPYC (trusted for P2P)"
             } else {
@@ -444,5 +573,146 @@ mod tests {
             message.starts_with("gpu \"radeon780m\" is an APU and cannot be emulated"),
             "{message}"
         );
+    }
+
+    fn spec(text: &str) -> Spec {
+        Spec::parse(text, "test").expect("valid spec")
+    }
+
+    const SWITCH_PAIR: &str = r#"
+        name = "pair"
+        [platform]
+        iommu = "remap"
+        [[cpu]]
+        [[root_port]]
+        id = "rp0"
+        [[switch]]
+        id = "sw0"
+        parent = "rp0"
+        downstream_ports = 2
+        [[gpu]]
+        id = "gpu0"
+        parent = "sw0.0"
+        vram = "64M"
+        [[gpu]]
+        id = "gpu1"
+        parent = "sw0.1"
+        vram = "64M"
+    "#;
+
+    #[test]
+    fn every_shipped_spec_is_emulated_with_its_platform() {
+        let dir = crate::util::workspace_root().join("topologies");
+        let mut specs = 0;
+        for entry in std::fs::read_dir(&dir).expect("topologies/") {
+            let path = entry.expect("entry").path();
+            let spec = Spec::load(&path).expect("spec");
+            // Some specs describe what q35 cannot be (an APU, several host bridges, another
+            // kernel generation): those are refused, saying so, never emulated as something else.
+            let machine = match emulate(&spec, "test") {
+                Ok(machine) => machine,
+                Err(error) if format!("{error:#}").contains("cannot be emulated") => continue,
+                Err(error) => panic!("{path:?}: {error:#}"),
+            };
+            assert_eq!(machine.spec.platform.iommu, spec.platform.iommu, "{path:?}");
+            assert!(
+                machine
+                    .adaptations
+                    .iter()
+                    .all(|a| !a.contains("not emulated")),
+                "{path:?}: {:?}",
+                machine.adaptations
+            );
+            specs += 1;
+        }
+        assert!(specs >= 8, "only {specs} specs in {dir:?}");
+    }
+
+    #[test]
+    fn iommu_modes_boot_a_viommu_before_the_devices() {
+        for (mode, passthrough) in [("remap", "0"), ("passthrough", "1")] {
+            let text = SWITCH_PAIR.replace("\"remap\"", &format!("{mode:?}"));
+            let machine = emulate(&spec(&text), "test").expect("emulable");
+            let first_device = machine.qemu_args.iter().position(|a| a == "-device");
+            assert_eq!(
+                first_device.map(|i| machine.qemu_args[i + 1].as_str()),
+                Some("intel-iommu,intremap=off"),
+                "{mode}"
+            );
+            assert_eq!(
+                machine.kernel_args,
+                [
+                    "intel_iommu=on".to_string(),
+                    format!("iommu.passthrough={passthrough}")
+                ]
+            );
+        }
+        let off = emulate(&spec(&SWITCH_PAIR.replace("\"remap\"", "\"off\"")), "t").expect("off");
+        assert!(!off.qemu_args.iter().any(|a| a.contains("iommu")));
+        assert!(off.kernel_args.is_empty());
+    }
+
+    #[test]
+    fn acs_redirect_in_a_switch_is_refused_naming_the_field() {
+        let text = SWITCH_PAIR.replace(
+            "downstream_ports = 2",
+            "downstream_ports = 2\nacs_redirect = true",
+        );
+        let error = emulate(&spec(&text), "test")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("`acs_redirect = true` on switch downstream port \"sw0.0\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("xio3130-downstream has no ACS capability"),
+            "{error}"
+        );
+        // Unless the kernel is told to turn it off on both ports: then the switch is plain.
+        let disabled = text.replace(
+            "iommu = \"remap\"",
+            "iommu = \"remap\"\ndisable_acs_redir = [\"sw0.0\", \"sw0.1\"]",
+        );
+        let machine = emulate(&spec(&disabled), "test").expect("emulable");
+        assert!(
+            machine
+                .kernel_args
+                .contains(&"pci=disable_acs_redir=0000:02:00.0;0000:02:01.0".to_string()),
+            "{:?}",
+            machine.kernel_args
+        );
+    }
+
+    #[test]
+    fn root_port_acs_follows_the_iommu() {
+        let redirecting = SWITCH_PAIR.replace("id = \"rp0\"", "id = \"rp0\"\nacs_redirect = true");
+        let off = redirecting.replace("\"remap\"", "\"off\"");
+        let error = emulate(&spec(&off), "test")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("root port \"rp0\""), "{error}");
+        assert!(emulate(&spec(&redirecting), "test").is_ok());
+        // With an IOMMU the kernel enables it anyway: the emulated spec says so.
+        let machine = emulate(&spec(SWITCH_PAIR), "test").expect("emulable");
+        assert!(machine.spec.root_ports[0].acs_redirect);
+    }
+
+    #[test]
+    fn a_fixed_bar_address_becomes_a_dma_mask_below_the_firmware_bars() {
+        let path = crate::util::workspace_root().join("topologies/dma-mask-limit.toml");
+        let machine = emulate(&Spec::load(&path).expect("spec"), "test").expect("emulable");
+        let masks: Vec<_> = machine.spec.gpus.iter().map(|g| g.dma_mask_bits).collect();
+        assert_eq!(masks, [LOWEST_DMA_MASK_BITS, 48]);
+        assert!(machine.spec.gpus.iter().all(|g| g.bar_address.is_none()));
+        // The firmware must put the BARs out of the 32-bit mask's reach.
+        assert!(machine.bars_above_4g);
+        assert!(machine
+            .qemu_args
+            .iter()
+            .any(|a| a.starts_with("pcie-root-port,id=rp0,") && a.ends_with(",pref64-reserve=4G")));
+        let same_switch = crate::util::workspace_root().join("topologies/same-switch.toml");
+        let plain = emulate(&Spec::load(&same_switch).expect("spec"), "test").expect("emulable");
+        assert!(!plain.qemu_args.iter().any(|a| a.contains("pref64-reserve")));
     }
 }

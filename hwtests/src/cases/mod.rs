@@ -1,6 +1,7 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
-//! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), the device's answers to bad input (`abi`), the module under
-//! attack (`isolation`), GPUs pulled from their slots and added back (`hotplug`) and the
+//! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), peer mappings as
+//! the platform decides them (`platform`), the device's answers to bad input (`abi`), the module
+//! under attack (`isolation`), GPUs pulled from their slots and added back (`hotplug`) and the
 //! device's behaviour across files, processes and unbinding (`device`).
 //!
 //! A suite is one file here declaring `pub const TESTS: &[Test]`, plus its line in [`SUITES`];
@@ -14,6 +15,7 @@ pub mod hotplug;
 pub mod isolation;
 pub mod kfd;
 pub mod module_topology;
+pub mod platform;
 mod republish;
 pub mod rocm;
 pub mod transfer;
@@ -27,6 +29,7 @@ pub const SUITES: &[&[Test]] = &[
     module_topology::TESTS,
     rocm::TESTS,
     transfer::TESTS,
+    platform::TESTS,
     abi::TESTS,
     // Its cases unbind and rebind GPUs, and put them back in their bind order.
     isolation::TESTS,

@@ -52,6 +52,7 @@ pub mod link;
 pub mod link_finish;
 pub mod node;
 pub mod numa;
+pub mod p2pdma;
 pub mod pcie;
 pub mod properties;
 #[cfg(feature = "alloc")]

@@ -160,13 +160,9 @@ fn gpu_facts(
             (node.properties.local_mem_size, numa, link)
         }
     };
-    // An emulated GPU's DMA mask is a descriptor fact: sysfs shows the PCI device's (whatever
-    // the module set), not the one the module's rules use.
-    let shown = match kind {
-        TreeKind::Kfd => device.dma_mask_bits,
-        TreeKind::HsaP2p => None,
-    };
-    let dma_mask_bits = shown.unwrap_or_else(|| {
+    // sysfs shows the mask the driver set: amdgpu's, or the module's, which sets its
+    // descriptor's (the one its rules use) at probe.
+    let dma_mask_bits = device.dma_mask_bits.unwrap_or_else(|| {
         assumed_dma_masks.push(device.address.to_string());
         DEFAULT_DMA_MASK_BITS
     });

@@ -120,7 +120,7 @@ impl Enumerator<'_> {
                     parent: Some(upstream),
                     address: self.address(internal_bus, port_number as u8),
                     secondary_bus: Some(secondary),
-                    acs_redirect: switch.acs_redirect,
+                    acs_redirect: spec.acs_redirect(switch.acs_redirect, &label),
                     cpu,
                     host_bridge: self.host_bridge,
                 });
@@ -138,6 +138,19 @@ impl Enumerator<'_> {
                 host_bridge: self.host_bridge,
             });
         }
+    }
+}
+
+impl Spec {
+    /// Whether the port `label`, whose spec says `acs_redirect`, redirects once the kernel has
+    /// applied `pci=disable_acs_redir=` (`platform.disable_acs_redir`).
+    fn acs_redirect(&self, acs_redirect: bool, label: &str) -> bool {
+        acs_redirect
+            && !self
+                .platform
+                .disable_acs_redir
+                .iter()
+                .any(|port| port == label)
     }
 }
 
@@ -176,7 +189,7 @@ impl PcieLayout {
                     parent: None,
                     address: enumerator.address(root_bus, FIRST_ROOT_PORT_DEVICE + slot as u8),
                     secondary_bus: Some(secondary),
-                    acs_redirect: root_port.acs_redirect,
+                    acs_redirect: spec.acs_redirect(root_port.acs_redirect, &root_port.id),
                     cpu: root_port.cpu,
                     host_bridge,
                 });

@@ -109,6 +109,11 @@ pub struct Platform {
     /// Bandwidth the platform reports on CPU<->CPU links, MB/s (0 = none, as amdkfd's virtual CRAT).
     #[serde(default)]
     pub cpu_link_bandwidth_mbs: u32,
+    /// Ports (root port ids or switch downstream ports `<switch>.<n>`) whose ACS redirect the
+    /// kernel turns off at boot (`pci=disable_acs_redir=<their addresses>`): their
+    /// `acs_redirect` no longer counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disable_acs_redir: Vec<String>,
 }
 
 impl Default for Platform {
@@ -121,6 +126,7 @@ impl Default for Platform {
             pcie_p2p: true,
             kernel: KernelGeneration::default(),
             cpu_link_bandwidth_mbs: 0,
+            disable_acs_redir: Vec::new(),
         }
     }
 }

@@ -194,6 +194,9 @@ impl Spec {
             hive.check(self)?;
         }
         self.check_gpu_addresses()?;
+        for port in &self.platform.disable_acs_redir {
+            self.check_parent("platform.disable_acs_redir", port)?;
+        }
         self.bar_addresses()?;
         self.check_bus_ranges()
     }

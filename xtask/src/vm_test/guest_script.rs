@@ -22,7 +22,13 @@ const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
 /// The hwtests suites a spec machine runs (amdkfd's is left out: the guest has no amdgpu, so
 /// it could only skip). `isolation` and `hotplug` put the GPUs back in their bind order, which
 /// the trees printed after them rely on.
-const SPEC_SUITES: &[&str] = &["hsa_p2p.*", "transfer.*", "isolation.*", "hotplug.*"];
+const SPEC_SUITES: &[&str] = &[
+    "hsa_p2p.*",
+    "transfer.*",
+    "platform.*",
+    "isolation.*",
+    "hotplug.*",
+];
 
 /// Load the module, print the topology, `p2pctl why` every pair, run hwtests (given the host
 /// channel when the machine has `hotplug` GPUs), unbind and rebind `first_gpu` (its PCI
@@ -125,7 +131,8 @@ mod tests {
             assert!(script.contains(&print_tree(HSA_P2P_TOPOLOGY, tag)), "{tag}");
         }
         assert!(script.contains(
-            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'isolation.*' --only 'hotplug.*'"
+            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'platform.*' \
+             --only 'isolation.*' --only 'hotplug.*'"
         ));
     }
 

@@ -15,7 +15,7 @@ use hsa_p2p_core::abi;
 use hsa_p2p_hwtests::report::{Case, CopyPath, CopyRecord, Outcome};
 use hsa_p2p_runtime::peers::peer_pair;
 use hsa_p2p_runtime::predict::{predict_in_bind_order, Prediction};
-use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::spec::{IommuSetting, Spec};
 
 use super::guest_script::transfer_script;
 use super::{boot_problems, hwtests_in_guest, vm_config, GuestPayload};
@@ -35,8 +35,8 @@ struct TransferSpec {
 }
 
 /// Two GPUs behind a switch and one on its own root port (bus-address peers and refused
-/// pairs), and four GPUs on the root ports of two whitelisted host bridges (every pair through
-/// the host bridge: DMA-mapped peers). Four GPUs hold one source and three destinations each in
+/// pairs), and four GPUs on the root ports of two whitelisted host bridges under IOMMU remapping
+/// (every pair through the host bridge: peers get IOVAs). Four GPUs hold one source and three destinations each in
 /// their 64 MiB BARs, hence 12 MiB.
 const TRANSFER_SPECS: &[TransferSpec] = &[
     TransferSpec {
@@ -127,6 +127,7 @@ fn run_one(env: &KernelEnv, payload: &GuestPayload, transfer: &TransferSpec) -> 
     let copies = report.map(|run| run.copies).unwrap_or_default();
     let host = HostView {
         prediction: &prediction,
+        iommu_remaps: machine.spec.platform.iommu == IommuSetting::Remap,
         shm: &config.shm_files,
         transfer,
     };
@@ -158,6 +159,8 @@ fn run_one(env: &KernelEnv, payload: &GuestPayload, transfer: &TransferSpec) -> 
 /// What the host knows about a transfer machine.
 struct HostView<'a> {
     prediction: &'a Prediction,
+    /// The machine's IOMMU remaps DMA: a host-bridge peer gets an IOVA.
+    iommu_remaps: bool,
     shm: &'a [ShmFile],
     transfer: &'a TransferSpec,
 }
@@ -186,8 +189,11 @@ impl HostView<'_> {
                 copy.map_type, self.transfer.map_type
             ));
         }
-        // No IOMMU and no bus offset on q35: the peer's address is the BAR's physical one.
-        if linked && (copy.bus_address == 0 || copy.bus_address != copy.phys_address) {
+        // No bus offset on q35: the peer's address is the BAR's physical one, except for a
+        // host-bridge mapping under IOMMU remapping, an IOVA (whose translation to the BAR the
+        // guest's `platform` suite checks in the IOMMU's page tables).
+        let iova = copy.map_type == abi::MAP_TYPE_THRU_HOST_BRIDGE && self.iommu_remaps;
+        if linked && (copy.bus_address == 0 || (!iova && copy.bus_address != copy.phys_address)) {
             problems.push(format!(
                 "peer address {:#x}, the buffer is at {:#x}",
                 copy.bus_address, copy.phys_address
