@@ -13,8 +13,9 @@ use core::mem::size_of;
 
 /// Major version: bumped on incompatible changes (user space must refuse a different major).
 pub const ABI_VERSION_MAJOR: u32 = 1;
-/// Minor version: bumped on compatible additions.
-pub const ABI_VERSION_MINOR: u32 = 1;
+/// Minor version: bumped on compatible additions (2: asynchronous copies, `COPY_SUBMIT` and
+/// `COPY_WAIT`).
+pub const ABI_VERSION_MINOR: u32 = 2;
 
 /// The misc device's name (`/dev/hsa_p2p`).
 pub const DEVICE_NAME: &str = "hsa_p2p";
@@ -199,6 +200,72 @@ pub struct CopyArgs {
     pub nanoseconds: u64,
 }
 
+/// [`CopySubmitArgs::eventfd`]: no eventfd is signalled when the copy ends.
+pub const NO_EVENTFD: i32 = -1;
+
+/// Default of the module parameter `max_async_copies_per_file`: the most asynchronous copies
+/// one open file may have submitted and not yet reaped with `COPY_WAIT` (`COPY_SUBMIT` fails
+/// with `EBUSY` beyond).
+pub const DEFAULT_MAX_ASYNC_COPIES_PER_FILE: u32 = 64;
+
+/// `COPY_SUBMIT`: starts a copy between two buffers of this file and returns at once.
+///
+/// The copy is checked as `COPY` checks it (same errors, returned by `COPY_SUBMIT` itself);
+/// once submitted it runs on the copy engines while the caller goes on. Its end is reported
+/// by `COPY_WAIT` with the returned ticket and, when `eventfd` is an eventfd, by adding 1 to
+/// that eventfd's counter (so it can be `poll`ed with the caller's other files).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopySubmitArgs {
+    /// In: source buffer.
+    pub src_handle: u32,
+    /// In: destination buffer.
+    pub dst_handle: u32,
+    /// In: offset in the source buffer.
+    pub src_offset: u64,
+    /// In: offset in the destination buffer.
+    pub dst_offset: u64,
+    /// In: bytes to copy (0 is allowed and copies nothing).
+    pub size: u64,
+    /// In: `COPY_*` flags.
+    pub flags: u32,
+    /// In: an eventfd file descriptor of the caller signalled when the copy ends, or
+    /// [`NO_EVENTFD`].
+    pub eventfd: i32,
+    /// Out: the copy's ticket in this open file (never 0, never reused by the file).
+    pub ticket: u64,
+}
+
+/// [`CopyWaitArgs::timeout_ns`]: wait until the copy ends, however long.
+pub const WAIT_FOREVER: u64 = u64::MAX;
+
+/// `COPY_WAIT`: waits for an asynchronous copy to end and reaps it.
+///
+/// Returns 0 once the copy has ended, with its outcome in `status`; the ticket is then
+/// forgotten (`ENOENT` afterwards). Returns `EAGAIN` when the copy is still running after
+/// `timeout_ns` (0 only polls) and `EINTR` when a signal interrupts the wait; the ticket stays
+/// valid in both cases.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyWaitArgs {
+    /// In: the ticket `COPY_SUBMIT` returned.
+    pub ticket: u64,
+    /// In: the longest wait in nanoseconds ([`WAIT_FOREVER`]: no limit; 0: do not wait).
+    pub timeout_ns: u64,
+    /// Out: 0 when every byte was copied, else the positive errno that ended the copy: an
+    /// error `COPY` would have returned, `ENODEV` when a GPU of the copy was unbound while it
+    /// ran, or `ECANCELED` when it was cancelled (see [`COPY_STATUS_CANCELED`]).
+    pub status: u32,
+    /// Out: `PATH_*` (the path the copy took; set even when it failed part way).
+    pub path: u32,
+    /// Out: time from the start of the copy on an engine to its end, in nanoseconds.
+    pub nanoseconds: u64,
+}
+
+/// [`CopyWaitArgs::status`] of a copy cancelled before its end: the file that submitted it was
+/// closed (nobody can reap it, but its eventfd is still signalled) or the module is unloading.
+pub const COPY_STATUS_CANCELED: u32 = 125; // ECANCELED
+
 /// Peers listed by `INFO`.
 pub const INFO_MAX_PEERS: usize = 8;
 
@@ -246,8 +313,22 @@ pub mod cmd {
     pub const COPY: u32 = iowr::<CopyArgs>(IOCTL_TYPE, 0x45);
     /// [`InfoArgs`].
     pub const INFO: u32 = iowr::<InfoArgs>(IOCTL_TYPE, 0x46);
+    /// [`CopySubmitArgs`] (ABI 1.2).
+    pub const COPY_SUBMIT: u32 = iowr::<CopySubmitArgs>(IOCTL_TYPE, 0x47);
+    /// [`CopyWaitArgs`] (ABI 1.2).
+    pub const COPY_WAIT: u32 = iowr::<CopyWaitArgs>(IOCTL_TYPE, 0x48);
     /// Every command.
-    pub const ALL: [u32; 7] = [VERSION, ALLOC, FREE, MAP_PEER, UNMAP_PEER, COPY, INFO];
+    pub const ALL: [u32; 9] = [
+        VERSION,
+        ALLOC,
+        FREE,
+        MAP_PEER,
+        UNMAP_PEER,
+        COPY,
+        INFO,
+        COPY_SUBMIT,
+        COPY_WAIT,
+    ];
 }
 
 /// The errors of this ABI, with their (x86-64 / asm-generic) errno values.
@@ -277,11 +358,21 @@ pub enum AbiError {
     BadAddress,
     /// `ENOMEM`: the kernel is out of memory.
     OutOfMemory,
+    /// `EAGAIN`: `COPY_WAIT`: the copy has not ended yet (the ticket stays valid).
+    NotEnded,
+    /// `EBUSY`: `COPY_SUBMIT`: the file already has `max_async_copies_per_file` copies
+    /// submitted and not reaped.
+    TooManyCopies,
+    /// `EBADF`: `COPY_SUBMIT`: `eventfd` is neither [`NO_EVENTFD`] nor an open file descriptor
+    /// (an open file that is not an eventfd gives `EINVAL`).
+    BadFileDescriptor,
+    /// `EINTR`: a signal interrupted the call (for `COPY_WAIT`, the ticket stays valid).
+    Interrupted,
 }
 
 impl AbiError {
     /// Every error.
-    pub const ALL: [AbiError; 11] = [
+    pub const ALL: [AbiError; 15] = [
         AbiError::UnknownHandle,
         AbiError::UnknownGpu,
         AbiError::InvalidArgument,
@@ -293,6 +384,10 @@ impl AbiError {
         AbiError::UnknownCommand,
         AbiError::BadAddress,
         AbiError::OutOfMemory,
+        AbiError::NotEnded,
+        AbiError::TooManyCopies,
+        AbiError::BadFileDescriptor,
+        AbiError::Interrupted,
     ];
 
     /// The positive errno value.
@@ -309,6 +404,10 @@ impl AbiError {
             AbiError::UnknownCommand => 25,   // ENOTTY
             AbiError::BadAddress => 14,       // EFAULT
             AbiError::OutOfMemory => 12,      // ENOMEM
+            AbiError::NotEnded => 11,         // EAGAIN
+            AbiError::TooManyCopies => 16,    // EBUSY
+            AbiError::BadFileDescriptor => 9, // EBADF
+            AbiError::Interrupted => 4,       // EINTR
         }
     }
 
@@ -326,6 +425,10 @@ impl AbiError {
             AbiError::UnknownCommand => "ENOTTY",
             AbiError::BadAddress => "EFAULT",
             AbiError::OutOfMemory => "ENOMEM",
+            AbiError::NotEnded => "EAGAIN",
+            AbiError::TooManyCopies => "EBUSY",
+            AbiError::BadFileDescriptor => "EBADF",
+            AbiError::Interrupted => "EINTR",
         }
     }
 
@@ -343,6 +446,10 @@ impl AbiError {
             AbiError::UnknownCommand => "unknown ioctl",
             AbiError::BadAddress => "bad argument pointer",
             AbiError::OutOfMemory => "kernel out of memory",
+            AbiError::NotEnded => "the asynchronous copy has not ended yet",
+            AbiError::TooManyCopies => "too many asynchronous copies submitted and not reaped",
+            AbiError::BadFileDescriptor => "eventfd is not an open file descriptor",
+            AbiError::Interrupted => "interrupted by a signal",
         }
     }
 
@@ -401,6 +508,8 @@ mod tests {
         assert_eq!(cmd::UNMAP_PEER, 0x4008_4844);
         assert_eq!(cmd::COPY, 0xc030_4845);
         assert_eq!(cmd::INFO, 0xc090_4846);
+        assert_eq!(cmd::COPY_SUBMIT, 0xc030_4847);
+        assert_eq!(cmd::COPY_WAIT, 0xc020_4848);
         assert_eq!(ioc_size(cmd::ALLOC), size_of::<AllocArgs>());
         assert_eq!(ioc_size(cmd::INFO), size_of::<InfoArgs>());
         assert_eq!(ioc(IOC_NONE, 1, 2, 1 << 14), 0);
@@ -415,6 +524,8 @@ mod tests {
         assert_eq!(size_of::<UnmapPeerArgs>(), 8);
         assert_eq!(size_of::<CopyArgs>(), 48);
         assert_eq!(size_of::<InfoArgs>(), 48 + 4 * 8 + 8 * 8);
+        assert_eq!(size_of::<CopySubmitArgs>(), 48);
+        assert_eq!(size_of::<CopyWaitArgs>(), 32);
     }
 
     #[test]
