@@ -20,6 +20,59 @@ pub struct BenchOptions {
     /// Latency copies per path and size (the median is reported).
     #[arg(long, default_value_t = 200)]
     pub latency_iterations: u32,
+    /// The views to measure, comma-separated: pairs (one direction at a time, latency
+    /// included), bidirectional, all-to-all, size-sweep, cpu-gpu
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = BenchView::ALL,
+        hide_possible_values = true
+    )]
+    pub views: Vec<BenchView>,
+}
+
+/// One view of the benchmark (`--views`): what `rocm_bandwidth_test` measures with one option.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchView {
+    /// Every ordered pair, one direction at a time: direct, staged, user mmap copy, latency.
+    Pairs,
+    /// Both directions of each pair at once.
+    Bidirectional,
+    /// Every direct pair at once.
+    AllToAll,
+    /// Rate against copy size.
+    SizeSweep,
+    /// Each GPU against system memory.
+    CpuGpu,
+}
+
+impl BenchView {
+    /// Every view, in the order they are measured.
+    pub const ALL: [BenchView; 5] = [
+        BenchView::Pairs,
+        BenchView::Bidirectional,
+        BenchView::AllToAll,
+        BenchView::SizeSweep,
+        BenchView::CpuGpu,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchView::Pairs => "pairs",
+            BenchView::Bidirectional => "bidirectional",
+            BenchView::AllToAll => "all-to-all",
+            BenchView::SizeSweep => "size-sweep",
+            BenchView::CpuGpu => "cpu-gpu",
+        }
+    }
+}
+
+impl std::fmt::Display for BenchView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl BenchOptions {
@@ -29,20 +82,25 @@ impl BenchOptions {
             size: self.size.0,
             iterations: self.iterations,
             latency_iterations: self.latency_iterations,
+            views: self.views.clone(),
         }
     }
 
     /// The same options as p2pctl arguments.
     pub fn to_args(&self) -> String {
+        let views: Vec<&str> = self.views.iter().map(|view| view.name()).collect();
         format!(
-            "--size {} --iterations {} --latency-iterations {}",
-            self.size.0, self.iterations, self.latency_iterations
+            "--size {} --iterations {} --latency-iterations {} --views {}",
+            self.size.0,
+            self.iterations,
+            self.latency_iterations,
+            views.join(",")
         )
     }
 }
 
 /// Benchmark settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BenchConfig {
     /// Bytes per bandwidth copy.
     pub size: u64,
@@ -50,6 +108,15 @@ pub struct BenchConfig {
     pub iterations: u32,
     /// Latency copies per path and size (the median is reported).
     pub latency_iterations: u32,
+    /// The views to measure.
+    pub views: Vec<BenchView>,
+}
+
+impl BenchConfig {
+    /// Whether `view` is measured.
+    pub fn measures(&self, view: BenchView) -> bool {
+        self.views.contains(&view)
+    }
 }
 
 /// One ordered pair, unidirectional.
@@ -249,8 +316,8 @@ fn concurrent_line(bench: &ConcurrentBench) -> String {
     )
 }
 
-/// The report as text: matrices (rows = source, columns = destination), then the rest.
-pub fn render(report: &BenchReport) -> String {
+/// The one-direction-at-a-time views: a matrix per figure.
+fn pair_views(report: &BenchReport) -> String {
     let mut nodes: Vec<u32> = report.pairs.iter().flat_map(|p| [p.from, p.to]).collect();
     nodes.sort_unstable();
     nodes.dedup();
@@ -312,15 +379,30 @@ pub fn render(report: &BenchReport) -> String {
     out.push_str(
         "\nX = the node itself, - = no direct path (no p2p link), ? = pair not measured\n",
     );
-    out.push_str(&format!(
-        "\nbidirectional (both directions at once, {} CPUs)\n",
-        report.cpus
-    ));
+    out
+}
+
+/// The report as text: matrices (rows = source, columns = destination), then the rest (the
+/// views that were measured).
+pub fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    if !report.pairs.is_empty() {
+        out.push_str(&pair_views(report));
+    }
+    if !report.bidirectional.is_empty() {
+        out.push_str(&format!(
+            "\nbidirectional (both directions at once, {} CPUs)\n",
+            report.cpus
+        ));
+    }
     for bench in &report.bidirectional {
         out.push_str(&concurrent_line(bench));
     }
     if let Some(bench) = &report.all_to_all {
-        out.push_str("\nall-to-all (every direct pair at once)\n");
+        out.push_str(&format!(
+            "\nall-to-all (every direct pair at once, {} CPUs)\n",
+            report.cpus
+        ));
         out.push_str(&concurrent_line(bench));
     }
     if let Some(sweep) = &report.size_sweep {
@@ -337,10 +419,12 @@ pub fn render(report: &BenchReport) -> String {
             ));
         }
     }
-    out.push_str(&format!(
-        "\nCPU <-> GPU through mmap (GB/s)\n{:>8}{:>12}{:>12}\n",
-        "gpu", "cpu->gpu", "gpu->cpu"
-    ));
+    if !report.cpu_gpu.is_empty() {
+        out.push_str(&format!(
+            "\nCPU <-> GPU through mmap (GB/s)\n{:>8}{:>12}{:>12}\n",
+            "gpu", "cpu->gpu", "gpu->cpu"
+        ));
+    }
     for row in &report.cpu_gpu {
         out.push_str(&format!(
             "{:>8}{:>12.2}{:>12.2}\n",

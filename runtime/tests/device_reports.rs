@@ -185,3 +185,29 @@ fn bench_reports() {
         render_bench(&report(false, false))
     );
 }
+
+#[test]
+fn a_report_of_one_view_shows_only_that_view() {
+    // `p2pctl bench --views all-to-all` on a 4-GPU machine (`cargo xtask bench`'s all-to-all).
+    let pairs: Vec<(u32, u32)> = (1..=4)
+        .flat_map(|from| {
+            (1..=4)
+                .filter(move |&to| to != from)
+                .map(move |to| (from, to))
+        })
+        .collect();
+    let report = BenchReport {
+        schema: BENCH_SCHEMA.to_string(),
+        size_bytes: 16 << 20,
+        iterations: 5,
+        latency_iterations: 200,
+        cpus: 2,
+        memcpy_gbps: 2.1,
+        pairs: Vec::new(),
+        bidirectional: Vec::new(),
+        all_to_all: Some(concurrent(&pairs, 30.8, true)),
+        size_sweep: None,
+        cpu_gpu: Vec::new(),
+    };
+    insta::assert_snapshot!("bench-all-to-all-only", render_bench(&report));
+}

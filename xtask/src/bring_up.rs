@@ -14,6 +14,7 @@ use crate::kernel::KernelEnv;
 use crate::util::{self, phase};
 use crate::vm::options::{load_module_step, GuestSettings};
 use crate::vm::protocol::{self, kernel_log, print_kernel_log};
+use crate::vm::GuestFile;
 
 /// The machines measured, by GPU count.
 pub const BRING_UP_SPECS: [&str; 3] = ["same-switch.toml", "two-socket.toml", "sixteen-gpus.toml"];
@@ -95,25 +96,68 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
     })
 }
 
-/// Boots every machine of [`BRING_UP_SPECS`] and measures its bring-up.
-pub fn measure(env: &KernelEnv, settings: &GuestSettings) -> Result<Vec<BringUp>> {
-    let mut measured = Vec::new();
+/// More guest work for one of the bring-up machines, after its kernel log is printed: the
+/// benchmark's all-to-all over 4 GPUs rides on the 4-GPU boot instead of booting it again.
+pub struct Rider {
+    /// The machine it rides on, by GPU count.
+    pub gpus: u32,
+    /// The guest steps.
+    pub steps: Vec<String>,
+    /// The files they need in the guest.
+    pub files: Vec<GuestFile>,
+}
+
+/// What [`measure`] found: every machine's bring-up, and the console log of the rider's.
+pub struct Measured {
+    /// One per machine of [`BRING_UP_SPECS`].
+    pub bring_up: Vec<BringUp>,
+    /// The rider's machine's spec name and its console log (`None` without a rider or when no
+    /// machine has its GPU count).
+    pub rider: Option<(String, String)>,
+}
+
+/// Boots every machine of [`BRING_UP_SPECS`] and measures its bring-up; `rider` runs on the
+/// machine of its GPU count.
+pub fn measure(
+    env: &KernelEnv,
+    settings: &GuestSettings,
+    rider: Option<Rider>,
+) -> Result<Measured> {
+    let mut measured = Measured {
+        bring_up: Vec::new(),
+        rider: None,
+    };
+    let mut rider = rider;
     for file in BRING_UP_SPECS {
         let spec = Spec::load(&util::workspace_root().join("topologies").join(file))?;
         let machine = emulate(&spec, &format!("hsa-p2p-bring-up-{}", std::process::id()))?;
         let gpus = machine.gpus.len() as u32;
         let mut config = machine.vm_config("bring-up", &env.bzimage);
-        let script = protocol::script([load_module_step(), print_kernel_log()]);
-        settings.apply(&mut config, script, Vec::new());
+        let mut steps = vec![load_module_step(), print_kernel_log()];
+        let mut files = Vec::new();
+        let riding = rider.take_if(|rider| rider.gpus == gpus);
+        if let Some(rider) = &riding {
+            steps.extend(rider.steps.iter().cloned());
+            files.extend(rider.files.iter().cloned());
+        }
+        settings.apply(&mut config, protocol::script(steps), files);
         phase(format!(
-            "{}: bring-up of {gpus} GPUs (kernel timestamps)",
-            spec.name
+            "{}: bring-up of {gpus} GPUs (kernel timestamps){}",
+            spec.name,
+            if riding.is_some() {
+                ", then the benchmark's work for this machine"
+            } else {
+                ""
+            }
         ));
         let run = crate::vm::run(&config)?;
         run.check()
             .with_context(|| protocol::failures(&run.console_log).join("; "))?;
         let log = kernel_log(&run.console_log).ok_or_else(|| anyhow!("no kernel log printed"))?;
-        measured.push(from_log(&spec.name, gpus, &log)?);
+        measured.bring_up.push(from_log(&spec.name, gpus, &log)?);
+        if riding.is_some() {
+            measured.rider = Some((spec.name.clone(), run.console_log.clone()));
+        }
     }
     Ok(measured)
 }
