@@ -21,7 +21,7 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 200)]
     pub latency_iterations: u32,
     /// The views to measure, comma-separated: pairs (one direction at a time, latency
-    /// included), bidirectional, all-to-all, size-sweep, cpu-gpu
+    /// included), bidirectional, all-to-all, size-sweep, cpu-gpu, async
     #[arg(
         long,
         value_enum,
@@ -45,16 +45,19 @@ pub enum BenchView {
     SizeSweep,
     /// Each GPU against system memory.
     CpuGpu,
+    /// Asynchronous copies (`COPY_SUBMIT`): latency and several in flight.
+    Async,
 }
 
 impl BenchView {
     /// Every view, in the order they are measured.
-    pub const ALL: [BenchView; 5] = [
+    pub const ALL: [BenchView; 6] = [
         BenchView::Pairs,
         BenchView::Bidirectional,
         BenchView::AllToAll,
         BenchView::SizeSweep,
         BenchView::CpuGpu,
+        BenchView::Async,
     ];
 
     /// Its name on the command line.
@@ -65,6 +68,7 @@ impl BenchView {
             BenchView::AllToAll => "all-to-all",
             BenchView::SizeSweep => "size-sweep",
             BenchView::CpuGpu => "cpu-gpu",
+            BenchView::Async => "async",
         }
     }
 }
@@ -204,6 +208,34 @@ pub struct CpuGpuBench {
     pub gpu_to_cpu_gbps: f64,
 }
 
+/// Asynchronous direct copies (`COPY_SUBMIT`, completion signalled on an eventfd) between the
+/// first pair with a direct path.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AsyncBench {
+    /// Source node.
+    pub from: u32,
+    /// Destination node.
+    pub to: u32,
+    /// Median submit-to-completion time of a 64-byte copy, microseconds: from before
+    /// `COPY_SUBMIT` until `poll` sees its eventfd signalled (reaping with `COPY_WAIT` after).
+    pub latency_64_us: f64,
+    /// The same for a 4 KiB copy.
+    pub latency_4k_us: f64,
+    /// Copies in flight at once in the throughput row.
+    pub in_flight: u64,
+    /// Bytes of the throughput row, split evenly between the copies in flight.
+    pub size_bytes: u64,
+    /// `size_bytes` as `in_flight` copies submitted at once: bytes over the wall time from the
+    /// first submit to the last completion signalled, best of the iterations, GB/s.
+    pub in_flight_gbps: f64,
+    /// The same bytes as one synchronous `COPY` between the same buffers, GB/s (best).
+    pub sync_gbps: f64,
+    /// in flight / synchronous.
+    pub in_flight_over_sync: f64,
+    /// Every copy ended with status 0, and the destination matched the source.
+    pub verified: bool,
+}
+
 /// The whole run (`hsa-p2p/bench/v2`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BenchReport {
@@ -229,6 +261,9 @@ pub struct BenchReport {
     pub size_sweep: Option<SizeSweep>,
     /// Every GPU against system memory.
     pub cpu_gpu: Vec<CpuGpuBench>,
+    /// Asynchronous copies (`None` without a direct path, or not measured).
+    #[serde(default)]
+    pub async_copies: Option<AsyncBench>,
 }
 
 /// `bytes` in `seconds` as GB/s (10^9 bytes per second).
@@ -261,6 +296,10 @@ pub fn verified(report: &BenchReport) -> bool {
         && report.bidirectional.iter().all(|bench| bench.verified)
         && report
             .all_to_all
+            .as_ref()
+            .is_none_or(|bench| bench.verified)
+        && report
+            .async_copies
             .as_ref()
             .is_none_or(|bench| bench.verified)
 }
@@ -431,6 +470,23 @@ pub fn render(report: &BenchReport) -> String {
             row.gpu, row.cpu_to_gpu_gbps, row.gpu_to_cpu_gbps
         ));
     }
+    if let Some(bench) = &report.async_copies {
+        out.push_str(&format!(
+            "\nasynchronous copies {} -> {} (direct, completion on an eventfd)\n\
+             submit-to-completion latency: 64 B {:.1} us, 4 KiB {:.1} us\n\
+             {} copies in flight, {} KiB each: {:.2} GB/s; one synchronous copy of the same \
+             bytes {:.2} GB/s ({:.2}x)\n",
+            bench.from,
+            bench.to,
+            bench.latency_64_us,
+            bench.latency_4k_us,
+            bench.in_flight,
+            (bench.size_bytes / bench.in_flight.max(1)) >> 10,
+            bench.in_flight_gbps,
+            bench.sync_gbps,
+            bench.in_flight_over_sync
+        ));
+    }
     out.push_str(&format!(
         "\nmemcpy baseline (system memory, same process): {:.2} GB/s\n",
         report.memcpy_gbps
@@ -459,5 +515,8 @@ fn unverified(report: &BenchReport) -> Vec<String> {
                 .collect();
             format!("{kind} {}", pairs.join(" "))
         });
-    pairs.chain(concurrent).collect()
+    let asynchronous = (report.async_copies.iter())
+        .filter(|bench| !bench.verified)
+        .map(|bench| format!("asynchronous {} -> {}", bench.from, bench.to));
+    pairs.chain(concurrent).chain(asynchronous).collect()
 }

@@ -4,7 +4,8 @@
 //! path and one that failed verification.
 
 use hsa_p2p_runtime::bench_report::{
-    BenchReport, ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
+    AsyncBench, BenchReport, ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow,
+    BENCH_SCHEMA,
 };
 use hsa_p2p_runtime::device::bench::render as render_bench;
 use hsa_p2p_runtime::device::transfer::{
@@ -178,6 +179,18 @@ fn bench_reports() {
                 gpu_to_cpu_gbps,
             })
             .collect(),
+        async_copies: Some(AsyncBench {
+            from: 1,
+            to: 2,
+            latency_64_us: 2.4,
+            latency_4k_us: if verified_3_to_1 { 2.9 } else { 3.3 },
+            in_flight: 4,
+            size_bytes: 16 << 20,
+            in_flight_gbps: 30.1,
+            sync_gbps: 24.5,
+            in_flight_over_sync: 30.1 / 24.5,
+            verified: verified_both_ways,
+        }),
     };
     insta::assert_snapshot!("bench-mixed-three-gpus", render_bench(&report(true, true)));
     insta::assert_snapshot!(
@@ -208,6 +221,7 @@ fn a_report_of_one_view_shows_only_that_view() {
         all_to_all: Some(concurrent(&pairs, 30.8, true)),
         size_sweep: None,
         cpu_gpu: Vec::new(),
+        async_copies: None,
     };
     insta::assert_snapshot!("bench-all-to-all-only", render_bench(&report));
 }

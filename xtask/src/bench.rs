@@ -166,9 +166,13 @@ struct Summary {
     all_to_all_over_pair: Option<f64>,
     direct_latency_64_us: Option<f64>,
     direct_latency_4k_us: Option<f64>,
-    /// Submit-to-completion of an asynchronous 4 KiB copy: the module has no asynchronous
-    /// copies yet (null).
+    /// Submit-to-completion of an asynchronous 4 KiB direct copy (until its eventfd is
+    /// signalled), microseconds.
     async_latency_4k_us: Option<f64>,
+    /// The same for 64 bytes.
+    async_latency_64_us: Option<f64>,
+    /// Several asynchronous copies in flight against one synchronous copy of the same bytes.
+    async_in_flight_over_sync: Option<f64>,
     /// Bind + publish time per GPU (ms) by GPU count, from the kernel log of the module's
     /// probes (`crate::bring_up`).
     bring_up_ms_per_gpu: BTreeMap<u32, f64>,
@@ -236,7 +240,8 @@ fn summary(
     let direct_over_user_mmap_copy = ratio(direct, pair.user_mmap_gbps);
     let bidirectional_over_unidirectional = bidirectional.map(|bench| bench.aggregate_over_single);
     let all_to_all_over_pair = all_to_all.map(|bench| bench.aggregate_over_single);
-    let async_latency_4k_us = None;
+    let asynchronous = report.async_copies.as_ref();
+    let async_latency_4k_us = asynchronous.map(|bench| bench.latency_4k_us);
     let bring_up_ms_per_gpu: BTreeMap<u32, f64> = bring_up
         .iter()
         .map(|machine| (machine.gpus, machine.per_gpu_ms))
@@ -293,6 +298,8 @@ fn summary(
         direct_latency_64_us: pair.direct_latency_64_us,
         direct_latency_4k_us: pair.direct_latency_4k_us,
         async_latency_4k_us,
+        async_latency_64_us: asynchronous.map(|bench| bench.latency_64_us),
+        async_in_flight_over_sync: asynchronous.map(|bench| bench.in_flight_over_sync),
         bring_up_ms_per_gpu,
         bring_up,
         guest_memcpy_gbps: report.memcpy_gbps,
@@ -309,7 +316,8 @@ fn render_summary(summary: &Summary) -> String {
     let mut out = format!(
         "node {} -> node {}, {} bytes: direct {:.3} GB/s, staged {:.3} GB/s, user mmap copy {:.3} GB/s, \
          host memcpy {:.2} GB/s (before {:.2}, after {:.2}); bidirectional {} GB/s, all-to-all {} GB/s \
-         over {} GPUs ({}: {}x one pair); latency direct 64 B {} us, 4 KiB {} us\n",
+         over {} GPUs ({}: {}x one pair); latency direct 64 B {} us, 4 KiB {} us; asynchronous \
+         submit-to-completion 64 B {} us, 4 KiB {} us\n",
         summary.from,
         summary.to,
         summary.size_bytes,
@@ -326,6 +334,8 @@ fn render_summary(summary: &Summary) -> String {
         or_dash(summary.all_to_all_over_pair),
         or_dash(summary.direct_latency_64_us),
         or_dash(summary.direct_latency_4k_us),
+        or_dash(summary.async_latency_64_us),
+        or_dash(summary.async_latency_4k_us),
     );
     for machine in &summary.bring_up {
         out.push_str(&format!(
@@ -428,7 +438,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use hsa_p2p_runtime::bench_report::{PairBench, BENCH_SCHEMA};
+    use hsa_p2p_runtime::bench_report::{AsyncBench, PairBench, BENCH_SCHEMA};
 
     use super::*;
 
@@ -470,6 +480,18 @@ mod tests {
             all_to_all: None,
             size_sweep: None,
             cpu_gpu: Vec::new(),
+            async_copies: Some(AsyncBench {
+                from: 1,
+                to: 2,
+                latency_64_us: 2.5,
+                latency_4k_us: 3.5,
+                in_flight: 4,
+                size_bytes: 16,
+                in_flight_gbps: 2.0,
+                sync_gbps: 2.0,
+                in_flight_over_sync: 1.0,
+                verified: true,
+            }),
         }
     }
 
@@ -511,7 +533,7 @@ mod tests {
                 ("bidirectional_over_unidirectional", Some(true)),
                 ("all_to_all_over_pair (4 GPUs)", None),
                 ("direct_latency_4k_us", Some(false)),
-                ("async_latency_4k_us", None),
+                ("async_latency_4k_us", Some(false)),
                 ("bring_up_16_over_2_gpus", Some(false)),
             ]
         );

@@ -3,6 +3,8 @@
 //! directions at once, all pairs at once, rate against size, latency, and each GPU against
 //! system memory; next to a memcpy baseline of the same process.
 
+mod async_copies;
+
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -12,9 +14,10 @@ use hsa_p2p_core::topology::Topology;
 use super::transfer::{gbps, gpus, has_direct_path, GpuRef, TransferError};
 use super::{checksum, fill_random, Buffer, Device, DeviceError, PathChoice};
 pub use crate::bench_report::{
-    memcpy_gbps, render, verified, BenchConfig, BenchOptions, BenchReport, BenchView,
+    memcpy_gbps, render, verified, AsyncBench, BenchConfig, BenchOptions, BenchReport, BenchView,
     ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
 };
+pub use async_copies::IN_FLIGHT;
 
 /// Bytes of the latency copies.
 pub const LATENCY_SIZES: [u64; 2] = [64, 4096];
@@ -483,6 +486,12 @@ pub fn run(
         }
         _ => None,
     };
+    let async_copies = match direct_pairs.first() {
+        Some(&(from, to)) if config.measures(BenchView::Async) => {
+            Some(async_copies::async_copies(device, from, to, config)?)
+        }
+        _ => None,
+    };
     let cpu_gpu = if config.measures(BenchView::CpuGpu) {
         all.iter()
             .map(|&gpu| cpu_gpu(device, gpu, config))
@@ -502,5 +511,6 @@ pub fn run(
         all_to_all,
         size_sweep,
         cpu_gpu,
+        async_copies,
     })
 }
