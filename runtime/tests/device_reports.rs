@@ -9,9 +9,9 @@ use hsa_p2p_runtime::bench_report::{
 };
 use hsa_p2p_runtime::device::bench::render as render_bench;
 use hsa_p2p_runtime::device::transfer::{
-    plan, read_published, render as render_copy, resolve_gpu, TransferReport,
+    plan, read_published, render as render_copy, resolve_gpu, AsyncCopy, TransferReport,
 };
-use hsa_p2p_runtime::device::PathChoice;
+use hsa_p2p_runtime::device::{status_name, PathChoice};
 use hsa_p2p_runtime::report::json::COPY_SCHEMA;
 
 /// The report of a copy of `bytes` planned on the predicted tree of `spec`, taking `seconds`
@@ -47,6 +47,7 @@ fn copy_report(
         source_checksum: source,
         destination_checksum: destination,
         verified: source == destination,
+        asynchronous: None,
     }
 }
 
@@ -102,6 +103,32 @@ fn copy_reports() {
     for (name, report) in cases {
         insta::assert_snapshot!(format!("copy-{name}"), render_copy(&report));
     }
+}
+
+#[test]
+fn an_asynchronous_copy_report_says_its_ticket_and_status() {
+    // `p2pctl copy --async`: the JSON of a synchronous copy has no `asynchronous` field.
+    let mut report = copy_report(
+        "mixed-three-gpus",
+        ("gpu0", "gpu1"),
+        PathChoice::Auto,
+        16 << 20,
+        0.0023,
+        0x0123_4567_89ab_cdef,
+    );
+    let synchronous = serde_json::to_value(&report).unwrap();
+    assert!(synchronous.get("asynchronous").is_none(), "{synchronous}");
+    report.asynchronous = Some(AsyncCopy {
+        ticket: 1,
+        submit_seconds: 0.000_004,
+        status: 0,
+        status_name: status_name(0),
+    });
+    insta::assert_snapshot!("copy-async", render_copy(&report));
+    insta::assert_snapshot!(
+        "copy-async-json",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
 }
 
 /// An ordered pair's results; `direct` GB/s when there is a direct path.
