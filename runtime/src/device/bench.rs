@@ -486,8 +486,10 @@ pub fn run(
         }
         _ => None,
     };
+    // A module of ABI 1.1 has no asynchronous copies: the view is left out.
+    let (_, minor) = device.version()?;
     let async_copies = match direct_pairs.first() {
-        Some(&(from, to)) if config.measures(BenchView::Async) => {
+        Some(&(from, to)) if config.measures(BenchView::Async) && minor >= 2 => {
             Some(async_copies::async_copies(device, from, to, config)?)
         }
         _ => None,
