@@ -216,8 +216,12 @@ pub struct AsyncBench {
     pub from: u32,
     /// Destination node.
     pub to: u32,
+    /// How the end of a copy was seen: `eventfd` (`poll`, then `COPY_WAIT` reaps it) or
+    /// `copy_wait` (`COPY_WAIT` without timeout: the kernel has no eventfds).
+    pub completion: String,
     /// Median submit-to-completion time of a 64-byte copy, microseconds: from before
-    /// `COPY_SUBMIT` until `poll` sees its eventfd signalled (reaping with `COPY_WAIT` after).
+    /// `COPY_SUBMIT` until `poll` sees its eventfd signalled (reaping with `COPY_WAIT` after),
+    /// or until `COPY_WAIT` returns.
     pub latency_64_us: f64,
     /// The same for a 4 KiB copy.
     pub latency_4k_us: f64,
@@ -472,12 +476,13 @@ pub fn render(report: &BenchReport) -> String {
     }
     if let Some(bench) = &report.async_copies {
         out.push_str(&format!(
-            "\nasynchronous copies {} -> {} (direct, completion on an eventfd)\n\
+            "\nasynchronous copies {} -> {} (direct, completion seen by {})\n\
              submit-to-completion latency: 64 B {:.1} us, 4 KiB {:.1} us\n\
              {} copies in flight, {} KiB each: {:.2} GB/s; one synchronous copy of the same \
              bytes {:.2} GB/s ({:.2}x)\n",
             bench.from,
             bench.to,
+            bench.completion,
             bench.latency_64_us,
             bench.latency_4k_us,
             bench.in_flight,

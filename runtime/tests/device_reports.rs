@@ -121,6 +121,7 @@ fn an_asynchronous_copy_report_says_its_ticket_and_status() {
     report.asynchronous = Some(AsyncCopy {
         ticket: 1,
         submit_seconds: 0.000_004,
+        completion: "eventfd".into(),
         status: 0,
         status_name: status_name(0),
     });
@@ -128,6 +129,15 @@ fn an_asynchronous_copy_report_says_its_ticket_and_status() {
     insta::assert_snapshot!(
         "copy-async-json",
         serde_json::to_string_pretty(&report).unwrap()
+    );
+    // A kernel without eventfds: COPY_WAIT alone saw the end.
+    if let Some(copy) = &mut report.asynchronous {
+        copy.completion = "copy_wait".into();
+    }
+    let text = render_copy(&report);
+    assert!(
+        text.contains("completion seen by COPY_WAIT (no eventfds in this kernel)"),
+        "{text}"
     );
 }
 
@@ -209,6 +219,7 @@ fn bench_reports() {
         async_copies: Some(AsyncBench {
             from: 1,
             to: 2,
+            completion: "eventfd".into(),
             latency_64_us: 2.4,
             latency_4k_us: if verified_3_to_1 { 2.9 } else { 3.3 },
             in_flight: 4,

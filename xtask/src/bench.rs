@@ -483,6 +483,7 @@ mod tests {
             async_copies: Some(AsyncBench {
                 from: 1,
                 to: 2,
+                completion: "eventfd".into(),
                 latency_64_us: 2.5,
                 latency_4k_us: 3.5,
                 in_flight: 4,

@@ -157,6 +157,9 @@ pub struct AsyncCopy {
     /// Wall time of the `COPY_SUBMIT` ioctl, in seconds (the copy's `seconds` run from before
     /// it until `poll` sees the eventfd signalled).
     pub submit_seconds: f64,
+    /// How its end was seen: `eventfd` (`poll`) or `copy_wait` (`COPY_WAIT` without timeout,
+    /// on a kernel without eventfds).
+    pub completion: String,
     /// `COPY_WAIT`'s status: 0 when every byte was copied, else a positive errno.
     pub status: u32,
     /// The status by name.
@@ -192,19 +195,30 @@ fn os_error(op: &'static str) -> impl FnOnce(std::io::Error) -> DeviceError {
 }
 
 /// `COPY_SUBMIT` with an eventfd, `poll` until it is signalled, then `COPY_WAIT`; a status
-/// other than 0 is an error ([`DeviceError::CopyFailed`]).
+/// other than 0 is an error ([`DeviceError::CopyFailed`]). On a kernel without eventfds
+/// (`ENOSYS`) `COPY_WAIT` alone waits for the end.
 fn copy_async(device: &Device, request: &CopyRequest) -> Result<Copied, DeviceError> {
-    let eventfd = EventFd::new().map_err(os_error("eventfd"))?;
+    let eventfd = match EventFd::new() {
+        Ok(eventfd) => Some(eventfd),
+        Err(error) if error.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(error) => return Err(os_error("eventfd")(error)),
+    };
     let started = Instant::now();
-    let ticket = device.submit_copy(request, Some(eventfd.as_fd()))?;
+    let ticket = device.submit_copy(request, eventfd.as_ref().map(|eventfd| eventfd.as_fd()))?;
     let submit_seconds = started.elapsed().as_secs_f64();
-    while eventfd.take().map_err(os_error("read the eventfd"))? == 0 {
-        eventfd
-            .wait_readable(-1)
-            .map_err(os_error("poll the eventfd"))?;
+    if let Some(eventfd) = &eventfd {
+        while eventfd.take().map_err(os_error("read the eventfd"))? == 0 {
+            eventfd
+                .wait_readable(-1)
+                .map_err(os_error("poll the eventfd"))?;
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let signalled = started.elapsed().as_secs_f64();
     let completion = device.wait_copy(ticket, WaitTimeout::Forever)?;
+    let (seconds, seen_by) = match eventfd {
+        Some(_) => (signalled, "eventfd"),
+        None => (started.elapsed().as_secs_f64(), "copy_wait"),
+    };
     let outcome = completion.outcome()?;
     Ok(Copied {
         outcome,
@@ -212,6 +226,7 @@ fn copy_async(device: &Device, request: &CopyRequest) -> Result<Copied, DeviceEr
         asynchronous: Some(AsyncCopy {
             ticket: ticket.0,
             submit_seconds,
+            completion: seen_by.to_owned(),
             status: completion.status,
             status_name: status_name(completion.status),
         }),
@@ -296,9 +311,12 @@ pub fn copy_verified(
 /// The report as `p2pctl copy` prints it.
 pub fn render(report: &TransferReport) -> String {
     let asynchronous = report.asynchronous.as_ref().map_or(String::new(), |copy| {
+        let seen_by = match copy.completion.as_str() {
+            "eventfd" => "signalled on an eventfd",
+            _ => "seen by COPY_WAIT (no eventfds in this kernel)",
+        };
         format!(
-            "  async:    ticket {}, submitted in {:.3} ms, completion signalled on an eventfd, \
-             status {} ({})\n",
+            "  async:    ticket {}, submitted in {:.3} ms, completion {seen_by}, status {} ({})\n",
             copy.ticket,
             copy.submit_seconds * 1e3,
             copy.status,
