@@ -39,9 +39,11 @@ pub mod pcie;
 #[path = "../core/src/properties.rs"]
 pub mod properties;
 
+mod async_copy;
 mod buffer;
 mod copy_engine;
 mod driver;
+mod eventfd;
 mod fault_points;
 mod gpu;
 mod limits;
@@ -124,6 +126,10 @@ module! {
         max_bytes_per_file: u64 {
             default: crate::abi::DEFAULT_MAX_BYTES_PER_FILE,
             description: "Most VRAM bytes one open /dev/hsa_p2p may hold (ENOSPC beyond)",
+        },
+        max_async_copies_per_file: u32 {
+            default: crate::abi::DEFAULT_MAX_ASYNC_COPIES_PER_FILE,
+            description: "Most asynchronous copies one open /dev/hsa_p2p may have unreaped (EBUSY)",
         },
         copy_engines: u32 {
             default: 0,

@@ -79,6 +79,9 @@ extern "C" {
         bounce: *mut u8,
         bounce_len: usize,
     );
+    pub(crate) fn hsa_p2p_eventfd_get(fd: c_int, ctx: *mut *mut c_void) -> c_int;
+    pub(crate) fn hsa_p2p_eventfd_signal(ctx: *mut c_void);
+    pub(crate) fn hsa_p2p_eventfd_put(ctx: *mut c_void);
 }
 
 /// The `struct pci_dev *` behind `pdev`, for the shims.

@@ -13,7 +13,9 @@ pub mod real;
 
 use std::fmt;
 
-use hsa_p2p_core::abi::{self, AbiError, CopyArgs, FreeArgs, InfoArgs};
+use hsa_p2p_core::abi::{
+    self, AbiError, CopyArgs, CopySubmitArgs, CopyWaitArgs, FreeArgs, InfoArgs,
+};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
 use hsa_p2p_runtime::device::{Buffer, CopyOutcome, CopyPath, PeerMapping};
@@ -58,6 +60,10 @@ pub enum Request {
     },
     /// `COPY`.
     Copy(CopyArgs),
+    /// `COPY_SUBMIT`.
+    CopySubmit(CopySubmitArgs),
+    /// `COPY_WAIT`.
+    CopyWait(CopyWaitArgs),
     /// `mmap` of `size` bytes at `mmap_offset` (unmapped again at once).
     Mmap {
         /// The offset naming the buffer.
@@ -104,6 +110,9 @@ impl Request {
     }
 }
 
+/// The fault point that holds every copy between its chunks (`delay_copy_chunk_ms`).
+pub const DELAY_COPY_CHUNK_MS: &str = "delay_copy_chunk_ms";
+
 /// What the device answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -117,6 +126,10 @@ pub enum Reply {
     Mapped(PeerMapping),
     /// What `COPY` did.
     Copied(CopyOutcome),
+    /// `COPY_SUBMIT`'s ticket.
+    Submitted(u64),
+    /// `COPY_WAIT`'s argument block as the device wrote it back (status, path, time).
+    Waited(CopyWaitArgs),
 }
 
 /// A refusal: the errno the device answered with.
@@ -197,6 +210,11 @@ pub trait Backend {
     fn fill(&self, buffer: &Buffer, seed: u64) -> Result<u64, String>;
     /// The checksum of a buffer, read through a user mapping.
     fn checksum(&self, buffer: &Buffer) -> Result<u64, String>;
+    /// A buffer's bytes, read through a user mapping.
+    fn read(&self, buffer: &Buffer) -> Result<Vec<u8>, String>;
+    /// Sets the fault point that makes every copy sleep `ms` milliseconds between two chunks
+    /// (0: off), or why it cannot.
+    fn delay_copy_chunks(&self, ms: u32) -> Result<(), String>;
     /// Another open file of the same device.
     fn reopen(&self) -> Result<Box<dyn Backend>, String>;
     /// Runs `probe` in a child process (for what only another process, or a dying one, shows).
