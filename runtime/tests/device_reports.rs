@@ -239,14 +239,8 @@ fn bench_reports() {
 
 #[test]
 fn a_report_of_one_view_shows_only_that_view() {
-    // `p2pctl bench --views all-to-all` on a 4-GPU machine (`cargo xtask bench`'s all-to-all).
-    let pairs: Vec<(u32, u32)> = (1..=4)
-        .flat_map(|from| {
-            (1..=4)
-                .filter(move |&to| to != from)
-                .map(move |to| (from, to))
-        })
-        .collect();
+    // `p2pctl bench --views all-to-all` on a machine of three GPUs, all linked.
+    let pairs = [(1, 2), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2)];
     let report = BenchReport {
         schema: BENCH_SCHEMA.to_string(),
         size_bytes: 16 << 20,

@@ -446,14 +446,14 @@ impl Worker<'_> {
         }
     }
 
-    /// Reads `range` of `live` through its mapping and counts a difference from the shadow as
-    /// a corruption; `None` when there is no mapping or the window failed (counted).
-    fn compare(
+    /// Reads `range` of `live` through its mapping (the bytes count as verified); the bytes
+    /// are empty when the mapping is revoked. `None` when there is no mapping or the window
+    /// failed (counted).
+    fn read_back(
         &mut self,
         live: &Live,
         range: std::ops::Range<usize>,
-        what: &str,
-    ) -> Option<Access> {
+    ) -> Option<(Access, Vec<u8>)> {
         let mapping = live.mapping.as_ref()?;
         let mut seen = vec![0u8; range.len()];
         // SAFETY: `range` lies inside the live mapping.
@@ -463,32 +463,42 @@ impl Worker<'_> {
         } {
             Ok(Access::Done) => {
                 self.tally.bytes_verified += seen.len() as u64;
-                if let Some(at) = seen
-                    .iter()
-                    .zip(&live.shadow[range.clone()])
-                    .position(|(seen, expected)| seen != expected)
-                {
-                    self.tally.fail(
-                        Failure::Corruption,
-                        format!(
-                            "{what}: buffer {} on GPU {} byte {} is {:#04x}, expected {:#04x}",
-                            live.buffer.handle,
-                            live.buffer.gpu_id,
-                            range.start + at,
-                            seen[at],
-                            live.shadow[range.start + at]
-                        ),
-                    );
-                }
-                Some(Access::Done)
+                Some((Access::Done, seen))
             }
-            Ok(Access::Revoked) => Some(Access::Revoked),
+            Ok(Access::Revoked) => Some((Access::Revoked, Vec::new())),
             Err(error) => {
                 self.tally
                     .fail(Failure::Contract, format!("memfd window: {error}"));
                 None
             }
         }
+    }
+
+    /// Reads `range` of `live` through its mapping and counts a difference from the shadow as
+    /// a corruption; `None` when there is no mapping or the window failed (counted).
+    fn compare(
+        &mut self,
+        live: &Live,
+        range: std::ops::Range<usize>,
+        what: &str,
+    ) -> Option<Access> {
+        let (access, seen) = self.read_back(live, range.clone())?;
+        let expected = &live.shadow[range.clone()];
+        if let Some(at) = (seen.iter().zip(expected)).position(|(seen, expected)| seen != expected)
+        {
+            self.tally.fail(
+                Failure::Corruption,
+                format!(
+                    "{what}: buffer {} on GPU {} byte {} is {:#04x}, expected {:#04x}",
+                    live.buffer.handle,
+                    live.buffer.gpu_id,
+                    range.start + at,
+                    seen[at],
+                    expected[at]
+                ),
+            );
+        }
+        Some(access)
     }
 
     fn verify_one(&mut self) {
@@ -1212,42 +1222,28 @@ impl Worker<'_> {
         moved: &[u8],
         what: &str,
     ) -> Option<Access> {
-        let mapping = live.mapping.as_ref()?;
-        let mut seen = vec![0u8; range.len()];
-        // SAFETY: `range` lies inside the live mapping.
-        match unsafe {
-            self.window
-                .read(mapping.as_ptr().add(range.start), &mut seen)
-        } {
-            Ok(Access::Done) => {
-                self.tally.bytes_verified += seen.len() as u64;
-                let old = &live.shadow[range.clone()];
-                let stray =
-                    (0..seen.len()).find(|&at| seen[at] != old[at] && seen[at] != moved[at]);
-                if let Some(at) = stray {
-                    self.tally.fail(
-                        Failure::Corruption,
-                        format!(
-                            "{what}: buffer {} byte {} is {:#04x}, neither the old {:#04x} nor \
-                             the copied {:#04x}",
-                            live.buffer.handle,
-                            range.start + at,
-                            seen[at],
-                            old[at],
-                            moved[at]
-                        ),
-                    );
-                }
-                live.shadow[range].copy_from_slice(&seen);
-                Some(Access::Done)
-            }
-            Ok(Access::Revoked) => Some(Access::Revoked),
-            Err(error) => {
-                self.tally
-                    .fail(Failure::Contract, format!("memfd window: {error}"));
-                None
-            }
+        let (access, seen) = self.read_back(live, range.clone())?;
+        if access == Access::Revoked {
+            return Some(access);
         }
+        let old = &live.shadow[range.clone()];
+        let stray = (0..seen.len()).find(|&at| seen[at] != old[at] && seen[at] != moved[at]);
+        if let Some(at) = stray {
+            self.tally.fail(
+                Failure::Corruption,
+                format!(
+                    "{what}: buffer {} byte {} is {:#04x}, neither the old {:#04x} nor the \
+                     copied {:#04x}",
+                    live.buffer.handle,
+                    range.start + at,
+                    seen[at],
+                    old[at],
+                    moved[at]
+                ),
+            );
+        }
+        live.shadow[range].copy_from_slice(&seen);
+        Some(access)
     }
 
     /// [`Self::compare_partial`] of a buffer this file still holds: false (and the mapping

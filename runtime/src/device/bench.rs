@@ -161,8 +161,13 @@ fn median_latency_us(
         device.copy(src.handle, 0, dst.handle, 0, bytes, choice)?;
         samples.push(started.elapsed().as_secs_f64() * 1e6);
     }
+    Ok(median(samples))
+}
+
+/// The median of `samples` (not empty).
+fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    samples[samples.len() / 2]
 }
 
 /// `ratio` of two rates, `None` when either is missing or the divisor is zero.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::super::{checksum, Buffer, CopyRequest, Device, DeviceError, EventFd, PathChoice};
 use super::super::{Ticket, WaitTimeout};
-use super::{copy_rate, with_buffers, AsyncBench, BenchConfig, GpuRef, LATENCY_SIZES};
+use super::{copy_rate, median, with_buffers, AsyncBench, BenchConfig, GpuRef, LATENCY_SIZES};
 use crate::bench_report::gbps;
 use crate::device::transfer::TransferError;
 
@@ -112,8 +112,7 @@ fn latency_us(
         let ended = completion.wait_all(device, &[ticket])?;
         samples.push(ended.duration_since(started).as_secs_f64() * 1e6);
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    Ok(median(samples))
 }
 
 /// `size` bytes from `src` to `dst` as [`IN_FLIGHT`] copies submitted at once; GB/s from the
