@@ -10,8 +10,8 @@
 //! kernel workers of the unbound workqueue the others (the scheduler puts them on idle CPUs);
 //! the caller waits for every part before the ioctl returns, so nothing of a copy outlives it.
 //! An asynchronous copy ([`crate::async_copy`]) is itself a work item of that workqueue, which
-//! splits it the same way and waits for its parts. Staged copies stand for the path without peer-to-peer (the CPU through system memory) and
-//! run in the caller only.
+//! splits it the same way and waits for its parts. Staged copies stand for the path without
+//! peer-to-peer (the CPU through system memory) and run in the caller only.
 //!
 //! Every part keeps the rules of a single copy: at most [`COPY_CHUNK`] bytes move while the
 //! buffers are registered as in use ([`Buffer::copy_access`]: neither can be freed, reused or

@@ -135,16 +135,6 @@ pub(crate) struct OpenFile {
     buffers: Mutex<FileBuffers>,
 }
 
-/// The copy fields `COPY` and `COPY_SUBMIT` share.
-struct CopyRequest {
-    src_handle: u32,
-    dst_handle: u32,
-    src_offset: u64,
-    dst_offset: u64,
-    size: u64,
-    flags: u32,
-}
-
 /// The `gpu_id` of `vram`'s GPU, or `ENODEV` once it is unbound.
 fn gpu_id_of(vram: &Vram) -> Result<u32> {
     REGISTRY
@@ -342,7 +332,7 @@ impl OpenFile {
     }
 
     /// Checks a copy as `COPY` does and chooses its path: what the engines are to run.
-    fn plan_copy(&self, request: &CopyRequest) -> Result<CopyPart> {
+    fn plan_copy(&self, request: &CopyArgs) -> Result<CopyPart> {
         if request.flags & !abi::COPY_FLAGS != 0 || request.flags == abi::COPY_FLAGS {
             return Err(abi_error(AbiError::InvalidArgument));
         }
@@ -393,14 +383,7 @@ impl OpenFile {
     fn copy(&self, args: &mut CopyArgs) -> Result {
         args.path = 0;
         args.nanoseconds = 0;
-        let part = self.plan_copy(&CopyRequest {
-            src_handle: args.src_handle,
-            dst_handle: args.dst_handle,
-            src_offset: args.src_offset,
-            dst_offset: args.dst_offset,
-            size: args.size,
-            flags: args.flags,
-        })?;
+        let part = self.plan_copy(args)?;
         let staged = part.staged;
         let started = Instant::<Monotonic>::now();
         copy_engine::run(part, StopWhen::current_task())?;
@@ -415,14 +398,7 @@ impl OpenFile {
 
     fn copy_submit(&self, args: &mut CopySubmitArgs) -> Result {
         args.ticket = 0;
-        let part = self.plan_copy(&CopyRequest {
-            src_handle: args.src_handle,
-            dst_handle: args.dst_handle,
-            src_offset: args.src_offset,
-            dst_offset: args.dst_offset,
-            size: args.size,
-            flags: args.flags,
-        })?;
+        let part = self.plan_copy(&args.copy_args())?;
         let eventfd = match args.eventfd {
             abi::NO_EVENTFD => None,
             fd => Some(EventFd::from_fd(fd)?),

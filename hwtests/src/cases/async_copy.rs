@@ -14,9 +14,10 @@ use hsa_p2p_core::abi::{self, AbiError, CopySubmitArgs, CopyWaitArgs};
 use hsa_p2p_runtime::device::transfer::GpuRef;
 use hsa_p2p_runtime::device::{random_bytes, Buffer, CopyPath, EventFd};
 
+use crate::cases::device::with_session;
 use crate::cases::transfer::{check_pairs, Pairs};
 use crate::context::Context;
-use crate::device::{Backend, Errno, Reply, Request, Session};
+use crate::device::{map_for_peer, with_buffer_pair, Backend, Errno, Reply, Request, Session};
 use crate::report::Outcome;
 use crate::runner::{Test, TestOutput};
 
@@ -89,17 +90,6 @@ const RANGES: [(u64, u64, u64); 4] = [
 /// How long the fault point holds a copy between two chunks in the cases that need one in
 /// flight.
 const HOLD_MS: u32 = 1000;
-
-/// Runs `check` on a session of `context`.
-fn with_session(
-    context: &Context,
-    check: impl FnOnce(&Session) -> Result<TestOutput, String>,
-) -> TestOutput {
-    match Session::open(context) {
-        Ok(session) => check(&session).unwrap_or_else(|problem| Outcome::fail(problem).into()),
-        Err(output) => output,
-    }
-}
 
 /// A new eventfd, or the skip of a case needing one on a kernel without them (built without
 /// `CONFIG_EVENTFD`: the system call is `ENOSYS`).
@@ -200,30 +190,14 @@ fn with_pair_buffers(
     path: CopyPath,
     check: impl FnOnce(&Buffer, &Buffer) -> Result<(), String>,
 ) -> Result<(), String> {
-    let src = backend.alloc(from, BUFFER)?;
-    let dst = match backend.alloc(to, BUFFER) {
-        Ok(dst) => dst,
-        Err(problem) => {
-            let _ = backend.free(src.handle);
-            return Err(problem);
-        }
-    };
-    let result = (|| {
-        backend.fill(&src, seed(from, to, 0))?;
-        backend.fill(&dst, seed(from, to, 1))?;
+    with_buffer_pair(backend, (from, to), BUFFER, |src, dst| {
+        backend.fill(src, seed(from, to, 0))?;
+        backend.fill(dst, seed(from, to, 1))?;
         if path == CopyPath::Direct && from != to {
-            let request = Request::MapPeer {
-                handle: dst.handle,
-                peer_gpu_id: from.gpu_id,
-            };
-            backend
-                .submit(&request)
-                .map_err(|errno| format!("map for peer: {errno}"))?;
+            map_for_peer(backend, dst, from)?;
         }
-        check(&src, &dst)
-    })();
-    let freed = backend.free(src.handle).and(backend.free(dst.handle));
-    result.and(freed)
+        check(src, dst)
+    })
 }
 
 fn seed(from: GpuRef, to: GpuRef, which: u64) -> u64 {

@@ -284,15 +284,7 @@ impl FakeBackend {
     }
 
     fn copy_submit(&self, args: &CopySubmitArgs) -> Result<Reply, Refusal> {
-        let path = self.copy(&CopyArgs {
-            src_handle: args.src_handle,
-            dst_handle: args.dst_handle,
-            src_offset: args.src_offset,
-            dst_offset: args.dst_offset,
-            size: args.size,
-            flags: args.flags,
-            ..CopyArgs::default()
-        })?;
+        let path = self.copy(&args.copy_args())?;
         if args.eventfd != abi::NO_EVENTFD {
             check_eventfd(args.eventfd)?;
         }

@@ -244,6 +244,39 @@ pub trait Backend {
     }
 }
 
+/// Allocates `size` bytes on `from` and on `to`, runs `body` on the two buffers (source,
+/// destination) and frees both, whatever `body` gave.
+pub fn with_buffer_pair(
+    backend: &dyn Backend,
+    (from, to): (GpuRef, GpuRef),
+    size: u64,
+    body: impl FnOnce(&Buffer, &Buffer) -> Result<(), String>,
+) -> Result<(), String> {
+    let src = backend.alloc(from, size)?;
+    let dst = match backend.alloc(to, size) {
+        Ok(dst) => dst,
+        Err(problem) => {
+            let _ = backend.free(src.handle);
+            return Err(problem);
+        }
+    };
+    let result = body(&src, &dst);
+    let freed = backend.free(src.handle).and(backend.free(dst.handle));
+    result.and(freed)
+}
+
+/// `MAP_PEER` of `buffer` for `peer` that must succeed.
+pub fn map_for_peer(backend: &dyn Backend, buffer: &Buffer, peer: GpuRef) -> Result<(), String> {
+    let request = Request::MapPeer {
+        handle: buffer.handle,
+        peer_gpu_id: peer.gpu_id,
+    };
+    backend
+        .submit(&request)
+        .map(drop)
+        .map_err(|errno| format!("map for peer: {errno}"))
+}
+
 /// A request that must be refused with `expected`; the problem otherwise.
 pub fn expect_refusal(
     backend: &dyn Backend,
