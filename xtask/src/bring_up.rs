@@ -7,6 +7,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::stats::median;
 use serde::Serialize;
 
 use crate::emulation::emulate;
@@ -78,12 +79,8 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
         .position(|(_, count)| *count == gpus)
         .with_context(|| format!("no publication of {gpus} GPUs in the kernel log"))?;
     let all_published_s = publications[position].0;
-    let mut intervals: Vec<f64> = probes.windows(2).map(|pair| pair[1] - pair[0]).collect();
-    intervals.sort_by(f64::total_cmp);
-    let per_gpu_s = match intervals.len() {
-        0 => all_published_s - first_probe_s,
-        count => intervals[count / 2],
-    };
+    let intervals: Vec<f64> = probes.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let per_gpu_s = median(&intervals).unwrap_or(all_published_s - first_probe_s);
     Ok(BringUp {
         spec: spec.to_owned(),
         gpus,
