@@ -29,7 +29,9 @@ pub fn shipped_spec(file: &str) -> Result<Spec> {
 /// A static program of ours that a guest runs, at `/bin/<name>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestTool {
+    /// `p2pctl`: the runtime's command line.
     P2pctl,
+    /// `hwtests`: the checks inside a machine.
     Hwtests,
 }
 
