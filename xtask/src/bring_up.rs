@@ -6,13 +6,13 @@
 //! a loaded host one interval can be stretched tenfold by the host's scheduler.
 
 use anyhow::{anyhow, bail, Context, Result};
-use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::stats::median;
 use serde::Serialize;
 
 use crate::emulation::emulate;
-use crate::kernel::KernelEnv;
-use crate::util::{self, phase};
-use crate::vm::options::{load_module_step, GuestSettings};
+use crate::util::phase;
+use crate::vm::guests::{shipped_spec, Boot, Guests};
+use crate::vm::options::load_module_step;
 use crate::vm::protocol::{self, kernel_log, print_kernel_log};
 
 /// The machines measured, by GPU count.
@@ -78,12 +78,8 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
         .position(|(_, count)| *count == gpus)
         .with_context(|| format!("no publication of {gpus} GPUs in the kernel log"))?;
     let all_published_s = publications[position].0;
-    let mut intervals: Vec<f64> = probes.windows(2).map(|pair| pair[1] - pair[0]).collect();
-    intervals.sort_by(f64::total_cmp);
-    let per_gpu_s = match intervals.len() {
-        0 => all_published_s - first_probe_s,
-        count => intervals[count / 2],
-    };
+    let intervals: Vec<f64> = probes.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let per_gpu_s = median(&intervals).unwrap_or(all_published_s - first_probe_s);
     Ok(BringUp {
         spec: spec.to_owned(),
         gpus,
@@ -96,22 +92,23 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
 }
 
 /// Boots every machine of [`BRING_UP_SPECS`] and measures its bring-up.
-pub fn measure(env: &KernelEnv, settings: &GuestSettings) -> Result<Vec<BringUp>> {
+pub fn measure(guests: &Guests) -> Result<Vec<BringUp>> {
     let mut measured = Vec::new();
     for file in BRING_UP_SPECS {
-        let spec = Spec::load(&util::workspace_root().join("topologies").join(file))?;
+        let spec = shipped_spec(file)?;
         let machine = emulate(&spec, &format!("hsa-p2p-bring-up-{}", std::process::id()))?;
         let gpus = machine.gpus.len() as u32;
-        let mut config = machine.vm_config("bring-up", &env.bzimage);
-        let script = protocol::script([load_module_step(), print_kernel_log()]);
-        settings.apply(&mut config, script, Vec::new());
         phase(format!(
             "{}: bring-up of {gpus} GPUs (kernel timestamps)",
             spec.name
         ));
-        let run = crate::vm::run(&config)?;
-        run.check()
-            .with_context(|| protocol::failures(&run.console_log).join("; "))?;
+        let run = guests.boot(Boot {
+            name: "bring-up".into(),
+            machine: &machine,
+            script: protocol::script([load_module_step(), print_kernel_log()]),
+            keep_shm_files: false,
+        })?;
+        run.check_steps()?;
         let log = kernel_log(&run.console_log).ok_or_else(|| anyhow!("no kernel log printed"))?;
         measured.push(from_log(&spec.name, gpus, &log)?);
     }

@@ -15,6 +15,7 @@ pub use crate::bench_report::{
     memcpy_gbps, render, verified, BenchConfig, BenchOptions, BenchReport, ConcurrentBench,
     CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
 };
+use crate::stats::median;
 
 /// Bytes of the latency copies.
 pub const LATENCY_SIZES: [u64; 2] = [64, 4096];
@@ -158,8 +159,7 @@ fn median_latency_us(
         device.copy(src.handle, 0, dst.handle, 0, bytes, choice)?;
         samples.push(started.elapsed().as_secs_f64() * 1e6);
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    Ok(median(&samples).expect("`iterations.max(1)` samples, durations (no NaN)"))
 }
 
 /// `ratio` of two rates, `None` when either is missing or the divisor is zero.
