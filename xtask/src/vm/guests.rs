@@ -98,6 +98,7 @@ impl Guests {
         config.keep_shm_files = boot.keep_shm_files;
         self.settings
             .apply(&mut config, boot.script, self.tools.clone());
+        config.timeout *= timeout_factor(boot.machine.gpus.len());
         config
     }
 
@@ -105,6 +106,17 @@ impl Guests {
     pub fn boot(&self, boot: Boot) -> Result<VmOutcome> {
         super::run(&self.vm_config(boot))
     }
+}
+
+/// GPUs a machine may have within the settings' timeout.
+const GPUS_PER_TIMEOUT: usize = 4;
+
+/// How many timeouts a machine of `gpus` GPUs gets: one per [`GPUS_PER_TIMEOUT`] GPUs begun.
+/// Binding, publishing and tearing down grow with the GPUs and their p2p links (16 GPUs have
+/// 240); measured on the debug flavour under load, the 16-GPU machine's bind, checks and ten
+/// reloads ran past 20 minutes while the 2-GPU machines end in 2-3.
+fn timeout_factor(gpus: usize) -> u32 {
+    gpus.div_ceil(GPUS_PER_TIMEOUT).max(1) as u32
 }
 
 /// One boot of an emulated machine.
@@ -164,5 +176,17 @@ mod tests {
         assert!(!guests.vm_config(boot(false)).keep_shm_files);
         let bare = guests.without_tools().vm_config(boot(false));
         assert_eq!(bare.initramfs.files.len(), 1);
+        let sixteen = emulate(&shipped_spec("sixteen-gpus.toml").unwrap(), "test").unwrap();
+        let large = guests.vm_config(Boot {
+            machine: &sixteen,
+            ..boot(false)
+        });
+        assert_eq!(large.timeout, Duration::from_secs(4 * 7));
+    }
+
+    #[test]
+    fn the_timeout_grows_with_every_four_gpus_begun() {
+        let factors: Vec<u32> = [0, 1, 2, 4, 5, 8, 9, 16].map(timeout_factor).into();
+        assert_eq!(factors, [1, 1, 1, 1, 2, 2, 3, 4]);
     }
 }
