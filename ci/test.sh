@@ -9,6 +9,13 @@ started=$SECONDS
 step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
 
 step "tools"
+# A full run writes about 8 GiB under target/ (two kernels, test binaries, machines); when the
+# disk fills, rustc and make fail with a bare ENOSPC far into the run, so say it at the start.
+free_gib=$(( $(df -Pk . | awk 'NR == 2 { print $4 }') / 1024 / 1024 ))
+echo "disk: ${free_gib} GiB free under $PWD (a full run needs about 8 GiB under target/)"
+if (( free_gib < 10 )); then
+    echo "warning: less than 10 GiB free under $PWD: this run may fail with 'No space left on device'"
+fi
 if ! command -v cargo-nextest >/dev/null; then
     cargo install cargo-nextest --locked
 fi

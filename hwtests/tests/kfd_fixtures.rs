@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fixture;
+use common::{assert_all_pass, fixture, run_kfd};
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_core::link::LinkFlags;
 use hsa_p2p_hwtests::kfd_validation::{validate, TreeKind};
@@ -12,11 +12,6 @@ use hsa_p2p_hwtests::machine_facts::Inventory;
 use hsa_p2p_hwtests::report::{Case, Outcome};
 use hsa_p2p_hwtests::{Context, Filter, ModuleState};
 use hsa_p2p_runtime::sysfs::read_topology;
-
-fn run_kfd(machine: &str) -> Vec<Case> {
-    let context = Context::new(fixture(machine), ModuleState::Unknown);
-    hsa_p2p_hwtests::run("kfd-fixture", &context, &Filter::new(["kfd.*"])).cases
-}
 
 fn case<'a>(cases: &'a [Case], name: &str) -> &'a Case {
     cases
@@ -29,15 +24,7 @@ fn case<'a>(cases: &'a [Case], name: &str) -> &'a Case {
 fn mi210_pair_passes_with_amdkfds_bandwidth_bug_predicted() {
     let cases = run_kfd("mi210-pair");
     assert_eq!(cases.len(), 4);
-    for case in &cases {
-        assert_eq!(
-            case.outcome,
-            Outcome::Pass,
-            "{}: {:?}",
-            case.name,
-            case.outcome
-        );
-    }
+    assert_all_pass("mi210-pair", &cases);
     let properties = case(&cases, "p2p_link_properties_match_rules");
     assert_eq!(properties.notes, Vec::<String>::new());
     // kfd_add_peer_prop (kfd_topology.c): max_bandwidth = min(iolink2, iolink2), the accessor's
@@ -59,15 +46,7 @@ fn mi210_pair_passes_with_amdkfds_bandwidth_bug_predicted() {
 #[test]
 fn four_gpu_machine_with_small_bar_and_chipset_refusals_passes() {
     let cases = run_kfd("four-gpu-intel");
-    for case in &cases {
-        assert_eq!(
-            case.outcome,
-            Outcome::Pass,
-            "{}: {:?}",
-            case.name,
-            case.outcome
-        );
-    }
+    assert_all_pass("four-gpu-intel", &cases);
     // No deviation: every accessor's link is the slower one of its pairs.
     assert!(case(&cases, "p2p_link_properties_match_rules")
         .notes

@@ -6,19 +6,12 @@
 
 mod common;
 
-use common::fixture;
+use common::{assert_all_pass, fixture, run_kfd};
 use hsa_p2p_core::gate::DenialReason;
 use hsa_p2p_hwtests::kfd_validation::{validate, TreeKind};
 use hsa_p2p_hwtests::machine_facts::Inventory;
-use hsa_p2p_hwtests::report::{Case, Outcome};
-use hsa_p2p_hwtests::{Context, Filter, ModuleState};
 use hsa_p2p_runtime::explain::{explain_on_machine, Verdict};
 use hsa_p2p_runtime::sysfs::read_topology;
-
-fn run_kfd(machine: &str) -> Vec<Case> {
-    let context = Context::new(fixture(machine), ModuleState::Unknown);
-    hsa_p2p_hwtests::run("kfd-fixture", &context, &Filter::new(["kfd.*"])).cases
-}
 
 /// The first reason `p2pctl why 1 2` gives on the fixture machine, as "name: explanation".
 fn why_reason(machine: &str) -> String {
@@ -34,15 +27,7 @@ fn why_reason(machine: &str) -> String {
 fn assert_all_pass_noting(machine: &str, reason: &str) {
     let cases = run_kfd(machine);
     assert_eq!(cases.len(), 4, "{cases:#?}");
-    for case in &cases {
-        assert_eq!(
-            case.outcome,
-            Outcome::Pass,
-            "{machine}: {}: {:?}",
-            case.name,
-            case.outcome
-        );
-    }
+    assert_all_pass(machine, &cases);
     for name in [
         "peer_access_matches_gate",
         "p2p_link_properties_match_rules",

@@ -17,5 +17,6 @@ pub mod predict;
 pub mod report;
 pub mod snapshot;
 pub mod spec;
+pub mod stats;
 pub mod sysfs;
 pub mod views;

@@ -57,6 +57,20 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_str(&success(args)).expect("valid JSON")
 }
 
+/// `p2pctl why FROM TO --root TREE --machine-root MACHINE --json`.
+fn why_on_machine(from: &str, to: &str, tree: &str, machine: &str) -> Value {
+    json(&[
+        "why",
+        from,
+        to,
+        "--root",
+        tree,
+        "--machine-root",
+        machine,
+        "--json",
+    ])
+}
+
 #[test]
 fn predict_json_is_the_topology_document_with_peer_verdicts() {
     let doc = json(&["predict", &spec("xgmi-hive-4"), "--json"]);
@@ -353,31 +367,13 @@ fn why_on_an_amdkfd_tree_names_the_condition_from_the_machines_pci_facts() {
     assert_eq!(alone["access"], false);
     assert_eq!(alone["reasons"], serde_json::json!([]), "{alone}");
 
-    let chipset = json(&[
-        "why",
-        "3",
-        "4",
-        "--root",
-        &tree,
-        "--machine-root",
-        &machine,
-        "--json",
-    ]);
+    let chipset = why_on_machine("3", "4", &tree, &machine);
     assert_eq!(chipset["access"], false);
     assert_eq!(chipset["reasons"][0]["name"], "chipset");
     assert_eq!(chipset["reasons"][0]["basis"], "pci facts");
     assert_eq!(chipset["reasons"][0]["recorded"], false);
 
-    let small_bar = json(&[
-        "why",
-        "1",
-        "3",
-        "--root",
-        &tree,
-        "--machine-root",
-        &machine,
-        "--json",
-    ]);
+    let small_bar = why_on_machine("1", "3", &tree, &machine);
     assert_eq!(small_bar["reasons"][0]["name"], "small BAR");
     assert_eq!(small_bar["reasons"][0]["basis"], "pci facts");
     assert_eq!(
@@ -385,16 +381,7 @@ fn why_on_an_amdkfd_tree_names_the_condition_from_the_machines_pci_facts() {
         "same switch: the PCI core allows the path"
     );
 
-    let allowed = json(&[
-        "why",
-        "1",
-        "2",
-        "--root",
-        &tree,
-        "--machine-root",
-        &machine,
-        "--json",
-    ]);
+    let allowed = why_on_machine("1", "2", &tree, &machine);
     assert_eq!(allowed["access"], true);
 }
 
@@ -408,16 +395,7 @@ fn why_on_a_machine_without_the_pcie_p2p_parameter_names_the_missing_option() {
     let machine = common::without_pcie_p2p_parameter(scratch.path(), "four-gpu-intel");
     let tree = machine.join("sys/class/kfd/kfd/topology");
     let (tree, machine) = (tree.display().to_string(), machine.display().to_string());
-    let doc = json(&[
-        "why",
-        "3",
-        "4",
-        "--root",
-        &tree,
-        "--machine-root",
-        &machine,
-        "--json",
-    ]);
+    let doc = why_on_machine("3", "4", &tree, &machine);
     let names: Vec<&str> = doc["reasons"]
         .as_array()
         .unwrap()

@@ -12,17 +12,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use hsa_p2p_runtime::bench_report::{
     memcpy_gbps, render, verified, BenchOptions, BenchReport, BenchView, ConcurrentBench,
 };
-
-use hsa_p2p_runtime::spec::Spec;
 use serde::Serialize;
 
 use crate::bring_up::{self, BringUp, Rider};
 use crate::emulation::emulate;
-use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
+use crate::vm::guests::{shipped_spec, Boot, GuestTool, Guests};
 use crate::vm::options::{load_module_step, GuestOptions};
 use crate::vm::protocol::{self, print_document, read_document};
-use crate::vm::{self, GuestFile};
 
 /// The spec the benchmark boots.
 pub const BENCH_SPEC: &str = "same-switch.toml";
@@ -62,7 +59,7 @@ fn script(options: &BenchOptions) -> String {
 
 /// The all-to-all view alone, on the bring-up machine of [`ALL_TO_ALL_GPUS`] GPUs (two-socket:
 /// every pair has a p2p link; one vCPU per socket, two in all like the benchmark machine).
-fn all_to_all_rider(options: &BenchOptions, p2pctl: &std::path::Path) -> Rider {
+fn all_to_all_rider(options: &BenchOptions) -> Rider {
     let options = BenchOptions {
         views: vec![BenchView::AllToAll],
         ..options.clone()
@@ -76,7 +73,6 @@ fn all_to_all_rider(options: &BenchOptions, p2pctl: &std::path::Path) -> Rider {
             ),
             print_document(ALL_TO_ALL_REPORT, "/tmp/all-to-all.json"),
         ],
-        files: vec![GuestFile::host("/bin/p2pctl", p2pctl)],
     }
 }
 
@@ -368,18 +364,16 @@ fn render_summary(summary: &Summary) -> String {
 
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
-    let env = KernelEnv::load_flavour(settings.flavour)?;
-    let p2pctl = crate::guest_tools::static_p2pctl()?;
-    let spec = Spec::load(&util::workspace_root().join("topologies").join(BENCH_SPEC))?;
+    let guests = Guests::prepare(&args.guest, DEFAULT_TIMEOUT, &[GuestTool::P2pctl])?;
+    let spec = shipped_spec(BENCH_SPEC)?;
     let machine = emulate(&spec, &format!("hsa-p2p-bench-{}", std::process::id()))?
         .with_vcpus_per_node(VCPUS_PER_NODE);
-    let mut config = machine.vm_config("bench", &env.bzimage);
-    settings.apply(
-        &mut config,
-        script(&args.options),
-        vec![GuestFile::host("/bin/p2pctl", &p2pctl)],
-    );
+    let boot = Boot {
+        name: "bench".into(),
+        machine: &machine,
+        script: script(&args.options),
+        keep_shm_files: false,
+    };
     phase(format!(
         "{}: benchmark {} copies between {} GPUs (QEMU TCG)",
         spec.name,
@@ -388,16 +382,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     ));
     let host_memcpy = |iterations| memcpy_gbps(args.options.size.0, iterations);
     let before_gbps = host_memcpy(args.options.iterations);
-    let run = vm::run(&config)?;
+    let run = guests.boot(boot)?;
     let host_memcpy = HostMemcpy {
         before_gbps,
         after_gbps: host_memcpy(args.options.iterations),
     };
-    run.check()
-        .with_context(|| protocol::failures(&run.console_log).join("; "))?;
+    run.check_steps()?;
     let report: BenchReport = read_document(&run.console_log, REPORT).map_err(|e| anyhow!(e))?;
-    let rider = all_to_all_rider(&args.options, &p2pctl);
-    let measured = bring_up::measure(&env, &settings, Some(rider))?;
+    let rider = all_to_all_rider(&args.options);
+    let measured = bring_up::measure(&guests, Some(rider))?;
     let all_to_all = match &measured.rider {
         Some((spec, console_log)) => Some(AllToAllRun {
             spec: spec.clone(),

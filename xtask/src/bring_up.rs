@@ -6,15 +6,14 @@
 //! a loaded host one interval can be stretched tenfold by the host's scheduler.
 
 use anyhow::{anyhow, bail, Context, Result};
-use hsa_p2p_runtime::spec::Spec;
+use hsa_p2p_runtime::stats::median;
 use serde::Serialize;
 
 use crate::emulation::emulate;
-use crate::kernel::KernelEnv;
-use crate::util::{self, phase};
-use crate::vm::options::{load_module_step, GuestSettings};
+use crate::util::phase;
+use crate::vm::guests::{shipped_spec, Boot, Guests};
+use crate::vm::options::load_module_step;
 use crate::vm::protocol::{self, kernel_log, print_kernel_log};
-use crate::vm::GuestFile;
 
 /// The machines measured, by GPU count.
 pub const BRING_UP_SPECS: [&str; 3] = ["same-switch.toml", "two-socket.toml", "sixteen-gpus.toml"];
@@ -79,12 +78,8 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
         .position(|(_, count)| *count == gpus)
         .with_context(|| format!("no publication of {gpus} GPUs in the kernel log"))?;
     let all_published_s = publications[position].0;
-    let mut intervals: Vec<f64> = probes.windows(2).map(|pair| pair[1] - pair[0]).collect();
-    intervals.sort_by(f64::total_cmp);
-    let per_gpu_s = match intervals.len() {
-        0 => all_published_s - first_probe_s,
-        count => intervals[count / 2],
-    };
+    let intervals: Vec<f64> = probes.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let per_gpu_s = median(&intervals).unwrap_or(all_published_s - first_probe_s);
     Ok(BringUp {
         spec: spec.to_owned(),
         gpus,
@@ -101,10 +96,8 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
 pub struct Rider {
     /// The machine it rides on, by GPU count.
     pub gpus: u32,
-    /// The guest steps.
+    /// The guest steps (the guests' tools are there for them).
     pub steps: Vec<String>,
-    /// The files they need in the guest.
-    pub files: Vec<GuestFile>,
 }
 
 /// What [`measure`] found: every machine's bring-up, and the console log of the rider's.
@@ -117,30 +110,23 @@ pub struct Measured {
 }
 
 /// Boots every machine of [`BRING_UP_SPECS`] and measures its bring-up; `rider` runs on the
-/// machine of its GPU count.
-pub fn measure(
-    env: &KernelEnv,
-    settings: &GuestSettings,
-    rider: Option<Rider>,
-) -> Result<Measured> {
+/// machine of its GPU count, the only one that gets the `guests`' tools.
+pub fn measure(guests: &Guests, rider: Option<Rider>) -> Result<Measured> {
     let mut measured = Measured {
         bring_up: Vec::new(),
         rider: None,
     };
     let mut rider = rider;
+    let bare = guests.without_tools();
     for file in BRING_UP_SPECS {
-        let spec = Spec::load(&util::workspace_root().join("topologies").join(file))?;
+        let spec = shipped_spec(file)?;
         let machine = emulate(&spec, &format!("hsa-p2p-bring-up-{}", std::process::id()))?;
         let gpus = machine.gpus.len() as u32;
-        let mut config = machine.vm_config("bring-up", &env.bzimage);
         let mut steps = vec![load_module_step(), print_kernel_log()];
-        let mut files = Vec::new();
         let riding = rider.take_if(|rider| rider.gpus == gpus);
         if let Some(rider) = &riding {
             steps.extend(rider.steps.iter().cloned());
-            files.extend(rider.files.iter().cloned());
         }
-        settings.apply(&mut config, protocol::script(steps), files);
         phase(format!(
             "{}: bring-up of {gpus} GPUs (kernel timestamps){}",
             spec.name,
@@ -150,9 +136,14 @@ pub fn measure(
                 ""
             }
         ));
-        let run = crate::vm::run(&config)?;
-        run.check()
-            .with_context(|| protocol::failures(&run.console_log).join("; "))?;
+        let booted = if riding.is_some() { guests } else { &bare };
+        let run = booted.boot(Boot {
+            name: "bring-up".into(),
+            machine: &machine,
+            script: protocol::script(steps),
+            keep_shm_files: false,
+        })?;
+        run.check_steps()?;
         let log = kernel_log(&run.console_log).ok_or_else(|| anyhow!("no kernel log printed"))?;
         measured.bring_up.push(from_log(&spec.name, gpus, &log)?);
         if riding.is_some() {

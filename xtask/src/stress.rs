@@ -16,11 +16,10 @@ use hsa_p2p_hwtests::stress::{StressOptions, Summary};
 use hsa_p2p_runtime::spec::Spec;
 
 use crate::emulation::emulate;
-use crate::kernel::KernelEnv;
 use crate::util::{self, note, phase};
+use crate::vm::guests::{shipped_spec, Boot, GuestTool, Guests};
 use crate::vm::options::{load_module_step, GuestOptions};
 use crate::vm::protocol::{self, print_document, read_document};
-use crate::vm::{self, GuestFile};
 
 /// The spec booted when none is given: three GPUs, a direct pair and staged pairs.
 pub const DEFAULT_SPEC: &str = "mixed-three-gpus.toml";
@@ -59,22 +58,14 @@ fn script(options: &StressOptions) -> String {
 
 /// Runs the campaign.
 pub fn stress(args: &StressArgs) -> Result<()> {
-    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
-    let env = KernelEnv::load_flavour(settings.flavour)?;
-    let hwtests = crate::guest_tools::static_hwtests()?;
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| util::workspace_root().join("topologies").join(DEFAULT_SPEC));
-    let spec = Spec::load(&spec_path)?;
+    let guests = Guests::prepare(&args.guest, DEFAULT_TIMEOUT, &[GuestTool::Hwtests])?;
+    let settings = &guests.settings;
+    let spec = match &args.spec {
+        Some(path) => Spec::load(path)?,
+        None => shipped_spec(DEFAULT_SPEC)?,
+    };
     let machine = emulate(&spec, &format!("hsa-p2p-stress-{}", std::process::id()))?
         .with_vcpus_per_node(VCPUS_PER_NODE);
-    let mut config = machine.vm_config("stress", &env.bzimage);
-    settings.apply(
-        &mut config,
-        script(&args.options),
-        vec![GuestFile::host("/bin/hwtests", &hwtests)],
-    );
     phase(format!(
         "{}: stress campaign on the {} kernel, seed {}, {} operations, at least {} unbinds \
          (QEMU TCG, {} vCPUs per node)",
@@ -85,7 +76,12 @@ pub fn stress(args: &StressArgs) -> Result<()> {
         args.options.min_unbinds,
         VCPUS_PER_NODE
     ));
-    let run = vm::run(&config)?;
+    let run = guests.boot(Boot {
+        name: "stress".into(),
+        machine: &machine,
+        script: script(&args.options),
+        keep_shm_files: false,
+    })?;
     let mut summary: Summary = read_document(&run.console_log, SUMMARY).map_err(|error| {
         anyhow!(
             "the guest printed no stress summary ({error}); {}; failed steps: {}",

@@ -89,6 +89,21 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The explanation of a `check` that refused the kernel (exit status 1).
+fn refusal(output: &Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
+    stderr(output)
+}
+
+/// `check KDIR` with the kernel's rustc on PATH.
+fn check_with_kernel_rustc(dir: &Path, kdir: &Path) -> Output {
+    run(
+        &[Path::new("check"), kdir],
+        &bin_with_kernel_rustc(dir),
+        None,
+    )
+}
+
 /// A `bin` directory whose `rustc` is the kernel's.
 fn bin_with_kernel_rustc(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
@@ -134,11 +149,7 @@ fn explains_an_unconfigured_kernel() {
         rust_artefacts: false,
     }
     .create(&dir);
-    let output = run(
-        &[Path::new("check"), &kdir],
-        &bin_with_kernel_rustc(&dir),
-        None,
-    );
+    let output = check_with_kernel_rustc(&dir, &kdir);
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("not a")
@@ -156,13 +167,7 @@ fn explains_a_kernel_without_config_rust() {
         rust_artefacts: false,
     }
     .create(&dir);
-    let output = run(
-        &[Path::new("check"), &kdir],
-        &bin_with_kernel_rustc(&dir),
-        None,
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
+    let text = refusal(&check_with_kernel_rustc(&dir, &kdir));
     assert!(text.contains("built without Rust support"), "{text}");
     assert!(text.contains("CONFIG_RUST=y"), "{text}");
     // One explanation, not a compiler's wall of errors.
@@ -177,13 +182,7 @@ fn explains_missing_rust_metadata() {
         ..FakeKernel::rust_capable()
     }
     .create(&dir);
-    let output = run(
-        &[Path::new("check"), &kdir],
-        &bin_with_kernel_rustc(&dir),
-        None,
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
+    let text = refusal(&check_with_kernel_rustc(&dir, &kdir));
     assert!(text.contains("Rust metadata is missing"), "{text}");
     assert!(text.contains("rust/libkernel.rmeta"), "{text}");
 }
@@ -194,9 +193,7 @@ fn explains_a_rustc_version_mismatch() {
     let kdir = FakeKernel::rust_capable().create(&dir);
     let bin = bin_dir(&dir.join("bin"));
     fake_rustc(&bin, "rustc", OTHER_RUSTC);
-    let output = run(&[Path::new("check"), &kdir], &bin, None);
-    assert_eq!(output.status.code(), Some(1));
-    let text = stderr(&output);
+    let text = refusal(&run(&[Path::new("check"), &kdir], &bin, None));
     assert!(text.contains(KERNEL_RUSTC), "{text}");
     assert!(text.contains(OTHER_RUSTC), "{text}");
     assert!(text.contains("E0514"), "{text}");
@@ -224,22 +221,13 @@ fn compares_the_version_number_when_no_text_is_recorded() {
         rust_artefacts: true,
     }
     .create(&dir);
-    let output = run(
-        &[Path::new("check"), &kdir],
-        &bin_with_kernel_rustc(&dir),
-        None,
-    );
+    let output = check_with_kernel_rustc(&dir, &kdir);
     assert!(output.status.success(), "{}", stderr(&output));
 
     let bin = bin_dir(&dir.join("other-bin"));
     fake_rustc(&bin, "rustc", OTHER_RUSTC);
-    let output = run(&[Path::new("check"), &kdir], &bin, None);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains(KERNEL_RUSTC_NUMBER),
-        "{}",
-        stderr(&output)
-    );
+    let text = refusal(&run(&[Path::new("check"), &kdir], &bin, None));
+    assert!(text.contains(KERNEL_RUSTC_NUMBER), "{text}");
 }
 
 #[test]

@@ -156,3 +156,84 @@ fn every_hwtests_suite_is_registered() {
         }
     }
 }
+
+/// The string literals of a line of Rust (escaped quotes kept inside), none in a comment line.
+fn string_literals(line: &str) -> Vec<String> {
+    if line.trim_start().starts_with("//") {
+        return Vec::new();
+    }
+    let mut literals = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (&mut current, c) {
+            (None, '"') => current = Some(String::new()),
+            (Some(text), '"') => {
+                literals.push(std::mem::take(text));
+                current = None;
+            }
+            (Some(text), '\\') => {
+                text.push('\\');
+                text.extend(chars.next());
+            }
+            (Some(text), c) => text.push(c),
+            (None, _) => {}
+        }
+    }
+    literals
+}
+
+#[test]
+fn kernel_report_markers_are_listed_once() {
+    // How each kind of kernel report starts is listed once, in hwtests'
+    // `guest::kernel_report`, for the guest's dmesg check and the host's splat finder alike:
+    // a second list drifts from it. Code (not its tests) with string literals that are two or
+    // more of the markers (or of their `: `-separated parts: `"KASAN:"`) holds a second list.
+    use hsa_p2p_hwtests::guest::kernel_report::MARKERS;
+    const OWNER: &str = "hwtests/src/guest/kernel_report.rs";
+    let normal = |text: &str| text.trim().trim_end_matches(':').trim().to_owned();
+    let markers: Vec<String> = MARKERS
+        .iter()
+        .map(|marker| match marker.starts_with {
+            "" => marker.contains,
+            start => start,
+        })
+        .flat_map(|marker| {
+            let parts = marker.split(": ").filter(|part| !part.trim().is_empty());
+            parts.map(normal).chain([normal(marker)])
+        })
+        .collect();
+    let is_marker = |literal: &str| markers.contains(&normal(literal));
+    let mut code = Vec::new();
+    for dir in ["xtask/src", "hwtests/src", "hwtests/tests", "runtime/src"] {
+        code.extend(files(dir, &["rs"]));
+    }
+    let lists: Vec<String> = code
+        .iter()
+        .filter(|(name, _)| name != OWNER)
+        .filter_map(|(name, text)| {
+            let mut found: Vec<String> = before_tests(text)
+                .lines()
+                .flat_map(string_literals)
+                .filter(|literal| is_marker(literal))
+                .collect();
+            found.sort();
+            found.dedup();
+            (found.len() >= 2).then(|| format!("{name}: {found:?}"))
+        })
+        .collect();
+    assert!(
+        lists.is_empty(),
+        "kernel report markers outside {OWNER}:\n{}",
+        lists.join("\n")
+    );
+}
+
+#[test]
+fn string_literals_are_read_from_code_lines() {
+    assert_eq!(
+        string_literals(r#"const M: &[&str] = &["BUG:", "say \"hi\"", ""];"#),
+        ["BUG:", r#"say \"hi\""#, ""]
+    );
+    assert!(string_literals(r#"    // "BUG:", "Oops:""#).is_empty());
+}

@@ -1,16 +1,7 @@
 //! The kernel log's reports of trouble (warnings, bugs, oopses, checker splats), counted so
 //! that a test can tell whether it caused one.
 
-/// Markers of a report (as the kernel prints them at the start of one).
-const REPORT_MARKERS: &[&str] = &[
-    "------------[ cut here ]------------",
-    "BUG:",
-    "Oops:",
-    "WARNING:",
-    "general protection fault",
-    "KASAN:",
-    "DMA-API:",
-];
+use super::kernel_report::starts_report;
 
 /// The kernel log (the whole ring buffer), `None` when it cannot be read.
 pub fn read() -> Option<String> {
@@ -26,10 +17,10 @@ pub fn read() -> Option<String> {
     Some(String::from_utf8_lossy(&buffer).into_owned())
 }
 
-/// The report lines of `log`.
+/// The lines of `log` that start a report.
 pub fn reports(log: &str) -> Vec<String> {
     log.lines()
-        .filter(|line| REPORT_MARKERS.iter().any(|marker| line.contains(marker)))
+        .filter(|line| starts_report(line))
         .map(str::to_string)
         .collect()
 }
@@ -53,5 +44,18 @@ mod tests {
                    [ 2.0] WARNING: CPU: 0 PID: 1 at drivers/pci/p2pdma.c:1 x\n[ 3.0] ok\n";
         assert_eq!(reports(log).len(), 2);
         assert!(reports("[ 1.0] all fine\n").is_empty());
+        let checkers = "<4>[ 5.0] refcount_t: underflow; use-after-free.\n\
+                        <3>[ 6.0] UBSAN: array-index-out-of-bounds in x.c:1:2\n\
+                        <4>[ 7.0] list_del corruption, ffff88802a5e4c38->next is LIST_POISON1\n\
+                        unreferenced object 0xffff89862ca702e8 (size 32):\n";
+        assert_eq!(reports(checkers).len(), 4);
+    }
+
+    #[test]
+    fn start_up_notices_and_user_space_are_not_reports() {
+        let log = "<4>[    0.412511] DMA-API: preallocated 65536 debug entries\n\
+                   <5>[    0.520113] ODEBUG: selftest passed\n\
+                   <12>[    3.000000] hwtests: talking about a BUG: in its own words\n";
+        assert_eq!(reports(log), Vec::<String>::new());
     }
 }

@@ -17,6 +17,7 @@ pub use crate::bench_report::{
     memcpy_gbps, render, verified, AsyncBench, BenchConfig, BenchOptions, BenchReport, BenchView,
     ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
 };
+use crate::stats::median;
 pub use async_copies::IN_FLIGHT;
 
 /// Bytes of the latency copies.
@@ -161,13 +162,7 @@ fn median_latency_us(
         device.copy(src.handle, 0, dst.handle, 0, bytes, choice)?;
         samples.push(started.elapsed().as_secs_f64() * 1e6);
     }
-    Ok(median(samples))
-}
-
-/// The median of `samples` (not empty).
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    Ok(median(&samples).expect("`iterations.max(1)` samples, durations (no NaN)"))
 }
 
 /// `ratio` of two rates, `None` when either is missing or the divisor is zero.

@@ -8,6 +8,7 @@
 //! A run with a kernel checker's report on the console ([`splat`]) fails, showing the report.
 
 pub mod demo;
+pub mod guests;
 pub mod host_channel;
 pub mod initramfs;
 pub mod options;
@@ -164,6 +165,12 @@ impl VmOutcome {
     /// The guest ran its script to the end with status 0 and no kernel checker complained.
     pub fn success(&self) -> bool {
         self.exit_code == Some(0) && self.splats.is_empty()
+    }
+
+    /// [`Self::check`], with the guest's failed steps as the error's context.
+    pub fn check_steps(&self) -> Result<()> {
+        self.check()
+            .with_context(|| protocol::failures(&self.console_log).join("; "))
     }
 
     /// Fails with a summary unless [`Self::success`]; kernel checker reports come first, each

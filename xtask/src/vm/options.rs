@@ -24,7 +24,8 @@ pub struct GuestOptions {
     #[arg(long, value_name = "KO")]
     pub module: Option<PathBuf>,
     /// Timeout per machine in seconds (default: 180 for vm, 300 for vm-test, 600 for bench;
-    /// multiplied by 4 with `--debug`).
+    /// multiplied by 4 with `--debug`, and by 2, 3, 4 ... for machines of 5-8, 9-12, 13-16 ...
+    /// GPUs).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Echo the guest console.

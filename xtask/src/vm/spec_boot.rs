@@ -18,10 +18,10 @@ use hsa_p2p_runtime::spec::Spec;
 use hsa_p2p_runtime::sysfs::{read_topology, write_tree, HSA_P2P_TOPOLOGY};
 use hsa_p2p_runtime::views::{Placement, TableKind, ViewInput};
 
+use super::guests::{Boot, GuestTool, Guests};
 use super::options::{GuestOptions, GUEST_MODULE};
 use super::protocol::{self, print_tree, read_tree, COMMAND_BANNER, COMMAND_STATUS};
 use super::published_tree::{differences, tree_of, Tree};
-use super::GuestFile;
 use crate::emulation::emulate;
 use crate::util::{self, note, phase};
 
@@ -76,25 +76,25 @@ pub fn boot(args: &VmArgs) -> Result<()> {
         note(adaptation);
     }
 
-    let mut config = machine.vm_config(format!("vm-{}", spec.name), &env.bzimage);
-    config.keep_shm_files = args.keep_shm;
-    settings.apply(
-        &mut config,
-        guest_script(&args.command),
-        vec![
-            GuestFile::host("/bin/p2pctl", crate::guest_tools::static_p2pctl()?),
-            GuestFile::host("/bin/hwtests", crate::guest_tools::static_hwtests()?),
-        ],
-    );
+    let guests = Guests::new(
+        env.bzimage,
+        settings,
+        &[GuestTool::P2pctl, GuestTool::Hwtests],
+    )?;
     phase(format!(
         "boot {} ({} GPUs, QEMU TCG)",
         spec.name,
         machine.gpus.len()
     ));
-    let outcome = super::run(&config)?;
+    let outcome = guests.boot(Boot {
+        name: format!("vm-{}", spec.name),
+        machine: &machine,
+        script: guest_script(&args.command),
+        keep_shm_files: args.keep_shm,
+    })?;
     note(outcome.summary());
     let published = read_tree(&outcome.console_log, TREE_TAG);
-    if !args.command.is_empty() && !settings.echo {
+    if !args.command.is_empty() && !guests.settings.echo {
         print!("{}", command_output(&outcome.console_log));
     }
     // The guest's exit status is the command's (10/11: the module failed to load/unload);

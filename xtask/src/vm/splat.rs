@@ -5,11 +5,13 @@
 //! A splat starts at its marker line (or at the `[ cut here ]` line in front of a `WARN`) and
 //! ends where that kind of report ends: the `=====` ruler of KASAN, KFENCE and UBSAN reports,
 //! `---[ end trace … ]---` of a `WARN`/`BUG`/Oops, the `</TASK>` closing a bare stack dump
-//! (lockdep, might_sleep, sysfs), or the last indented line of a kmemleak entry. Kernel lines
-//! are matched after their printk prefixes (`<4>` of `dmesg -r`, the `[   1.234567]` time),
-//! so user space printing "BUG:" in the middle of a line is not a splat.
+//! (lockdep, might_sleep, sysfs), or the last indented line of a kmemleak entry. The markers,
+//! how each kind ends and the printk prefixes are hwtests' `guest::kernel_report`, the guest's
+//! own check of its kernel log shares them.
 
 use std::fmt;
+
+use hsa_p2p_hwtests::guest::kernel_report::{marker, message, Marker, ReportEnd, GENERIC_WARNING};
 
 /// Longest splat kept; a report that long is cut (its start is what matters).
 const MAX_LINES: usize = 200;
@@ -66,71 +68,6 @@ impl fmt::Display for Splat {
     }
 }
 
-/// How a kind of report ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    /// A line of `=` (KASAN, KFENCE, UBSAN).
-    Ruler,
-    /// `---[ end trace`, or a `</TASK>` not followed by one.
-    Trace,
-    /// The first line that is not indented (kmemleak's list).
-    Dedent,
-    /// The marker line alone (an error printed without a trace).
-    Line,
-}
-
-/// The kind of a `WARN` until its message names the checker that raised it.
-const GENERIC_WARNING: &str = "WARNING";
-
-/// Markers: (text the message starts with, text it contains, kind, how it ends). The first
-/// matching row wins.
-const MARKERS: &[(&str, &str, &str, End)] = &[
-    ("BUG: KASAN:", "", "KASAN", End::Ruler),
-    ("BUG: KFENCE:", "", "KFENCE", End::Ruler),
-    ("UBSAN:", "", "UBSAN", End::Ruler),
-    ("WARNING: possible ", "lock", "lockdep", End::Trace),
-    (
-        "WARNING: inconsistent lock state",
-        "",
-        "lockdep",
-        End::Trace,
-    ),
-    ("WARNING: bad unlock balance", "", "lockdep", End::Trace),
-    ("WARNING: held lock", "", "lockdep", End::Trace),
-    ("WARNING: lock held", "", "lockdep", End::Trace),
-    ("WARNING: suspicious RCU usage", "", "lockdep", End::Trace),
-    (
-        "------------[ cut here ]------------",
-        "",
-        GENERIC_WARNING,
-        End::Trace,
-    ),
-    ("", "DMA-API: ", "DMA-API", End::Trace),
-    ("ODEBUG: ", "object type:", "debugobjects", End::Trace),
-    ("list_add corruption", "", "list corruption", End::Trace),
-    ("list_del corruption", "", "list corruption", End::Trace),
-    ("refcount_t: ", "", "refcount", End::Trace),
-    (
-        "sysfs: cannot create duplicate filename",
-        "",
-        "kobject",
-        End::Trace,
-    ),
-    (
-        "kobject: kobject_add_internal failed",
-        "",
-        "kobject",
-        End::Line,
-    ),
-    ("kernel BUG at", "", "BUG", End::Trace),
-    ("BUG: ", "", "BUG", End::Trace),
-    ("Oops", "", "Oops", End::Trace),
-    ("", "general protection fault", "Oops", End::Trace),
-    ("WARNING: ", "", GENERIC_WARNING, End::Trace),
-    ("Kernel panic", "", "panic", End::Trace),
-    ("unreferenced object 0x", "", "kmemleak", End::Dedent),
-];
-
 /// Reports of the kernel's own code that our tests provoke but that are not about the module:
 /// (why, texts every line of which the report must contain). A report that names the module
 /// (`hsa_p2p`) is never one of them.
@@ -147,43 +84,8 @@ const KNOWN_KERNEL_REPORTS: &[(&str, &[&str])] = &[(
     ],
 )];
 
-/// DMA-API lines that are not reports: its start-up notices.
-const DMA_API_REPORT_WORDS: &[&str] = &["device driver", "exceeded", "out of memory"];
-
-/// A console line without its printk prefixes: `<N>` (dmesg -r) and `[  time]`.
-fn message(line: &str) -> &str {
-    let mut rest = line.trim_end_matches('\r');
-    if let Some(after) = rest.strip_prefix('<') {
-        if let Some((level, tail)) = after.split_once('>') {
-            if !level.is_empty() && level.bytes().all(|b| b.is_ascii_digit()) {
-                rest = tail;
-            }
-        }
-    }
-    if let Some(after) = rest.strip_prefix('[') {
-        if let Some((time, tail)) = after.split_once(']') {
-            if time.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                rest = tail.strip_prefix(' ').unwrap_or(tail);
-            }
-        }
-    }
-    rest
-}
-
-fn marker(message: &str) -> Option<(&'static str, End)> {
-    let trimmed = message.trim_start();
-    MARKERS
-        .iter()
-        .find(|(start, contains, kind, _)| {
-            trimmed.starts_with(start)
-                && message.contains(contains)
-                && (*kind != "DMA-API" || DMA_API_REPORT_WORDS.iter().any(|w| message.contains(w)))
-        })
-        .map(|&(_, _, kind, end)| (kind, end))
-}
-
 fn classify(message: &str) -> Option<&'static str> {
-    marker(message).map(|(kind, _)| kind)
+    marker(message).map(|marker| marker.kind)
 }
 
 fn is_ruler(message: &str) -> bool {
@@ -196,23 +98,23 @@ fn is_end_trace(message: &str) -> bool {
 }
 
 /// Index of the last line of the splat starting at `lines[start]`.
-fn splat_end(lines: &[&str], start: usize, end: End) -> usize {
+fn splat_end(lines: &[&str], start: usize, end: ReportEnd) -> usize {
     let last = (start + MAX_LINES - 1).min(lines.len() - 1);
-    if end == End::Line {
+    if end == ReportEnd::Line {
         return start;
     }
     for index in start + 1..=last {
         let line = message(lines[index]);
         match end {
-            End::Ruler if is_ruler(line) => return index,
-            End::Trace if is_end_trace(line) => return index,
-            End::Trace if line.trim() == "</TASK>" => {
+            ReportEnd::Ruler if is_ruler(line) => return index,
+            ReportEnd::Trace if is_end_trace(line) => return index,
+            ReportEnd::Trace if line.trim() == "</TASK>" => {
                 let ahead = (index + END_TRACE_LOOKAHEAD).min(lines.len() - 1);
                 return (index + 1..=ahead)
                     .find(|&i| is_end_trace(message(lines[i])))
                     .unwrap_or(index);
             }
-            End::Dedent if !line.starts_with(char::is_whitespace) => return index - 1,
+            ReportEnd::Dedent if !line.starts_with(char::is_whitespace) => return index - 1,
             _ => {}
         }
     }
@@ -226,7 +128,7 @@ pub fn find(console: &str) -> Vec<Splat> {
     let mut splats: Vec<Splat> = Vec::new();
     let mut index = 0;
     while index < lines.len() {
-        let Some((mut kind, end)) = marker(message(lines[index])) else {
+        let Some(&Marker { mut kind, end, .. }) = marker(message(lines[index])) else {
             index += 1;
             continue;
         };
@@ -392,13 +294,5 @@ mod tests {
         let dmesg: String = live.lines().map(|l| format!("<4>{l}\n")).collect();
         let console = format!("{live}{dmesg}");
         assert_eq!(find(&console).len(), 1);
-    }
-
-    #[test]
-    fn strips_printk_prefixes_only() {
-        assert_eq!(message("<4>[   1.000000] WARNING: x"), "WARNING: x");
-        assert_eq!(message("[   1.000000] BUG: y"), "BUG: y");
-        assert_eq!(message("[not a time] BUG: z"), "[not a time] BUG: z");
-        assert_eq!(message("<x>BUG: z"), "<x>BUG: z");
     }
 }

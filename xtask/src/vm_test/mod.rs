@@ -27,12 +27,12 @@ use hsa_p2p_runtime::spec::{PcieElementKind, Spec};
 
 use crate::emulation::{emulate, EmulatedMachine};
 use crate::flavour::Flavour;
-use crate::kernel::KernelEnv;
-use crate::util::{self, note, phase};
-use crate::vm::options::{GuestOptions, GuestSettings};
+use crate::util::{note, phase};
+use crate::vm;
+use crate::vm::guests::{shipped_spec, topologies_dir, Boot, GuestTool, Guests};
+use crate::vm::options::GuestOptions;
 use crate::vm::protocol::{self, read_tree};
 use crate::vm::published_tree::{differences, tree_of, Tree};
-use crate::vm::{self, GuestFile, VmConfig};
 use guest_script::{refusal_script, test_script, RELOADS};
 
 /// Options of `cargo xtask vm-test`.
@@ -55,15 +55,8 @@ pub struct VmTestArgs {
 /// Timeout per machine when none is given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// What every guest gets: the module under test, the static `p2pctl` and `hwtests`.
-struct GuestPayload {
-    settings: GuestSettings,
-    p2pctl: PathBuf,
-    hwtests: PathBuf,
-}
-
 fn shipped_specs() -> Result<Vec<PathBuf>> {
-    let dir = util::workspace_root().join("topologies");
+    let dir = topologies_dir();
     let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .map(|entry| entry.map(|e| e.path()))
@@ -89,17 +82,16 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
     } else {
         args.specs.clone()
     };
-    let settings = args.guest.settings(DEFAULT_TIMEOUT)?;
-    let env = KernelEnv::load_flavour(settings.flavour)?;
-    let flavour = settings.flavour;
-    let payload = GuestPayload {
-        settings,
-        p2pctl: crate::guest_tools::static_p2pctl()?,
-        hwtests: crate::guest_tools::static_hwtests()?,
-    };
+    // What every guest gets: the module under test, the static `p2pctl` and `hwtests`.
+    let guests = Guests::prepare(
+        &args.guest,
+        DEFAULT_TIMEOUT,
+        &[GuestTool::P2pctl, GuestTool::Hwtests],
+    )?;
+    let flavour = guests.settings.flavour;
     let mut cases = Vec::new();
     if args.transfers_only {
-        cases.extend(transfers::run_transfers(&env, &payload)?);
+        cases.extend(transfers::run_transfers(&guests)?);
         return finish(cases, flavour);
     }
     for path in &specs {
@@ -120,13 +112,13 @@ pub fn vm_test(args: &VmTestArgs) -> Result<()> {
                 for adaptation in &machine.adaptations {
                     note(format!("{}: {adaptation}", spec.name));
                 }
-                cases.extend(run_spec(&spec.name, &machine, &env, &payload)?);
+                cases.extend(run_spec(&spec.name, &machine, &guests)?);
             }
         }
     }
     if args.specs.is_empty() {
-        cases.extend(run_refusal(&env, &payload)?);
-        cases.extend(transfers::run_transfers(&env, &payload)?);
+        cases.extend(run_refusal(&guests)?);
+        cases.extend(transfers::run_transfers(&guests)?);
     }
     finish(cases, flavour)
 }
@@ -151,8 +143,8 @@ const REFUSAL_SPEC: &str = "mixed-three-gpus.toml";
 
 /// A GPU whose descriptor page is corrupt must be refused with a clear log line and left out of
 /// the topology; the others must bind as usual.
-fn run_refusal(env: &KernelEnv, payload: &GuestPayload) -> Result<Vec<Case>> {
-    let spec = Spec::load(&util::workspace_root().join("topologies").join(REFUSAL_SPEC))?;
+fn run_refusal(guests: &Guests) -> Result<Vec<Case>> {
+    let spec = shipped_spec(REFUSAL_SPEC)?;
     let shm_prefix = format!("hsa-p2p-vmtest-{}-refusal", std::process::id());
     let mut machine = emulate(&spec, &shm_prefix)?;
     let corrupt = machine.gpus.len() - 1;
@@ -163,13 +155,7 @@ fn run_refusal(env: &KernelEnv, payload: &GuestPayload) -> Result<Vec<Case>> {
         spec.name, machine.gpus[corrupt].label
     ));
     let started = Instant::now();
-    let run = vm::run(&vm_config(
-        "refusal",
-        &machine,
-        env,
-        payload,
-        refusal_script(),
-    ))?;
+    let run = guests.boot(boot("refusal", &machine, refusal_script()))?;
     let console = &run.console_log;
     let mut problems = boot_problems(&run);
     let bound: Vec<usize> = (0..corrupt).collect();
@@ -202,23 +188,14 @@ fn boot_problems(run: &vm::VmOutcome) -> Vec<String> {
     problems
 }
 
-fn vm_config(
-    name: &str,
-    machine: &EmulatedMachine,
-    env: &KernelEnv,
-    payload: &GuestPayload,
-    script: String,
-) -> VmConfig {
-    let mut config = machine.vm_config(format!("vm-test-{name}"), &env.bzimage);
-    payload.settings.apply(
-        &mut config,
+/// The boot of vm-test's machine `name`.
+fn boot<'a>(name: &str, machine: &'a EmulatedMachine, script: String) -> Boot<'a> {
+    Boot {
+        name: format!("vm-test-{name}"),
+        machine,
         script,
-        vec![
-            GuestFile::host("/bin/p2pctl", &payload.p2pctl),
-            GuestFile::host("/bin/hwtests", &payload.hwtests),
-        ],
-    );
-    config
+        keep_shm_files: false,
+    }
 }
 
 fn first_gpu_address(machine: &EmulatedMachine) -> String {
@@ -257,15 +234,10 @@ fn reload_order(machine: &EmulatedMachine) -> Vec<usize> {
     cold.into_iter().chain(hot).collect()
 }
 
-fn run_spec(
-    name: &str,
-    machine: &EmulatedMachine,
-    env: &KernelEnv,
-    payload: &GuestPayload,
-) -> Result<Vec<Case>> {
+fn run_spec(name: &str, machine: &EmulatedMachine, guests: &Guests) -> Result<Vec<Case>> {
     let started = Instant::now();
     let script = test_script(&first_gpu_address(machine), !machine.hotplug.is_empty());
-    let run = vm::run(&vm_config(name, machine, env, payload, script))?;
+    let run = guests.boot(boot(name, machine, script))?;
     let console = &run.console_log;
     let elapsed = started.elapsed();
     let case = |test: &str, problems: Vec<String>, duration: Duration| {

@@ -15,13 +15,13 @@ use hsa_p2p_core::abi;
 use hsa_p2p_hwtests::report::{Case, CopyPath, CopyRecord, Outcome};
 use hsa_p2p_runtime::peers::peer_pair;
 use hsa_p2p_runtime::predict::{predict_in_bind_order, Prediction};
-use hsa_p2p_runtime::spec::{IommuSetting, Spec};
+use hsa_p2p_runtime::spec::IommuSetting;
 
 use super::guest_script::transfer_script;
-use super::{boot_problems, hwtests_in_guest, vm_config, GuestPayload};
+use super::{boot, boot_problems, hwtests_in_guest};
 use crate::emulation::emulate;
-use crate::kernel::KernelEnv;
-use crate::util::{self, phase};
+use crate::util::phase;
+use crate::vm::guests::{shipped_spec, Boot, Guests};
 use crate::vm::{self, protocol, ShmFile};
 
 /// A transfer machine.
@@ -52,20 +52,16 @@ const TRANSFER_SPECS: &[TransferSpec] = &[
 ];
 
 /// Boots the transfer machines and turns what they did into cases.
-pub(super) fn run_transfers(env: &KernelEnv, payload: &GuestPayload) -> Result<Vec<Case>> {
+pub(super) fn run_transfers(guests: &Guests) -> Result<Vec<Case>> {
     let mut cases = Vec::new();
     for transfer in TRANSFER_SPECS {
-        cases.extend(run_one(env, payload, transfer)?);
+        cases.extend(run_one(guests, transfer)?);
     }
     Ok(cases)
 }
 
-fn run_one(env: &KernelEnv, payload: &GuestPayload, transfer: &TransferSpec) -> Result<Vec<Case>> {
-    let spec = Spec::load(
-        &util::workspace_root()
-            .join("topologies")
-            .join(transfer.file),
-    )?;
+fn run_one(guests: &Guests, transfer: &TransferSpec) -> Result<Vec<Case>> {
+    let spec = shipped_spec(transfer.file)?;
     let suite = format!("transfers-{}", spec.name);
     let shm_prefix = format!("hsa-p2p-vmtest-{}-xfer-{}", std::process::id(), spec.name);
     let machine = emulate(&spec, &shm_prefix)?;
@@ -88,15 +84,11 @@ fn run_one(env: &KernelEnv, payload: &GuestPayload, transfer: &TransferSpec) -> 
         pairs.iter().copied().find(|&(a, b)| linked(a, b)),
         pairs.iter().copied().find(|&(a, b)| !linked(a, b)),
     );
-    let mut config = vm_config(
-        &format!("transfers-{}", spec.name),
-        &machine,
-        env,
-        payload,
-        script,
-    );
-    // Read by the host after the run, then removed here.
-    config.keep_shm_files = true;
+    let config = guests.vm_config(Boot {
+        // Read by the host after the run, then removed here.
+        keep_shm_files: true,
+        ..boot(&format!("transfers-{}", spec.name), &machine, script)
+    });
     phase(format!(
         "{}: peer transfers between {} GPUs",
         spec.name,

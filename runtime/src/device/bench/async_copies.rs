@@ -112,7 +112,7 @@ fn latency_us(
         let ended = completion.wait_all(device, &[ticket])?;
         samples.push(ended.duration_since(started).as_secs_f64() * 1e6);
     }
-    Ok(median(samples))
+    Ok(median(&samples).expect("`iterations.max(1)` samples, durations (no NaN)"))
 }
 
 /// `size` bytes from `src` to `dst` as [`IN_FLIGHT`] copies submitted at once; GB/s from the
