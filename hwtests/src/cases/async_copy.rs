@@ -17,7 +17,9 @@ use hsa_p2p_runtime::device::{random_bytes, Buffer, CopyPath, EventFd};
 use crate::cases::device::with_session;
 use crate::cases::transfer::{check_pairs, Pairs};
 use crate::context::Context;
-use crate::device::{map_for_peer, with_buffer_pair, Backend, Errno, Reply, Request, Session};
+use crate::device::{
+    map_for_peer, with_buffer_pair, Backend, Errno, Probe, Reply, Request, Session,
+};
 use crate::report::Outcome;
 use crate::runner::{Test, TestOutput};
 
@@ -64,6 +66,12 @@ pub const TESTS: &[Test] = &[
         name: "closing_the_file_cancels_its_copies",
         description: "closing a file with a copy held in flight returns within a bound: the copy is cancelled, not finished",
         run: closing_the_file_cancels_its_copies,
+    },
+    Test {
+        suite: "async_copy",
+        name: "a_killed_process_does_not_wait_for_its_copies",
+        description: "a process killed with a copy held in flight is reaped within a bound: its file's release cancels the copy",
+        run: a_killed_process_does_not_wait_for_its_copies,
     },
     Test {
         suite: "async_copy",
@@ -449,5 +457,35 @@ fn a_cancelled_copy_signals_its_eventfd(context: &Context) -> TestOutput {
             )),
         }
         .into())
+    })
+}
+
+/// Longest a probe process may take to start, allocate, submit a held copy and be reaped after
+/// killing itself: its release cancels the copy (at most one hold), where finishing it takes
+/// many holds.
+const KILLED_BOUND: Duration = Duration::from_millis(4 * HOLD_MS as u64);
+
+fn a_killed_process_does_not_wait_for_its_copies(context: &Context) -> TestOutput {
+    with_session(context, |session| {
+        let gpu = session.first_gpu().map_err(|_| "no GPU".to_string())?;
+        let hold = Hold::arm(session.backend.as_ref(), HOLD_MS)?;
+        let started = Instant::now();
+        let outcome = session.backend.probe(&Probe::DieWithCopyInFlight {
+            gpu_id: gpu.gpu_id,
+            size: 16 << 20,
+        });
+        let took = started.elapsed();
+        drop(hold);
+        let mut problems = Vec::new();
+        if outcome.signal != Some(crate::device::probe::SIGKILL) {
+            problems.push(format!("the probe did not die of SIGKILL: {outcome:?}"));
+        }
+        if took > KILLED_BOUND {
+            problems.push(format!(
+                "the killed process was reaped after {took:?} with a copy in flight (bound \
+                 {KILLED_BOUND:?})"
+            ));
+        }
+        Ok(Outcome::from_problems(problems).into())
     })
 }

@@ -532,6 +532,11 @@ impl Backend for FakeBackend {
                 output: "copy: ok\n".into(),
                 ..died
             },
+            // The fake's copies end at once unless held; a dying file cancels them at once.
+            Probe::DieWithCopyInFlight { .. } => ProbeOutcome {
+                signal: Some(super::probe::SIGKILL),
+                ..ProbeOutcome::default()
+            },
             // The campaign starts its workers, and the hotplug suite this probe, on the real
             // device only.
             Probe::StressWorker(_) | Probe::TouchUntilRevoked { .. } => ProbeOutcome {
