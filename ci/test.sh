@@ -79,7 +79,7 @@ cargo xtask vm-test --debug \
 # The stress campaign on the debug kernel, seed 1, shorter than its default (5,000 of the
 # 10,000 operations, over 3 processes x 2 threads, still at least 50 unbind/rebind cycles,
 # slab fault injection on 3% of the calls): with asynchronous copies in the mix the default
-# takes ~3 min on the loaded 2-core machine; run `cargo xtask stress --debug` for the full one.
+# takes 2.5-3 min on the shared 2-core machine; run `cargo xtask stress --debug` for the full one.
 # Any oracle failure, checker report or leak fails it.
 step "stress campaign on the debug kernel (summary in target/stress/summary.json)"
 cargo xtask stress --debug --seed 1 --ops 5000
