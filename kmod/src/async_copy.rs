@@ -3,13 +3,14 @@
 //! Asynchronous copies (`COPY_SUBMIT`, `COPY_WAIT`): the copies one open file has submitted
 //! and not yet reaped, each identified by a ticket.
 //!
-//! A submitted copy is a work item of the unbound workqueue that runs it on the copy engines
-//! ([`copy_engine::run`]) and then records its end (status, time), wakes its waiters and
-//! signals its eventfd. Every end is recorded, whatever ended the copy: all its bytes, an error,
-//! an unbind of one of its GPUs (its next chunk's [`crate::buffer::Buffer::copy_access`] fails
-//! `ENODEV`) or the file's cancel flag. Closing the file ([`FileCopies`]'s drop) sets that flag
-//! and waits for every copy it still has: each stops at its next chunk with `ECANCELED`, so the
-//! wait is bounded by one `COPY_CHUNK` (plus the `delay_copy_chunk_ms` fault point) per engine.
+//! A submitted copy is a work item of the module's copies queue ([`crate::copy_queues`]) that
+//! runs it on the copy engines ([`copy_engine::run`]) and then records its end (status, time),
+//! wakes its waiters and signals its eventfd. Every end is recorded, whatever ended the copy:
+//! all its bytes, an error, an unbind of one of its GPUs (its next chunk's
+//! [`crate::buffer::Buffer::copy_access`] fails `ENODEV`) or the file's cancel flag. Closing
+//! the file ([`FileCopies`]'s drop) sets that flag and waits for every copy it still has: each
+//! stops at its next chunk with `ECANCELED`, so the wait is bounded by one `COPY_CHUNK` (plus
+//! the `delay_copy_chunk_ms` fault point) per engine.
 //! At most `max_async_copies_per_file` copies are submitted and not reaped (`EBUSY` beyond).
 
 use kernel::alloc::KVec;
@@ -17,10 +18,10 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, CondVar, CondVarTimeoutResult, Mutex};
 use kernel::time::{msecs_to_jiffies, Instant, Jiffies, Monotonic};
-use kernel::workqueue;
 
 use crate::abi::{self, AbiError};
 use crate::copy_engine::{self, CopyPart, StopWhen};
+use crate::copy_queues;
 use crate::eventfd::EventFd;
 use crate::limits::GFP_USER_TRIGGERED;
 use crate::peer::abi_error;
@@ -149,7 +150,7 @@ impl FileCopies {
         )?;
         let worker = copy.clone();
         let stop = StopWhen::Canceled(self.cancel.clone());
-        workqueue::system_unbound()
+        copy_queues::copies()
             .try_spawn(GFP_USER_TRIGGERED, move || worker.run(part, stop))
             .map_err(|_| ENOMEM)?;
         // Room was reserved above, under the same lock.

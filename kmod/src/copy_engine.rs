@@ -5,11 +5,11 @@
 //!
 //! A copy of `len` bytes is cut into parts, one per engine (the `copy_engines` module parameter;
 //! by default the SDMA engines the topology gives every GPU, at least 2; never more than the
-//! online CPUs), each a multiple of
-//! [`DIRECT_BLOCK`] and at least [`MIN_PART`] bytes. The calling thread runs the first part,
-//! kernel workers of the unbound workqueue the others (the scheduler puts them on idle CPUs);
-//! the caller waits for every part before the ioctl returns, so nothing of a copy outlives it.
-//! An asynchronous copy ([`crate::async_copy`]) is itself a work item of that workqueue, which
+//! online CPUs), each a multiple of [`DIRECT_BLOCK`] and at least [`MIN_PART`] bytes. The
+//! calling thread runs the first part, kernel workers of the module's unbound parts queue
+//! ([`crate::copy_queues`]) the others (the scheduler puts them on idle CPUs); the caller waits
+//! for every part before the ioctl returns, so nothing of a copy outlives it. An asynchronous
+//! copy ([`crate::async_copy`]) is itself a work item (of the module's copies queue), which
 //! splits it the same way and waits for its parts. Staged copies stand for the path without
 //! peer-to-peer (the CPU through system memory) and run in the caller only.
 //!
@@ -27,9 +27,9 @@ use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, Completion};
 use kernel::task::Task;
 use kernel::time::{delay::fsleep, Delta};
-use kernel::workqueue;
 
 use crate::buffer::Buffer;
+use crate::copy_queues;
 use crate::fault_points;
 use crate::limits::GFP_USER_TRIGGERED;
 use crate::shim::{hsa_p2p_copy_io, hsa_p2p_online_cpus, hsa_p2p_task_fatal_signal_pending};
@@ -263,7 +263,7 @@ pub(crate) fn run(copy: CopyPart, stop: StopWhen) -> Result {
         let part = copy.slice(start, (copy.len - start).min(part_len));
         let started = part.bounce().and_then(|mut bounce| {
             let worker = shared.clone();
-            workqueue::system_unbound()
+            copy_queues::parts()
                 .try_spawn(GFP_USER_TRIGGERED, move || {
                     let stop = Stop {
                         when: &worker.stop,

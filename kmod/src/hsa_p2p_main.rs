@@ -42,6 +42,7 @@ pub mod properties;
 mod async_copy;
 mod buffer;
 mod copy_engine;
+mod copy_queues;
 mod driver;
 mod eventfd;
 mod fault_points;
@@ -92,6 +93,8 @@ struct HsaP2pModule {
     _topology: PublishedTopology,
     #[pin]
     _fault_points: fault_points::FaultPoints,
+    // Last: destroying the copy queues drains them once nothing can queue a copy any more.
+    _copy_queues: copy_queues::CopyQueues,
 }
 
 impl InPlaceModule for HsaP2pModule {
@@ -100,6 +103,7 @@ impl InPlaceModule for HsaP2pModule {
         // the registry yet.
         unsafe { registry::REGISTRY.init() };
         try_pin_init!(Self {
+            _copy_queues: copy_queues::CopyQueues::create()?,
             _fault_points <- fault_points::FaultPoints::create(),
             _topology: PublishedTopology::publish(module_parameters::pcie_p2p.value())?,
             _driver <- Registration::new(MODULE_NAME, module),

@@ -5,7 +5,8 @@
  * structures the Rust side only holds by pointer; VM_PFNMAP has no VmaNew setter and
  * pgprot_writecombine() is a macro on most architectures; unmap_mapping_range() has no Rust
  * abstraction; fatal_signal_pending() is a static inline (Task only offers signal_pending());
- * the kernel crate has no eventfd abstraction, and eventfd_signal() is a static inline.
+ * the kernel crate has no eventfd abstraction, and eventfd_signal() is a static inline;
+ * alloc_workqueue() is a variadic macro and the crate has no owned workqueue.
  */
 
 #include <linux/delay.h>
@@ -18,6 +19,7 @@
 #include <linux/pci-p2pdma.h>
 #include <linux/sched/signal.h>
 #include <linux/unaligned.h>
+#include <linux/workqueue.h>
 
 #include "shim.h"
 
@@ -259,4 +261,16 @@ void hsa_p2p_eventfd_signal(struct eventfd_ctx *ctx)
 void hsa_p2p_eventfd_put(struct eventfd_ctx *ctx)
 {
 	eventfd_ctx_put(ctx);
+}
+
+/* An unbound workqueue named @name (copy_queues.rs), or NULL. */
+struct workqueue_struct *hsa_p2p_unbound_wq_alloc(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}
+
+/* Drains and frees a workqueue of hsa_p2p_unbound_wq_alloc(). */
+void hsa_p2p_wq_destroy(struct workqueue_struct *wq)
+{
+	destroy_workqueue(wq);
 }

@@ -11,6 +11,7 @@ struct pci_dev;
 struct file;
 struct vm_area_struct;
 struct eventfd_ctx;
+struct workqueue_struct;
 struct hsa_p2p_sysfs_dir;
 struct hsa_p2p_sysfs_generation;
 
@@ -56,5 +57,7 @@ void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len, u8 
 int hsa_p2p_eventfd_get(int fd, struct eventfd_ctx **ctx);
 void hsa_p2p_eventfd_signal(struct eventfd_ctx *ctx);
 void hsa_p2p_eventfd_put(struct eventfd_ctx *ctx);
+struct workqueue_struct *hsa_p2p_unbound_wq_alloc(const char *name);
+void hsa_p2p_wq_destroy(struct workqueue_struct *wq);
 
 #endif /* HSA_P2P_SHIM_H */
