@@ -78,7 +78,7 @@ impl Context {
             rocm_runs: OnceLock::new(),
             opener: Arc::new(|context: &Context| {
                 let node = context.device_path();
-                RealBackend::open(&node)
+                RealBackend::open_in(&node, context.root())
                     .map(|backend| Box::new(backend) as Box<dyn Backend>)
                     .map_err(|error| error.to_string())
             }),

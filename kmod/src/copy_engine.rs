@@ -5,17 +5,20 @@
 //!
 //! A copy of `len` bytes is cut into parts, one per engine (the `copy_engines` module parameter;
 //! by default the SDMA engines the topology gives every GPU, at least 2; never more than the
-//! online CPUs), each a multiple of
-//! [`DIRECT_BLOCK`] and at least [`MIN_PART`] bytes. The calling thread runs the first part,
-//! kernel workers of the unbound workqueue the others (the scheduler puts them on idle CPUs);
-//! the caller waits for every part before the ioctl returns, so nothing of a copy outlives it.
-//! Staged copies stand for the path without peer-to-peer (the CPU through system memory) and
-//! run in the caller only.
+//! online CPUs), each a multiple of [`DIRECT_BLOCK`] and at least [`MIN_PART`] bytes. The
+//! calling thread runs the first part, kernel workers of the module's unbound parts queue
+//! ([`crate::copy_queues`]) the others (the scheduler puts them on idle CPUs); the caller waits
+//! for every part before the ioctl returns, so nothing of a copy outlives it. An asynchronous
+//! copy ([`crate::async_copy`]) is itself a work item (of the module's copies queue), which
+//! splits it the same way and waits for its parts. Staged copies stand for the path without
+//! peer-to-peer (the CPU through system memory) and run in the caller only.
 //!
 //! Every part keeps the rules of a single copy: at most [`COPY_CHUNK`] bytes move while the
 //! buffers are registered as in use ([`Buffer::copy_access`]: neither can be freed, reused or
-//! unbound under a chunk), and between chunks a part stops when the submitting task has a fatal
-//! signal or another part failed. The first error of any part is the copy's.
+//! unbound under a chunk), and between chunks a part stops when another part failed or the
+//! copy is to stop ([`StopWhen`]: the submitting task of a synchronous copy has a fatal signal,
+//! the file of an asynchronous one is being closed). The first error of any part is the copy's.
+//! The `delay_copy_chunk_ms` fault point sleeps between chunks, to hold a copy in flight.
 
 use kernel::alloc::KVVec;
 use kernel::bindings;
@@ -23,9 +26,11 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, Completion};
 use kernel::task::Task;
-use kernel::workqueue;
+use kernel::time::{delay::fsleep, Delta};
 
 use crate::buffer::Buffer;
+use crate::copy_queues;
+use crate::fault_points;
 use crate::limits::GFP_USER_TRIGGERED;
 use crate::shim::{hsa_p2p_copy_io, hsa_p2p_online_cpus, hsa_p2p_task_fatal_signal_pending};
 
@@ -74,7 +79,7 @@ pub(crate) struct CopyPart {
 /// The task outlives every part of the copy: it waits for all of them before its ioctl
 /// returns.
 #[derive(Clone, Copy)]
-struct Submitter(*mut bindings::task_struct);
+pub(crate) struct Submitter(*mut bindings::task_struct);
 
 // SAFETY: the pointer is only passed to `hsa_p2p_task_fatal_signal_pending`, which reads the
 // task's signal state with the kernel's own synchronisation; the task is alive (invariant).
@@ -86,6 +91,31 @@ impl Submitter {
     fn killed(self) -> bool {
         // SAFETY: the task is alive (type invariant).
         unsafe { hsa_p2p_task_fatal_signal_pending(self.0.cast()) }
+    }
+}
+
+/// When a copy stops between chunks (besides a failed part).
+#[derive(Clone)]
+pub(crate) enum StopWhen {
+    /// A synchronous copy: its submitting task got a fatal signal (the copy fails `EINTR`).
+    Killed(Submitter),
+    /// An asynchronous copy: its file's cancel flag is set (the copy fails `ECANCELED`).
+    Canceled(Arc<Atomic<bool>>),
+}
+
+impl StopWhen {
+    /// A synchronous copy by the current task, which waits for it to end.
+    pub(crate) fn current_task() -> Self {
+        // INVARIANT: the synchronous COPY waits for every part before it returns.
+        StopWhen::Killed(Submitter(Task::current_raw()))
+    }
+
+    /// Why to stop now, if the copy is to stop.
+    pub(crate) fn reason(&self) -> Option<Error> {
+        match self {
+            StopWhen::Killed(submitter) => submitter.killed().then_some(EINTR),
+            StopWhen::Canceled(flag) => flag.load(Relaxed).then_some(ECANCELED),
+        }
     }
 }
 
@@ -101,7 +131,7 @@ struct Shared {
     error: Atomic<i32>,
     /// Set with the first error: the other parts stop at their next chunk.
     cancel: Atomic<bool>,
-    submitter: Submitter,
+    stop: StopWhen,
 }
 
 impl Shared {
@@ -130,13 +160,18 @@ impl Shared {
 
 /// Why a part stops between chunks.
 struct Stop<'a> {
-    submitter: Submitter,
+    when: &'a StopWhen,
+    /// Set when another part of the copy failed.
     cancel: Option<&'a Atomic<bool>>,
 }
 
 impl Stop<'_> {
-    fn now(&self) -> bool {
-        self.cancel.is_some_and(|cancel| cancel.load(Relaxed)) || self.submitter.killed()
+    /// The error to stop with, if the part is to stop now.
+    fn now(&self) -> Result {
+        if self.cancel.is_some_and(|cancel| cancel.load(Relaxed)) {
+            return Err(ECANCELED);
+        }
+        self.when.reason().map_or(Ok(()), Err)
     }
 }
 
@@ -180,8 +215,13 @@ impl CopyPart {
             copy_chunk(&self.src, from, &self.dst, to, chunk, self.staged, bounce)?;
             drop((src_access, dst_access));
             done += chunk;
-            if done < self.len && stop.now() {
-                return Err(EINTR);
+            if done < self.len {
+                stop.now()?;
+                let pause = fault_points::copy_chunk_delay_ms();
+                if pause > 0 {
+                    fsleep(Delta::from_millis(i64::from(pause)));
+                    stop.now()?;
+                }
             }
         }
         Ok(())
@@ -189,9 +229,8 @@ impl CopyPart {
 }
 
 /// Runs `copy` to its end (or its first error), split across the engines when it is direct
-/// and large enough; returns once every part has ended.
-pub(crate) fn run(copy: CopyPart) -> Result {
-    let submitter = Submitter(Task::current_raw());
+/// and large enough; returns once every part has ended. `stop` says when it stops early.
+pub(crate) fn run(copy: CopyPart, stop: StopWhen) -> Result {
     let parts = if copy.staged {
         1
     } else {
@@ -200,7 +239,7 @@ pub(crate) fn run(copy: CopyPart) -> Result {
     let mut bounce = copy.bounce()?;
     if parts == 1 {
         let stop = Stop {
-            submitter,
+            when: &stop,
             cancel: None,
         };
         return copy.run(&mut bounce, &stop);
@@ -211,7 +250,7 @@ pub(crate) fn run(copy: CopyPart) -> Result {
             pending: Atomic::new((parts - 1) as u32),
             error: Atomic::new(0),
             cancel: Atomic::new(false),
-            submitter,
+            stop,
         }),
         GFP_USER_TRIGGERED,
     )?;
@@ -224,10 +263,10 @@ pub(crate) fn run(copy: CopyPart) -> Result {
         let part = copy.slice(start, (copy.len - start).min(part_len));
         let started = part.bounce().and_then(|mut bounce| {
             let worker = shared.clone();
-            workqueue::system_unbound()
+            copy_queues::parts()
                 .try_spawn(GFP_USER_TRIGGERED, move || {
                     let stop = Stop {
-                        submitter: worker.submitter,
+                        when: &worker.stop,
                         cancel: Some(&worker.cancel),
                     };
                     worker.finish(part.run(&mut bounce, &stop));
@@ -240,7 +279,7 @@ pub(crate) fn run(copy: CopyPart) -> Result {
     }
     let first = copy.slice(0, part_len.min(copy.len));
     let stop = Stop {
-        submitter,
+        when: &shared.stop,
         cancel: Some(&shared.cancel),
     };
     if let Err(error) = first.run(&mut bounce, &stop) {

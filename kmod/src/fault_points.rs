@@ -12,6 +12,9 @@
 //! - `delay_zero_chunk_ms`: how long `ALLOC` sleeps after zeroing each 1 MiB chunk of a new
 //!   buffer (0: not at all, the default), so that a test can kill it part-way through zeroing
 //!   however fast the VRAM is.
+//! - `delay_copy_chunk_ms`: how long a copy sleeps between two of its chunks (0: not at all,
+//!   the default), so that a test can close the file or unbind a GPU while an asynchronous
+//!   copy is in flight however fast the copy engines are.
 //! - `next_handle`: the next buffer handle the handle counter gives out (shared by every open
 //!   file), so that a test reaches the counter's wrap without 2^32 allocations.
 
@@ -30,6 +33,9 @@ static DELAY_MAP_PEER_MS: Atomic<u32> = Atomic::new(0);
 
 /// Milliseconds `ALLOC` sleeps after zeroing each chunk.
 static DELAY_ZERO_CHUNK_MS: Atomic<u32> = Atomic::new(0);
+
+/// Milliseconds a copy sleeps between chunks.
+static DELAY_COPY_CHUNK_MS: Atomic<u32> = Atomic::new(0);
 
 /// Whether this publication is to fail (counts it).
 pub(crate) fn publish_fails() -> bool {
@@ -51,6 +57,11 @@ pub(crate) fn map_peer_delay_ms() -> u32 {
 /// How long `ALLOC` is to sleep after zeroing a chunk.
 pub(crate) fn zero_chunk_delay_ms() -> u32 {
     DELAY_ZERO_CHUNK_MS.load(Relaxed)
+}
+
+/// How long a copy is to sleep between two chunks.
+pub(crate) fn copy_chunk_delay_ms() -> u32 {
+    DELAY_COPY_CHUNK_MS.load(Relaxed)
 }
 
 /// A debugfs file's view of one counter: reads show it, writes set it.
@@ -78,6 +89,8 @@ pub(crate) struct FaultPoints {
     #[pin]
     _delay_zero_chunk_ms: File<Knob>,
     #[pin]
+    _delay_copy_chunk_ms: File<Knob>,
+    #[pin]
     _next_handle: File<Knob>,
     _dir: Dir,
 }
@@ -94,6 +107,10 @@ impl FaultPoints {
             _delay_zero_chunk_ms <- dir.read_write_file(
                 c"delay_zero_chunk_ms",
                 Knob(&DELAY_ZERO_CHUNK_MS)
+            ),
+            _delay_copy_chunk_ms <- dir.read_write_file(
+                c"delay_copy_chunk_ms",
+                Knob(&DELAY_COPY_CHUNK_MS)
             ),
             _next_handle <- dir.read_write_file(c"next_handle", Knob(&crate::peer::NEXT_HANDLE)),
             _dir: dir,

@@ -39,9 +39,12 @@ pub mod pcie;
 #[path = "../core/src/properties.rs"]
 pub mod properties;
 
+mod async_copy;
 mod buffer;
 mod copy_engine;
+mod copy_queues;
 mod driver;
+mod eventfd;
 mod fault_points;
 mod gpu;
 mod limits;
@@ -90,6 +93,8 @@ struct HsaP2pModule {
     _topology: PublishedTopology,
     #[pin]
     _fault_points: fault_points::FaultPoints,
+    // Last: destroying the copy queues drains them once nothing can queue a copy any more.
+    _copy_queues: copy_queues::CopyQueues,
 }
 
 impl InPlaceModule for HsaP2pModule {
@@ -98,6 +103,7 @@ impl InPlaceModule for HsaP2pModule {
         // the registry yet.
         unsafe { registry::REGISTRY.init() };
         try_pin_init!(Self {
+            _copy_queues: copy_queues::CopyQueues::create()?,
             _fault_points <- fault_points::FaultPoints::create(),
             _topology: PublishedTopology::publish(module_parameters::pcie_p2p.value())?,
             _driver <- Registration::new(MODULE_NAME, module),
@@ -124,6 +130,10 @@ module! {
         max_bytes_per_file: u64 {
             default: crate::abi::DEFAULT_MAX_BYTES_PER_FILE,
             description: "Most VRAM bytes one open /dev/hsa_p2p may hold (ENOSPC beyond)",
+        },
+        max_async_copies_per_file: u32 {
+            default: crate::abi::DEFAULT_MAX_ASYNC_COPIES_PER_FILE,
+            description: "Most asynchronous copies one open /dev/hsa_p2p may have unreaped (EBUSY)",
         },
         copy_engines: u32 {
             default: 0,

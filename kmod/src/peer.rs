@@ -12,7 +12,7 @@
 //! Locks, outermost first: the registry, a GPU's allocator, a buffer; the file's table is
 //! taken alone (an ioctl clones the buffers it needs out of it and drops it), so that a long
 //! copy blocks neither `mmap` nor FREE of other buffers. Copies run in
-//! [`crate::copy_engine`].
+//! [`crate::copy_engine`]; asynchronous ones are [`crate::async_copy`]'s.
 
 use core::ptr::NonNull;
 
@@ -33,11 +33,13 @@ use kernel::types::Opaque;
 use kernel::uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter};
 
 use crate::abi::{
-    self, cmd, AbiError, AllocArgs, CopyArgs, FreeArgs, InfoArgs, MapPeerArgs, UnmapPeerArgs,
-    VersionArgs,
+    self, cmd, AbiError, AllocArgs, CopyArgs, CopySubmitArgs, CopyWaitArgs, FreeArgs, InfoArgs,
+    MapPeerArgs, UnmapPeerArgs, VersionArgs,
 };
+use crate::async_copy::FileCopies;
 use crate::buffer::{Buffer, PeerMapping};
-use crate::copy_engine::{self, CopyPart};
+use crate::copy_engine::{self, CopyPart, StopWhen};
+use crate::eventfd::EventFd;
 use crate::fault_points;
 use crate::gpu::VRAM_BAR;
 use crate::limits::{Usage, GFP_USER_TRIGGERED};
@@ -68,10 +70,12 @@ plain_old_data!(
     UnmapPeerArgs,
     CopyArgs,
     InfoArgs,
+    CopySubmitArgs,
+    CopyWaitArgs,
 );
 
 /// The kernel error for an ABI error (the core's table holds the errno values).
-fn abi_error(error: AbiError) -> Error {
+pub(crate) fn abi_error(error: AbiError) -> Error {
     Error::from_errno(-error.errno())
 }
 
@@ -123,6 +127,10 @@ impl Drop for FileBuffers {
 /// What one open file of `/dev/hsa_p2p` holds.
 #[pin_data]
 pub(crate) struct OpenFile {
+    /// Dropped first (fields drop in order): the file's asynchronous copies are cancelled and
+    /// have ended before its buffers are freed, so they end `ECANCELED`, not `ENODEV`.
+    #[pin]
+    copies: FileCopies,
     #[pin]
     buffers: Mutex<FileBuffers>,
 }
@@ -323,18 +331,20 @@ impl OpenFile {
         Ok(())
     }
 
-    fn copy(&self, args: &mut CopyArgs) -> Result {
-        if args.flags & !abi::COPY_FLAGS != 0 || args.flags == abi::COPY_FLAGS {
+    /// Checks a copy as `COPY` does and chooses its path: what the engines are to run.
+    fn plan_copy(&self, request: &CopyArgs) -> Result<CopyPart> {
+        if request.flags & !abi::COPY_FLAGS != 0 || request.flags == abi::COPY_FLAGS {
             return Err(abi_error(AbiError::InvalidArgument));
         }
-        args.path = 0;
-        args.nanoseconds = 0;
         let (src, dst) = {
             let table = self.buffers.lock();
-            (table.get(args.src_handle)?, table.get(args.dst_handle)?)
+            (
+                table.get(request.src_handle)?,
+                table.get(request.dst_handle)?,
+            )
         };
-        abi::check_range(args.src_offset, args.size, src.size).map_err(abi_error)?;
-        abi::check_range(args.dst_offset, args.size, dst.size).map_err(abi_error)?;
+        abi::check_range(request.src_offset, request.size, src.size).map_err(abi_error)?;
+        abi::check_range(request.dst_offset, request.size, dst.size).map_err(abi_error)?;
         // The direct path: the source GPU writes into the destination's BAR.
         let direct = if Arc::ptr_eq(&src.vram, &dst.vram) {
             Ok(())
@@ -352,7 +362,7 @@ impl OpenFile {
                 _ => Ok(()),
             }
         };
-        let staged = match args.flags {
+        let staged = match request.flags {
             abi::COPY_DIRECT => {
                 direct?;
                 false
@@ -360,21 +370,51 @@ impl OpenFile {
             abi::COPY_STAGED => true,
             _ => direct.is_err(),
         };
-        let started = Instant::<Monotonic>::now();
-        copy_engine::run(CopyPart {
+        Ok(CopyPart {
             src,
-            src_offset: args.src_offset,
+            src_offset: request.src_offset,
             dst,
-            dst_offset: args.dst_offset,
-            len: args.size,
+            dst_offset: request.dst_offset,
+            len: request.size,
             staged,
-        })?;
+        })
+    }
+
+    fn copy(&self, args: &mut CopyArgs) -> Result {
+        args.path = 0;
+        args.nanoseconds = 0;
+        let part = self.plan_copy(args)?;
+        let staged = part.staged;
+        let started = Instant::<Monotonic>::now();
+        copy_engine::run(part, StopWhen::current_task())?;
         args.nanoseconds = u64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
         args.path = if staged {
             abi::PATH_STAGED
         } else {
             abi::PATH_DIRECT
         };
+        Ok(())
+    }
+
+    fn copy_submit(&self, args: &mut CopySubmitArgs) -> Result {
+        args.ticket = 0;
+        let part = self.plan_copy(&args.copy_args())?;
+        let eventfd = match args.eventfd {
+            abi::NO_EVENTFD => None,
+            fd => Some(EventFd::from_fd(fd)?),
+        };
+        args.ticket = self.copies.submit(part, eventfd)?;
+        Ok(())
+    }
+
+    fn copy_wait(&self, args: &mut CopyWaitArgs) -> Result {
+        args.status = 0;
+        args.path = 0;
+        args.nanoseconds = 0;
+        let end = self.copies.wait(args.ticket, args.timeout_ns)?;
+        args.status = end.status;
+        args.path = end.path;
+        args.nanoseconds = end.nanoseconds;
         Ok(())
     }
 
@@ -440,6 +480,7 @@ impl MiscDevice for OpenFile {
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         KBox::try_pin_init(
             try_pin_init!(Self {
+                copies <- FileCopies::new(),
                 buffers <- kernel::new_mutex!(FileBuffers {
                     buffers: KVec::new(),
                     usage: Usage::default(),
@@ -462,6 +503,8 @@ impl MiscDevice for OpenFile {
             cmd::UNMAP_PEER => input(user, |args| me.unmap_peer(args)),
             cmd::COPY => in_out(user, |args| me.copy(args)),
             cmd::INFO => in_out(user, |args| me.info(args)),
+            cmd::COPY_SUBMIT => in_out(user, |args| me.copy_submit(args)),
+            cmd::COPY_WAIT => in_out(user, |args| me.copy_wait(args)),
             _ => Err(abi_error(AbiError::UnknownCommand)),
         }
     }

@@ -4,10 +4,14 @@
  * cannot reach. The P2PDMA provider API and the DMA mapping calls are static inlines or take
  * structures the Rust side only holds by pointer; VM_PFNMAP has no VmaNew setter and
  * pgprot_writecombine() is a macro on most architectures; unmap_mapping_range() has no Rust
- * abstraction; fatal_signal_pending() is a static inline (Task only offers signal_pending()).
+ * abstraction; fatal_signal_pending() is a static inline (Task only offers signal_pending());
+ * the kernel crate has no eventfd abstraction, and eventfd_signal() is a static inline;
+ * alloc_workqueue() is a variadic macro and the crate has no owned workqueue.
  */
 
 #include <linux/delay.h>
+#include <linux/eventfd.h>
+#include <linux/file.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -15,6 +19,7 @@
 #include <linux/pci-p2pdma.h>
 #include <linux/sched/signal.h>
 #include <linux/unaligned.h>
+#include <linux/workqueue.h>
 
 #include "shim.h"
 
@@ -222,4 +227,50 @@ void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len, u8 
 	}
 	/* The stores are posted; order them before whatever the caller does next. */
 	wmb();
+}
+
+/*
+ * Takes a reference to the eventfd context of the caller's file descriptor @fd into @ctx:
+ * 0, -EBADF when @fd is not open, -EINVAL when its file is not an eventfd. A kernel built
+ * without CONFIG_EVENTFD has no eventfd at all, so there every open file is "not an eventfd"
+ * (its stub eventfd_ctx_fdget() would answer -ENOSYS, which the ABI does not know).
+ */
+int hsa_p2p_eventfd_get(int fd, struct eventfd_ctx **ctx)
+{
+#ifdef CONFIG_EVENTFD
+	struct eventfd_ctx *got = eventfd_ctx_fdget(fd);
+
+	if (IS_ERR(got))
+		return PTR_ERR(got);
+	*ctx = got;
+	return 0;
+#else
+	CLASS(fd, f)(fd);
+
+	return fd_empty(f) ? -EBADF : -EINVAL;
+#endif
+}
+
+/* Adds 1 to the counter of @ctx (any context; wakes its pollers). */
+void hsa_p2p_eventfd_signal(struct eventfd_ctx *ctx)
+{
+	eventfd_signal(ctx);
+}
+
+/* Drops the reference hsa_p2p_eventfd_get() took. */
+void hsa_p2p_eventfd_put(struct eventfd_ctx *ctx)
+{
+	eventfd_ctx_put(ctx);
+}
+
+/* An unbound workqueue named @name (copy_queues.rs), or NULL. */
+struct workqueue_struct *hsa_p2p_unbound_wq_alloc(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}
+
+/* Drains and frees a workqueue of hsa_p2p_unbound_wq_alloc(). */
+void hsa_p2p_wq_destroy(struct workqueue_struct *wq)
+{
+	destroy_workqueue(wq);
 }

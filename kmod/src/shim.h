@@ -10,6 +10,8 @@
 struct pci_dev;
 struct file;
 struct vm_area_struct;
+struct eventfd_ctx;
+struct workqueue_struct;
 struct hsa_p2p_sysfs_dir;
 struct hsa_p2p_sysfs_generation;
 
@@ -52,5 +54,10 @@ unsigned int hsa_p2p_online_cpus(void);
 void hsa_p2p_zap_file_range(struct file *file, u64 offset, u64 len);
 void hsa_p2p_copy_io(void __iomem *dst, const void __iomem *src, size_t len, u8 *bounce,
 		     size_t bounce_len);
+int hsa_p2p_eventfd_get(int fd, struct eventfd_ctx **ctx);
+void hsa_p2p_eventfd_signal(struct eventfd_ctx *ctx);
+void hsa_p2p_eventfd_put(struct eventfd_ctx *ctx);
+struct workqueue_struct *hsa_p2p_unbound_wq_alloc(const char *name);
+void hsa_p2p_wq_destroy(struct workqueue_struct *wq);
 
 #endif /* HSA_P2P_SHIM_H */

@@ -79,6 +79,11 @@ extern "C" {
         bounce: *mut u8,
         bounce_len: usize,
     );
+    pub(crate) fn hsa_p2p_eventfd_get(fd: c_int, ctx: *mut *mut c_void) -> c_int;
+    pub(crate) fn hsa_p2p_eventfd_signal(ctx: *mut c_void);
+    pub(crate) fn hsa_p2p_eventfd_put(ctx: *mut c_void);
+    pub(crate) fn hsa_p2p_unbound_wq_alloc(name: *const c_char) -> *mut c_void;
+    pub(crate) fn hsa_p2p_wq_destroy(wq: *mut c_void);
 }
 
 /// The `struct pci_dev *` behind `pdev`, for the shims.

@@ -3,7 +3,9 @@
 //! on two fresh 1 MiB buffers of the first GPU (and, where it needs a pair, on fresh buffers of
 //! a pair with or without a p2p link), and frees them.
 
-use hsa_p2p_core::abi::{self, AbiError, CopyArgs, FreeArgs, IOCTL_TYPE};
+use hsa_p2p_core::abi::{
+    self, AbiError, CopyArgs, CopySubmitArgs, CopyWaitArgs, FreeArgs, IOCTL_TYPE,
+};
 use hsa_p2p_runtime::device::transfer::GpuRef;
 use hsa_p2p_runtime::device::{Buffer, CopyPath};
 
@@ -50,6 +52,17 @@ impl Fixture<'_> {
             dst_offset,
             size,
             ..CopyArgs::default()
+        }
+    }
+
+    /// `COPY_SUBMIT` of a page from `a` to `b`, without an eventfd.
+    fn submit(&self) -> CopySubmitArgs {
+        CopySubmitArgs {
+            src_handle: self.a.handle,
+            dst_handle: self.b.handle,
+            size: 4096,
+            eventfd: abi::NO_EVENTFD,
+            ..CopySubmitArgs::default()
         }
     }
 
@@ -151,6 +164,34 @@ bad_input! {
         InvalidArgument <= |f| Ok(Request::Copy(CopyArgs {
             flags: abi::COPY_FLAGS,
             ..f.copy(0, 0, 1)
+        }));
+    submit_unknown_flags ("an asynchronous copy with an undefined flag bit is refused"):
+        InvalidArgument <= |f| Ok(Request::CopySubmit(CopySubmitArgs { flags: 0x80, ..f.submit() }));
+    submit_direct_and_staged_at_once ("an asynchronous copy asking for both paths is refused"):
+        InvalidArgument <= |f| Ok(Request::CopySubmit(CopySubmitArgs {
+            flags: abi::COPY_FLAGS,
+            ..f.submit()
+        }));
+    submit_range_past_the_end ("an asynchronous copy running past its destination's end is refused"):
+        OutOfRange <= |f| Ok(Request::CopySubmit(CopySubmitArgs {
+            dst_offset: SIZE - 4095,
+            ..f.submit()
+        }));
+    submit_eventfd_not_open ("an asynchronous copy naming a file descriptor that is not open as its eventfd is refused"):
+        BadFileDescriptor <= |f| Ok(Request::CopySubmit(CopySubmitArgs {
+            eventfd: 1 << 30,
+            ..f.submit()
+        }));
+    submit_eventfd_not_an_eventfd ("an asynchronous copy naming an open file that is no eventfd as its eventfd is refused"):
+        InvalidArgument <= |f| Ok(Request::CopySubmit(CopySubmitArgs {
+            // Standard error: open in every process, and never an eventfd.
+            eventfd: 2,
+            ..f.submit()
+        }));
+    wait_unknown_ticket ("waiting for a ticket never issued is refused"):
+        UnknownHandle <= |_f| Ok(Request::CopyWait(CopyWaitArgs {
+            ticket: 0xdead_beef,
+            ..CopyWaitArgs::default()
         }));
     alloc_size_overflow ("an allocation whose size overflows when rounded up is refused"):
         Overflow <= |f| Ok(Request::Alloc { gpu_id: f.gpu(), size: u64::MAX });

@@ -77,8 +77,8 @@ pub fn source_seed(node: u32) -> u64 {
     0x5eed_0000 + u64::from(node)
 }
 
-/// Runs `check` on a session of `context`.
-fn with_session(
+/// Runs `check` on a session of `context`: its outcome, or a failure with its problem.
+pub fn with_session(
     context: &Context,
     check: impl FnOnce(&Session) -> Result<TestOutput, String>,
 ) -> TestOutput {

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use hsa_p2p_core::abi::{self, AbiError};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
-use hsa_p2p_runtime::device::{Buffer, Device, PathChoice};
+use hsa_p2p_runtime::device::{
+    fill_random, random_bytes, Buffer, CopyRequest, Device, PathChoice, WaitTimeout,
+};
 use hsa_p2p_runtime::stats::median;
 use hsa_p2p_runtime::sysfs::read_topology;
 
@@ -54,6 +56,12 @@ pub const TESTS: &[Test] = &[
         name: "unbind_removes_every_peer_mapping",
         description: "unbinding the accessor or the owner of a peer mapping removes it and every view of the owner's VRAM",
         run: unbind_removes_every_peer_mapping,
+    },
+    Test {
+        suite: "isolation",
+        name: "unbind_ends_copies_in_flight_with_enodev",
+        description: "unbinding the destination's GPU under an asynchronous copy held in flight (fault point) ends it with status ENODEV within a bound, and leaves the source GPU's data intact",
+        run: unbind_ends_copies_in_flight_with_enodev,
     },
     Test {
         suite: "isolation",
@@ -395,6 +403,72 @@ fn unbind_removes_every_peer_mapping_on(machine: &Machine) -> Result<Vec<String>
     // That its user mappings are gone too is `device.unbound_gpu_buffer_mapping_faults`.
     attempt!(device.free(buffer.handle), "free after owner unbind");
     attempt!(unbound.rebind(), "rebind owner");
+    Ok(problems)
+}
+
+fn unbind_ends_copies_in_flight_with_enodev(context: &Context) -> TestOutput {
+    case(context, |machine| {
+        machine.keeping_bind_order(unbind_ends_copies_in_flight_on)
+    })
+}
+
+/// How long the fault point holds a copy between chunks while its destination is unbound, and
+/// the longest the copy may take to end after the unbind.
+const COPY_HOLD_MS: u64 = 500;
+const COPY_END_BOUND: Duration = Duration::from_secs(10);
+
+fn unbind_ends_copies_in_flight_on(machine: &Machine) -> Result<Vec<String>, Skip> {
+    const SIZE: u64 = 8 << 20;
+    const SEED: u64 = 0x0b5e_55ed;
+    let gpus = machine.gpus();
+    let (from, to, choice) = match machine.linked_pair() {
+        Some((accessor, owner)) => (accessor, owner, PathChoice::Direct),
+        None if gpus.len() >= 2 => (gpus[0], gpus[1], PathChoice::Staged),
+        None => return Err(Skip("the machine has a single GPU".into())),
+    };
+    let hold = FaultPoint::find(&machine.root, "delay_copy_chunk_ms").map_err(Skip)?;
+    let device = attempt!(machine.open(), "open");
+    let src = attempt!(device.alloc(from.gpu_id, SIZE), "alloc source");
+    let dst = attempt!(device.alloc(to.gpu_id, SIZE), "alloc destination");
+    {
+        let mut mapping = attempt!(device.mmap(&src), "map source");
+        fill_random(mapping.as_mut_slice(), SEED);
+    }
+    if choice == PathChoice::Direct {
+        attempt!(device.map_peer(dst.handle, from.gpu_id), "map for peer");
+    }
+    attempt!(hold.set(COPY_HOLD_MS), "arm the fault point");
+    let request = CopyRequest::whole(src.handle, dst.handle, SIZE, choice);
+    let ticket = attempt!(device.submit_copy(&request, None), "submit");
+    std::thread::sleep(Duration::from_millis(COPY_HOLD_MS / 5));
+    let unbound = attempt!(
+        Unbound::unbind(&machine.driver, &machine.pci_address(to)),
+        "unbind the destination's GPU"
+    );
+    let unbinding_done = Instant::now();
+    let ended = device.wait_copy(ticket, WaitTimeout::For(COPY_END_BOUND));
+    let took = unbinding_done.elapsed();
+    drop(hold);
+    let mut problems = Vec::new();
+    match ended {
+        Ok(end) if end.status == AbiError::UnknownGpu.errno() as u32 => {}
+        other => problems.push(format!(
+            "the copy into node {} unbound under it ended {other:?} after {took:?}, expected              status ENODEV",
+            to.node
+        )),
+    }
+    let intact = device
+        .mmap(&src)
+        .map(|mapping| mapping.as_slice() == random_bytes(SIZE as usize, SEED).as_slice());
+    if !matches!(intact, Ok(true)) {
+        problems.push(format!(
+            "the source buffer on node {} (still bound) changed: {intact:?}",
+            from.node
+        ));
+    }
+    attempt!(device.free(src.handle), "free source");
+    attempt!(device.free(dst.handle), "free destination");
+    attempt!(unbound.rebind(), "rebind");
     Ok(problems)
 }
 

@@ -1,5 +1,6 @@
 //! Every named test, by suite: amdkfd's topology (`kfd`), the module's topology (`hsa_p2p`),
-//! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), peer mappings as
+//! the ROCm tools' view of the GPU pairs (`rocm`), peer transfers (`transfer`), asynchronous
+//! copies (`async_copy`), peer mappings as
 //! the platform decides them (`platform`), the device's answers to bad input (`abi`), the module
 //! under attack (`isolation`), GPUs pulled from their slots and added back (`hotplug`) and the
 //! device's behaviour across files, processes and unbinding (`device`).
@@ -10,6 +11,7 @@
 //! file).
 
 pub mod abi;
+pub mod async_copy;
 pub mod device;
 pub mod hotplug;
 pub mod isolation;
@@ -29,6 +31,7 @@ pub const SUITES: &[&[Test]] = &[
     module_topology::TESTS,
     rocm::TESTS,
     transfer::TESTS,
+    async_copy::TESTS,
     platform::TESTS,
     abi::TESTS,
     // Its cases unbind and rebind GPUs, and put them back in their bind order.

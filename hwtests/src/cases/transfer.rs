@@ -11,7 +11,7 @@ use hsa_p2p_runtime::device::transfer::GpuRef;
 use hsa_p2p_runtime::device::CopyPath;
 
 use crate::context::Context;
-use crate::device::{Errno, Reply, Request, Session};
+use crate::device::{map_for_peer, with_buffer_pair, Errno, Reply, Request, Session};
 use crate::report::Outcome;
 use crate::runner::{Test, TestOutput};
 
@@ -49,25 +49,11 @@ pub fn copy_verified(
     path: CopyPath,
 ) -> Result<(), String> {
     let backend = session.backend.as_ref();
-    let src = backend.alloc(from, COPY_BYTES)?;
-    let dst = match backend.alloc(to, COPY_BYTES) {
-        Ok(dst) => dst,
-        Err(problem) => {
-            let _ = backend.free(src.handle);
-            return Err(problem);
-        }
-    };
-    let result = (|| {
+    with_buffer_pair(backend, (from, to), COPY_BYTES, |src, dst| {
         let seed = u64::from(from.node) << 32 | u64::from(to.node);
-        let expected = backend.fill(&src, seed)?;
+        let expected = backend.fill(src, seed)?;
         if path == CopyPath::Direct {
-            let request = Request::MapPeer {
-                handle: dst.handle,
-                peer_gpu_id: from.gpu_id,
-            };
-            backend
-                .submit(&request)
-                .map_err(|errno| format!("map for peer: {errno}"))?;
+            map_for_peer(backend, dst, from)?;
         }
         let taken = match backend.submit(&Request::copy(src.handle, dst.handle, COPY_BYTES, path)) {
             Ok(Reply::Copied(outcome)) => outcome.path,
@@ -80,7 +66,7 @@ pub fn copy_verified(
                 taken.name()
             ));
         }
-        let got = backend.checksum(&dst)?;
+        let got = backend.checksum(dst)?;
         if got != expected {
             return Err(format!(
                 "{} copy arrived corrupt: source checksum {expected:#x}, destination {got:#x}",
@@ -88,9 +74,7 @@ pub fn copy_verified(
             ));
         }
         Ok(())
-    })();
-    let freed = backend.free(src.handle).and(backend.free(dst.handle));
-    result.and(freed)
+    })
 }
 
 /// Which ordered pairs a case covers.

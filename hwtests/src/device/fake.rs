@@ -1,6 +1,8 @@
 //! A model of the module's device for host tests: buffers per open file in a bounded VRAM per
 //! GPU, the documented refusals of `hsa_p2p_core::abi`, peer mappings allowed by the published
-//! topology, copies that carry their source's content. A [`Defect`] makes it deviate the way a
+//! topology, copies that carry their source's bytes, asynchronous copies held in flight by the
+//! `delay_copy_chunk_ms` fault point (they end when waited for long enough, or cancelled when
+//! their file is closed) and eventfds signalled when they end. A [`Defect`] makes it deviate the way a
 //! broken module would, so that tests show which case catches what.
 
 use std::cell::RefCell;
@@ -9,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hsa_p2p_core::abi::{self, cmd, AbiError, CopyArgs, InfoArgs};
+use hsa_p2p_core::abi::{self, cmd, AbiError, CopyArgs, CopySubmitArgs, CopyWaitArgs, InfoArgs};
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
-use hsa_p2p_runtime::device::{Buffer, CopyOutcome, CopyPath, PeerMapping};
+use hsa_p2p_runtime::device::{checksum, fill_random, Buffer, CopyOutcome, CopyPath, PeerMapping};
 
 use super::{Backend, Errno, NodeMode, Probe, ProbeOutcome, Refusal, Reply, Request};
 use crate::context::{Context, ModuleState};
@@ -44,7 +46,16 @@ pub enum Defect {
     WorldWritableNode,
     /// `MAP_PEER` refusals carry no denial reason.
     DeniesWithoutReason,
+    /// Asynchronous copies never signal their eventfd.
+    LosesEventfdSignals,
+    /// `COPY_SUBMIT` never answers `EBUSY`.
+    IgnoresAsyncCopyLimit,
+    /// `COPY_WAIT` does not reap: a ticket stays valid after its copy was reported.
+    KeepsReapedTickets,
 }
+
+/// The module's `COPY_CHUNK`: a copy held by the fault point sleeps between chunks of it.
+const COPY_CHUNK: u64 = 1 << 20;
 
 /// The reason bits of the fake's `MAP_PEER` refusals (any non-zero value will do).
 const DENIAL_REASONS: u32 = 1;
@@ -53,8 +64,19 @@ const DENIAL_REASONS: u32 = 1;
 struct FakeBuffer {
     file: u32,
     buffer: Buffer,
-    content: u64,
     node: u32,
+}
+
+/// A submitted copy not yet reaped (its bytes moved at submission).
+#[derive(Clone, Copy, Debug)]
+struct FakeCopy {
+    file: u32,
+    ticket: u64,
+    path: u32,
+    /// How long it still runs, held by the fault point (0: it has ended).
+    running_ns: u64,
+    /// The caller's eventfd, or `abi::NO_EVENTFD`.
+    eventfd: i32,
 }
 
 #[derive(Debug, Default)]
@@ -62,8 +84,14 @@ struct Model {
     next_handle: u32,
     next_file: u32,
     buffers: BTreeMap<u32, FakeBuffer>,
+    /// Each buffer's bytes, by handle.
+    bytes: BTreeMap<u32, Vec<u8>>,
     /// `(handle, peer gpu_id)`.
     peer_maps: BTreeSet<(u32, u32)>,
+    copies: Vec<FakeCopy>,
+    next_ticket: u64,
+    /// The `delay_copy_chunk_ms` fault point.
+    delay_copy_chunk_ms: u32,
 }
 
 /// One open file of the fake device.
@@ -108,6 +136,7 @@ pub fn fake_context_at(root: &Path, defects: &[Defect]) -> Context {
             model: Rc::new(RefCell::new(Model {
                 next_handle: 1,
                 next_file: 1,
+                next_ticket: 1,
                 ..Model::default()
             })),
         }) as Box<dyn Backend>)
@@ -116,6 +145,25 @@ pub fn fake_context_at(root: &Path, defects: &[Defect]) -> Context {
 
 fn refuse<T>(error: AbiError) -> Result<T, Refusal> {
     Err(Errno::of(error).into())
+}
+
+/// What the module checks of `COPY_SUBMIT`'s `eventfd`: `EBADF` when it is not open, `EINVAL`
+/// when it is no eventfd.
+fn check_eventfd(fd: i32) -> Result<(), Errno> {
+    let target =
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).map_err(|_| Errno(libc::EBADF))?;
+    if target.to_string_lossy() == "anon_inode:[eventfd]" {
+        Ok(())
+    } else {
+        Err(Errno(libc::EINVAL))
+    }
+}
+
+/// Adds 1 to the eventfd `fd`.
+fn signal_eventfd(fd: i32) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is readable for the 8 bytes written; `fd` is the case's open eventfd.
+    let _ = unsafe { libc::write(fd, one.as_ptr().cast(), 8) };
 }
 
 impl FakeBackend {
@@ -178,14 +226,15 @@ impl FakeBackend {
             FakeBuffer {
                 file: self.file,
                 buffer,
-                content: 0,
                 node: gpu.node,
             },
         );
+        model.bytes.insert(handle, vec![0; size as usize]);
         Ok(Reply::Buffer(buffer))
     }
 
-    fn copy(&self, args: &CopyArgs) -> Result<Reply, Refusal> {
+    /// Checks a copy as `COPY` does, moves its bytes and says which path it took.
+    fn copy(&self, args: &CopyArgs) -> Result<CopyPath, Refusal> {
         if args.flags & !abi::COPY_FLAGS != 0 && !self.has(Defect::AcceptsUnknownCopyFlags) {
             return refuse(AbiError::InvalidArgument);
         }
@@ -216,17 +265,86 @@ impl FakeBackend {
         } else {
             CopyPath::Staged
         };
-        let content = if self.has(Defect::CorruptsCopiesTo(dst.node)) {
-            !src.content
-        } else {
-            src.content
-        };
-        if let Some(target) = self.model.borrow_mut().buffers.get_mut(&dst.buffer.handle) {
-            target.content = content;
+        let (from, to, len) = (
+            args.src_offset as usize,
+            args.dst_offset as usize,
+            args.size as usize,
+        );
+        let mut model = self.model.borrow_mut();
+        let mut moved = model.bytes[&src.buffer.handle][from..from + len].to_vec();
+        if self.has(Defect::CorruptsCopiesTo(dst.node)) {
+            if let Some(first) = moved.first_mut() {
+                *first = !*first;
+            }
         }
-        Ok(Reply::Copied(CopyOutcome {
-            path,
+        if let Some(target) = model.bytes.get_mut(&dst.buffer.handle) {
+            target[to..to + len].copy_from_slice(&moved);
+        }
+        Ok(path)
+    }
+
+    fn copy_submit(&self, args: &CopySubmitArgs) -> Result<Reply, Refusal> {
+        let path = self.copy(&args.copy_args())?;
+        if args.eventfd != abi::NO_EVENTFD {
+            check_eventfd(args.eventfd)?;
+        }
+        let mut model = self.model.borrow_mut();
+        let unreaped = model.copies.iter().filter(|c| c.file == self.file).count();
+        if unreaped >= abi::DEFAULT_MAX_ASYNC_COPIES_PER_FILE as usize
+            && !self.has(Defect::IgnoresAsyncCopyLimit)
+        {
+            return refuse(AbiError::TooManyCopies);
+        }
+        let ticket = model.next_ticket;
+        model.next_ticket += 1;
+        let pauses = args.size.div_ceil(COPY_CHUNK).saturating_sub(1);
+        let copy = FakeCopy {
+            file: self.file,
+            ticket,
+            path: match path {
+                CopyPath::Direct => abi::PATH_DIRECT,
+                CopyPath::Staged => abi::PATH_STAGED,
+            },
+            running_ns: pauses * u64::from(model.delay_copy_chunk_ms) * 1_000_000,
+            eventfd: args.eventfd,
+        };
+        if copy.running_ns == 0 {
+            self.ended(&copy);
+        }
+        model.copies.push(copy);
+        Ok(Reply::Submitted(ticket))
+    }
+
+    /// `copy` has just ended: its eventfd is signalled.
+    fn ended(&self, copy: &FakeCopy) {
+        if copy.eventfd != abi::NO_EVENTFD && !self.has(Defect::LosesEventfdSignals) {
+            signal_eventfd(copy.eventfd);
+        }
+    }
+
+    fn copy_wait(&self, args: &CopyWaitArgs) -> Result<Reply, Refusal> {
+        let mut model = self.model.borrow_mut();
+        let index = model
+            .copies
+            .iter()
+            .position(|c| c.file == self.file && c.ticket == args.ticket)
+            .ok_or(Errno::of(AbiError::UnknownHandle))?;
+        let copy = model.copies[index];
+        if copy.running_ns > 0 {
+            if args.timeout_ns < copy.running_ns {
+                return refuse(AbiError::NotEnded);
+            }
+            model.copies[index].running_ns = 0;
+            self.ended(&copy);
+        }
+        if !self.has(Defect::KeepsReapedTickets) {
+            model.copies.remove(index);
+        }
+        Ok(Reply::Waited(CopyWaitArgs {
+            status: 0,
+            path: copy.path,
             nanoseconds: 1,
+            ..*args
         }))
     }
 }
@@ -240,7 +358,9 @@ impl Backend for FakeBackend {
                     return refuse(AbiError::InvalidArgument);
                 }
                 self.buffer(args.handle)?;
-                self.model.borrow_mut().buffers.remove(&args.handle);
+                let mut model = self.model.borrow_mut();
+                model.buffers.remove(&args.handle);
+                model.bytes.remove(&args.handle);
                 Ok(Reply::Done)
             }
             Request::Info { handle } => {
@@ -293,7 +413,14 @@ impl Backend for FakeBackend {
                     .remove(&(handle, peer_gpu_id));
                 Ok(Reply::Done)
             }
-            Request::Copy(args) => self.copy(&args),
+            Request::Copy(args) => self.copy(&args).map(|path| {
+                Reply::Copied(CopyOutcome {
+                    path,
+                    nanoseconds: 1,
+                })
+            }),
+            Request::CopySubmit(args) => self.copy_submit(&args),
+            Request::CopyWait(args) => self.copy_wait(&args),
             Request::Mmap { mmap_offset, size } => {
                 let (handle, _) = abi::split_mmap_offset(mmap_offset);
                 let found = self.buffer(handle)?;
@@ -314,21 +441,35 @@ impl Backend for FakeBackend {
 
     fn fill(&self, buffer: &Buffer, seed: u64) -> Result<u64, String> {
         let mut model = self.model.borrow_mut();
-        let found = model
-            .buffers
+        let bytes = model
+            .bytes
             .get_mut(&buffer.handle)
             .ok_or("fill of an unknown buffer")?;
-        found.content = seed ^ 0x0123_4567_89ab_cdef;
-        Ok(found.content)
+        fill_random(bytes, seed);
+        Ok(checksum(bytes))
     }
 
     fn checksum(&self, buffer: &Buffer) -> Result<u64, String> {
         self.model
             .borrow()
-            .buffers
+            .bytes
             .get(&buffer.handle)
-            .map(|found| found.content)
+            .map(|bytes| checksum(bytes))
             .ok_or_else(|| "checksum of an unknown buffer".into())
+    }
+
+    fn read(&self, buffer: &Buffer) -> Result<Vec<u8>, String> {
+        self.model
+            .borrow()
+            .bytes
+            .get(&buffer.handle)
+            .cloned()
+            .ok_or_else(|| "read of an unknown buffer".into())
+    }
+
+    fn delay_copy_chunks(&self, ms: u32) -> Result<(), String> {
+        self.model.borrow_mut().delay_copy_chunk_ms = ms;
+        Ok(())
     }
 
     fn reopen(&self) -> Result<Box<dyn Backend>, String> {
@@ -391,6 +532,11 @@ impl Backend for FakeBackend {
                 output: "copy: ok\n".into(),
                 ..died
             },
+            // The fake's copies end at once unless held; a dying file cancels them at once.
+            Probe::DieWithCopyInFlight { .. } => ProbeOutcome {
+                signal: Some(super::probe::SIGKILL),
+                ..ProbeOutcome::default()
+            },
             // The campaign starts its workers, and the hotplug suite this probe, on the real
             // device only.
             Probe::StressWorker(_) | Probe::TouchUntilRevoked { .. } => ProbeOutcome {
@@ -417,14 +563,22 @@ impl Backend for FakeBackend {
 
 impl Drop for FakeBackend {
     fn drop(&mut self) {
+        let file = self.file;
+        // Closing cancels the copies still in flight: they end (ECANCELED) now.
+        let copies = std::mem::take(&mut self.model.borrow_mut().copies);
+        let (mine, others): (Vec<FakeCopy>, Vec<FakeCopy>) =
+            copies.into_iter().partition(|c| c.file == file);
+        for copy in mine.iter().filter(|c| c.running_ns > 0) {
+            self.ended(copy);
+        }
+        self.model.borrow_mut().copies = others;
         if self.has(Defect::LeaksBuffersOfClosedFiles) {
             return;
         }
-        let file = self.file;
-        self.model
-            .borrow_mut()
-            .buffers
-            .retain(|_, found| found.file != file);
+        let mut model = self.model.borrow_mut();
+        model.buffers.retain(|_, found| found.file != file);
+        let Model { buffers, bytes, .. } = &mut *model;
+        bytes.retain(|handle, _| buffers.contains_key(handle));
     }
 }
 
@@ -433,7 +587,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::cases::{abi, device, isolation, transfer};
+    use crate::cases::{abi, async_copy, device, isolation, transfer};
     use crate::report::Outcome;
     use crate::runner::{run, Test};
     use crate::Filter;
@@ -456,11 +610,16 @@ mod tests {
         let isolation = isolation::TESTS
             .iter()
             .filter(|test| isolation::THROUGH_BACKEND.contains(&test.name));
-        [transfer::TESTS, abi::TESTS, device::TESTS]
-            .concat()
-            .into_iter()
-            .chain(isolation.copied())
-            .collect()
+        [
+            transfer::TESTS,
+            async_copy::TESTS,
+            abi::TESTS,
+            device::TESTS,
+        ]
+        .concat()
+        .into_iter()
+        .chain(isolation.copied())
+        .collect()
     }
 
     /// The full names of the device cases that fail on a fake with `defects`; every other
@@ -500,7 +659,10 @@ mod tests {
     #[test]
     fn each_defect_fails_the_cases_that_exist_to_catch_it() {
         let table: &[(Defect, &[&str])] = &[
-            (Defect::AcceptsUnknownCopyFlags, &["abi.copy_unknown_flags"]),
+            (
+                Defect::AcceptsUnknownCopyFlags,
+                &["abi.copy_unknown_flags", "abi.submit_unknown_flags"],
+            ),
             (
                 Defect::MissesOverflow,
                 &["abi.copy_length_overflow", "abi.copy_offset_overflow"],
@@ -536,6 +698,8 @@ mod tests {
                 &[
                     "transfer.direct_copy_over_every_p2p_link_is_verified",
                     "transfer.staged_copy_between_every_pair_is_verified",
+                    "async_copy.direct_copies_in_flight_over_every_p2p_link_are_verified",
+                    "async_copy.staged_copies_in_flight_between_every_pair_are_verified",
                     "device.copies_between_every_ordered_pair",
                 ],
             ),
@@ -551,6 +715,24 @@ mod tests {
             (
                 Defect::DeniesWithoutReason,
                 &["device.copies_between_every_ordered_pair"],
+            ),
+            (
+                Defect::LosesEventfdSignals,
+                &[
+                    "async_copy.the_eventfd_counts_every_end",
+                    "async_copy.a_cancelled_copy_signals_its_eventfd",
+                ],
+            ),
+            (
+                Defect::IgnoresAsyncCopyLimit,
+                &["async_copy.submissions_beyond_the_limit_are_busy"],
+            ),
+            (
+                Defect::KeepsReapedTickets,
+                &[
+                    "async_copy.a_reaped_ticket_is_unknown",
+                    "async_copy.submissions_beyond_the_limit_are_busy",
+                ],
             ),
         ];
         for (defect, expected) in table {

@@ -13,7 +13,9 @@ pub mod real;
 
 use std::fmt;
 
-use hsa_p2p_core::abi::{self, AbiError, CopyArgs, FreeArgs, InfoArgs};
+use hsa_p2p_core::abi::{
+    self, AbiError, CopyArgs, CopySubmitArgs, CopyWaitArgs, FreeArgs, InfoArgs,
+};
 use hsa_p2p_core::topology::Topology;
 use hsa_p2p_runtime::device::transfer::{gpus, GpuRef};
 use hsa_p2p_runtime::device::{Buffer, CopyOutcome, CopyPath, PeerMapping};
@@ -58,6 +60,10 @@ pub enum Request {
     },
     /// `COPY`.
     Copy(CopyArgs),
+    /// `COPY_SUBMIT`.
+    CopySubmit(CopySubmitArgs),
+    /// `COPY_WAIT`.
+    CopyWait(CopyWaitArgs),
     /// `mmap` of `size` bytes at `mmap_offset` (unmapped again at once).
     Mmap {
         /// The offset naming the buffer.
@@ -104,6 +110,9 @@ impl Request {
     }
 }
 
+/// The fault point that holds every copy between its chunks (`delay_copy_chunk_ms`).
+pub const DELAY_COPY_CHUNK_MS: &str = "delay_copy_chunk_ms";
+
 /// What the device answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -117,6 +126,10 @@ pub enum Reply {
     Mapped(PeerMapping),
     /// What `COPY` did.
     Copied(CopyOutcome),
+    /// `COPY_SUBMIT`'s ticket.
+    Submitted(u64),
+    /// `COPY_WAIT`'s argument block as the device wrote it back (status, path, time).
+    Waited(CopyWaitArgs),
 }
 
 /// A refusal: the errno the device answered with.
@@ -197,6 +210,11 @@ pub trait Backend {
     fn fill(&self, buffer: &Buffer, seed: u64) -> Result<u64, String>;
     /// The checksum of a buffer, read through a user mapping.
     fn checksum(&self, buffer: &Buffer) -> Result<u64, String>;
+    /// A buffer's bytes, read through a user mapping.
+    fn read(&self, buffer: &Buffer) -> Result<Vec<u8>, String>;
+    /// Sets the fault point that makes every copy sleep `ms` milliseconds between two chunks
+    /// (0: off), or why it cannot.
+    fn delay_copy_chunks(&self, ms: u32) -> Result<(), String>;
     /// Another open file of the same device.
     fn reopen(&self) -> Result<Box<dyn Backend>, String>;
     /// Runs `probe` in a child process (for what only another process, or a dying one, shows).
@@ -224,6 +242,39 @@ pub trait Backend {
             .map(drop)
             .map_err(|errno| format!("free of handle {handle}: {errno}"))
     }
+}
+
+/// Allocates `size` bytes on `from` and on `to`, runs `body` on the two buffers (source,
+/// destination) and frees both, whatever `body` gave.
+pub fn with_buffer_pair(
+    backend: &dyn Backend,
+    (from, to): (GpuRef, GpuRef),
+    size: u64,
+    body: impl FnOnce(&Buffer, &Buffer) -> Result<(), String>,
+) -> Result<(), String> {
+    let src = backend.alloc(from, size)?;
+    let dst = match backend.alloc(to, size) {
+        Ok(dst) => dst,
+        Err(problem) => {
+            let _ = backend.free(src.handle);
+            return Err(problem);
+        }
+    };
+    let result = body(&src, &dst);
+    let freed = backend.free(src.handle).and(backend.free(dst.handle));
+    result.and(freed)
+}
+
+/// `MAP_PEER` of `buffer` for `peer` that must succeed.
+pub fn map_for_peer(backend: &dyn Backend, buffer: &Buffer, peer: GpuRef) -> Result<(), String> {
+    let request = Request::MapPeer {
+        handle: buffer.handle,
+        peer_gpu_id: peer.gpu_id,
+    };
+    backend
+        .submit(&request)
+        .map(drop)
+        .map_err(|errno| format!("map for peer: {errno}"))
 }
 
 /// A request that must be refused with `expected`; the problem otherwise.

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Barrier;
 
 use hsa_p2p_core::abi::{self, AbiError};
-use hsa_p2p_runtime::device::{Buffer, Device, DeviceError, PathChoice};
+use hsa_p2p_runtime::device::{Buffer, CopyRequest, Device, DeviceError, PathChoice};
 
 use crate::guest::pci_bind;
 use crate::stress::WorkerConfig;
@@ -70,9 +70,21 @@ pub enum Probe {
         /// The GPU.
         gpu_id: u32,
     },
+    /// Submit an asynchronous copy of `size` bytes between two buffers of `gpu_id` (held in
+    /// flight by the caller's fault point), then kill itself with SIGKILL: the dying process's
+    /// file is released with the copy in flight.
+    DieWithCopyInFlight {
+        /// The GPU.
+        gpu_id: u32,
+        /// Bytes of the copy.
+        size: u64,
+    },
     /// One worker process of the stress campaign: prints its tally as one JSON line.
     StressWorker(WorkerConfig),
 }
+
+/// SIGKILL, the death of [`Probe::DieWithCopyInFlight`].
+pub const SIGKILL: i32 = 9;
 
 /// The line [`Probe::TouchUntilRevoked`] prints once its mapping is live.
 pub const MAPPED: &str = "mapped";
@@ -111,6 +123,11 @@ impl Probe {
             Probe::TouchUntilRevoked { gpu_id } => {
                 vec!["touch-until-revoked".into(), gpu_id.to_string()]
             }
+            Probe::DieWithCopyInFlight { gpu_id, size } => vec![
+                "die-with-copy-in-flight".into(),
+                gpu_id.to_string(),
+                size.to_string(),
+            ],
             Probe::StressWorker(config) => vec![
                 "stress-worker".into(),
                 config.seed.to_string(),
@@ -144,6 +161,10 @@ impl Probe {
             }),
             ["touch-until-revoked", gpu_id] => Some(Probe::TouchUntilRevoked {
                 gpu_id: gpu_id.parse().ok()?,
+            }),
+            ["die-with-copy-in-flight", gpu_id, size] => Some(Probe::DieWithCopyInFlight {
+                gpu_id: gpu_id.parse().ok()?,
+                size: size.parse().ok()?,
             }),
             ["stress-worker", seed, process, threads, ops_per_thread, fault_percent, topology] => {
                 Some(Probe::StressWorker(WorkerConfig {
@@ -302,6 +323,17 @@ fn run(node: &Path, probe: &Probe) -> Result<(), String> {
                 unsafe { std::ptr::read_volatile(mapping.as_slice().as_ptr()) };
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
+        }
+        Probe::DieWithCopyInFlight { gpu_id, size } => {
+            let alloc = || device.alloc(*gpu_id, *size).map_err(|e| e.to_string());
+            let (src, dst) = (alloc()?, alloc()?);
+            let request = CopyRequest::whole(src.handle, dst.handle, *size, PathChoice::Auto);
+            device
+                .submit_copy(&request, None)
+                .map_err(|e| e.to_string())?;
+            // SAFETY: kill takes no pointer; this process ends here, as the probe intends.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            Err("still alive after SIGKILL".into())
         }
         Probe::StressWorker(config) => {
             // Each worker thread opens its own file.

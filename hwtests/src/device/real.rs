@@ -9,22 +9,39 @@ use hsa_p2p_runtime::device::{
     checksum, fill_random, Buffer, CopyOutcome, CopyPath, Device, DeviceError,
 };
 
-use super::{probe, Backend, Errno, NodeMode, Probe, ProbeOutcome, Refusal, Reply, Request};
+use super::{
+    probe, Backend, Errno, NodeMode, Probe, ProbeOutcome, Refusal, Reply, Request,
+    DELAY_COPY_CHUNK_MS,
+};
+use crate::guest::fault_point::FaultPoint;
 
 /// `/dev/hsa_p2p` at a path.
 pub struct RealBackend {
     node: PathBuf,
+    /// The machine's root, where the module's fault points are.
+    root: PathBuf,
     device: Device,
 }
 
 impl RealBackend {
-    /// Opens the device node at `node` (and checks the ABI version).
-    pub fn open(node: &Path) -> Result<Self, DeviceError> {
+    /// Opens the device node at `node` of the machine whose root is `root` (and checks the ABI
+    /// version).
+    pub fn open_in(node: &Path, root: &Path) -> Result<Self, DeviceError> {
         Ok(RealBackend {
             node: node.to_owned(),
+            root: root.to_owned(),
             device: Device::open_at(node)?,
         })
     }
+}
+
+/// An argument block sent with `command` and read back as the kernel wrote it.
+fn round_trip<T: Copy + Default>(device: &Device, command: u32, args: &T) -> Result<T, Refusal> {
+    let mut bytes = as_bytes(args);
+    device
+        .raw_ioctl(command, &mut bytes)
+        .map_err(|e| raw_errno(&e))?;
+    Ok(from_bytes(&bytes))
 }
 
 fn errno_of(error: &DeviceError) -> Refusal {
@@ -97,20 +114,15 @@ impl Backend for RealBackend {
                 .map(|()| Reply::Done)
                 .map_err(|e| errno_of(&e)),
             Request::Copy(args) => {
-                let mut bytes = as_bytes(&args);
-                device
-                    .raw_ioctl(cmd::COPY, &mut bytes)
-                    .map_err(|e| raw_errno(&e))?;
-                let done: CopyArgs = from_bytes(&bytes);
+                let done: CopyArgs = round_trip(device, cmd::COPY, &args)?;
                 Ok(Reply::Copied(CopyOutcome {
-                    path: if done.path == abi::PATH_DIRECT {
-                        CopyPath::Direct
-                    } else {
-                        CopyPath::Staged
-                    },
+                    path: CopyPath::from_abi(done.path).unwrap_or(CopyPath::Staged),
                     nanoseconds: done.nanoseconds,
                 }))
             }
+            Request::CopySubmit(args) => round_trip(device, cmd::COPY_SUBMIT, &args)
+                .map(|done| Reply::Submitted(done.ticket)),
+            Request::CopyWait(args) => round_trip(device, cmd::COPY_WAIT, &args).map(Reply::Waited),
             Request::Mmap { mmap_offset, size } => {
                 let (handle, _) = abi::split_mmap_offset(mmap_offset);
                 let buffer = Buffer {
@@ -146,8 +158,21 @@ impl Backend for RealBackend {
         Ok(checksum(mapping.as_slice()))
     }
 
+    fn read(&self, buffer: &Buffer) -> Result<Vec<u8>, String> {
+        let mapping = self.device.mmap(buffer).map_err(|e| e.to_string())?;
+        Ok(mapping.as_slice().to_vec())
+    }
+
+    fn delay_copy_chunks(&self, ms: u32) -> Result<(), String> {
+        let point = FaultPoint::find(&self.root, DELAY_COPY_CHUNK_MS)?;
+        point.set(u64::from(ms))?;
+        // Left armed: the case disarms it with 0 when it is done.
+        std::mem::forget(point);
+        Ok(())
+    }
+
     fn reopen(&self) -> Result<Box<dyn Backend>, String> {
-        RealBackend::open(&self.node)
+        RealBackend::open_in(&self.node, &self.root)
             .map(|backend| Box::new(backend) as Box<dyn Backend>)
             .map_err(|error| error.to_string())
     }

@@ -901,6 +901,7 @@ fn os_errno(error: &DeviceError) -> Option<i32> {
         DeviceError::NoPeerLink { .. } => Some(AbiError::NoPeerLink.errno()),
         DeviceError::Os { source, .. } => source.raw_os_error(),
         DeviceError::Open { source, .. } => source.raw_os_error(),
+        DeviceError::CopyFailed { status, .. } => i32::try_from(*status).ok(),
         DeviceError::Version { .. } => None,
     }
 }

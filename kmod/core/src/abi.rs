@@ -236,6 +236,21 @@ pub struct CopySubmitArgs {
     pub ticket: u64,
 }
 
+impl CopySubmitArgs {
+    /// The same copy as a `COPY` argument block (what `COPY_SUBMIT` checks and runs).
+    pub fn copy_args(&self) -> CopyArgs {
+        CopyArgs {
+            src_handle: self.src_handle,
+            dst_handle: self.dst_handle,
+            src_offset: self.src_offset,
+            dst_offset: self.dst_offset,
+            size: self.size,
+            flags: self.flags,
+            ..CopyArgs::default()
+        }
+    }
+}
+
 /// [`CopyWaitArgs::timeout_ns`]: wait until the copy ends, however long.
 pub const WAIT_FOREVER: u64 = u64::MAX;
 

@@ -101,7 +101,45 @@ fn abi_commands() -> Vec<(&'static str, u32, Layout)> {
                 peer_bus_addresses
             }),
         ),
+        (
+            "COPY_SUBMIT",
+            cmd::COPY_SUBMIT,
+            layout!(CopySubmitArgs {
+                src_handle,
+                dst_handle,
+                src_offset,
+                dst_offset,
+                size,
+                flags,
+                eventfd,
+                ticket
+            }),
+        ),
+        (
+            "COPY_WAIT",
+            cmd::COPY_WAIT,
+            layout!(CopyWaitArgs {
+                ticket,
+                timeout_ns,
+                status,
+                path,
+                nanoseconds
+            }),
+        ),
     ]
+}
+
+#[test]
+fn the_checked_commands_are_every_command_of_the_abi() {
+    // A command added to abi::cmd::ALL without a line above would go undescribed unnoticed.
+    let mut checked: Vec<u32> = abi_commands()
+        .iter()
+        .map(|(_, number, _)| *number)
+        .collect();
+    let mut all = cmd::ALL.to_vec();
+    checked.sort_unstable();
+    all.sort_unstable();
+    assert_eq!(checked, all, "abi_commands() against abi::cmd::ALL");
 }
 
 /// A field of a described struct: name, type, direction attribute.
@@ -217,6 +255,8 @@ fn type_size(ty: &str, description: &Description) -> usize {
         "int16" => 2,
         "int32" => 4,
         "int64" => 8,
+        // syzkaller's own resources (sys/linux): a file descriptor is a C int.
+        "fd" | "fd_event" => 4,
         "const" | "flags" => type_size(options.rsplit(',').next().unwrap().trim(), description),
         "array" => {
             let inner = &ty["array[".len()..ty.len() - 1];

@@ -6,6 +6,7 @@
 //! [`bench`] measures both paths.
 
 pub mod bench;
+mod eventfd;
 mod sys;
 pub mod transfer;
 
@@ -13,10 +14,14 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use eventfd::EventFd;
 
 pub use hsa_p2p_core::abi;
 use hsa_p2p_core::abi::{
-    cmd, AbiError, AllocArgs, CopyArgs, FreeArgs, InfoArgs, MapPeerArgs, UnmapPeerArgs, VersionArgs,
+    cmd, AbiError, AllocArgs, CopyArgs, CopySubmitArgs, CopyWaitArgs, FreeArgs, InfoArgs,
+    MapPeerArgs, UnmapPeerArgs, VersionArgs,
 };
 use hsa_p2p_core::gate::DenialReasons;
 
@@ -62,6 +67,14 @@ pub enum DeviceError {
         /// The published denial's reason bits.
         reasons: u32,
     },
+    /// An asynchronous copy ended without copying every byte.
+    #[error("{op}: the copy ended with {}", status_name(*.status))]
+    CopyFailed {
+        /// The operation.
+        op: &'static str,
+        /// `COPY_WAIT`'s status (a positive errno).
+        status: u32,
+    },
     /// Any other system error.
     #[error("{op}: {source}")]
     Os {
@@ -81,6 +94,18 @@ fn describe_reasons(bits: u32) -> String {
         String::new()
     } else {
         format!(": {}", reasons.join(", "))
+    }
+}
+
+/// The symbolic name of a `COPY_WAIT` status.
+pub fn status_name(status: u32) -> String {
+    match status {
+        0 => "success".to_owned(),
+        abi::COPY_STATUS_CANCELED => "ECANCELED (cancelled: the file was closed)".to_owned(),
+        _ => match i32::try_from(status).ok().and_then(AbiError::from_errno) {
+            Some(error) => format!("{} ({})", error.name(), error.meaning()),
+            None => format!("errno {status}"),
+        },
     }
 }
 
@@ -137,6 +162,15 @@ pub enum CopyPath {
 }
 
 impl CopyPath {
+    /// The path `abi::PATH_*` names (`None` for 0: the copy ended before it chose one).
+    pub fn from_abi(path: u32) -> Option<Self> {
+        match path {
+            abi::PATH_DIRECT => Some(CopyPath::Direct),
+            abi::PATH_STAGED => Some(CopyPath::Staged),
+            _ => None,
+        }
+    }
+
     /// `direct` or `staged`.
     pub fn name(self) -> &'static str {
         match self {
@@ -155,6 +189,104 @@ pub enum PathChoice {
     Direct,
     /// Staged only.
     Staged,
+}
+
+impl PathChoice {
+    /// The `abi::COPY_*` flags.
+    pub fn flags(self) -> u32 {
+        match self {
+            PathChoice::Auto => 0,
+            PathChoice::Direct => abi::COPY_DIRECT,
+            PathChoice::Staged => abi::COPY_STAGED,
+        }
+    }
+}
+
+/// A copy between two buffers of one [`Device`], for [`Device::submit_copy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyRequest {
+    /// Source buffer handle.
+    pub src: u32,
+    /// Offset in the source buffer.
+    pub src_offset: u64,
+    /// Destination buffer handle.
+    pub dst: u32,
+    /// Offset in the destination buffer.
+    pub dst_offset: u64,
+    /// Bytes to copy.
+    pub size: u64,
+    /// Which paths the copy may take.
+    pub choice: PathChoice,
+}
+
+impl CopyRequest {
+    /// `size` bytes from the start of `src` to the start of `dst`.
+    pub fn whole(src: u32, dst: u32, size: u64, choice: PathChoice) -> Self {
+        Self {
+            src,
+            src_offset: 0,
+            dst,
+            dst_offset: 0,
+            size,
+            choice,
+        }
+    }
+}
+
+/// An asynchronous copy of one [`Device`], until [`Device::wait_copy`] reaps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+/// How long [`Device::wait_copy`] waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitTimeout {
+    /// Do not wait: only look whether the copy has ended.
+    Poll,
+    /// At most this long.
+    For(Duration),
+    /// Until the copy ends.
+    Forever,
+}
+
+impl WaitTimeout {
+    /// `CopyWaitArgs::timeout_ns` (durations beyond `u64` nanoseconds wait forever).
+    pub fn nanoseconds(self) -> u64 {
+        match self {
+            WaitTimeout::Poll => 0,
+            WaitTimeout::For(duration) => {
+                u64::try_from(duration.as_nanos()).unwrap_or(abi::WAIT_FOREVER)
+            }
+            WaitTimeout::Forever => abi::WAIT_FOREVER,
+        }
+    }
+}
+
+/// How an asynchronous copy ended, as `COPY_WAIT` reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyCompletion {
+    /// 0, or the positive errno that ended the copy (`abi::COPY_STATUS_CANCELED`, `ENODEV`
+    /// for an unbound GPU, or an error `COPY` returns).
+    pub status: u32,
+    /// The path taken (`None` when the copy ended before choosing one).
+    pub path: Option<CopyPath>,
+    /// Time from its start on an engine to its end, in nanoseconds.
+    pub nanoseconds: u64,
+}
+
+impl CopyCompletion {
+    /// The outcome of a copy that copied every byte, else [`DeviceError::CopyFailed`].
+    pub fn outcome(&self) -> Result<CopyOutcome, DeviceError> {
+        match (self.status, self.path) {
+            (0, Some(path)) => Ok(CopyOutcome {
+                path,
+                nanoseconds: self.nanoseconds,
+            }),
+            (status, _) => Err(DeviceError::CopyFailed {
+                op: "asynchronous copy",
+                status,
+            }),
+        }
+    }
 }
 
 /// What `COPY` reported.
@@ -313,20 +445,56 @@ impl Device {
             src_offset,
             dst_offset,
             size,
-            flags: match choice {
-                PathChoice::Auto => 0,
-                PathChoice::Direct => abi::COPY_DIRECT,
-                PathChoice::Staged => abi::COPY_STAGED,
-            },
+            flags: choice.flags(),
             ..CopyArgs::default()
         };
         self.ioctl("copy", cmd::COPY, &mut args)?;
         Ok(CopyOutcome {
-            path: if args.path == abi::PATH_DIRECT {
-                CopyPath::Direct
-            } else {
-                CopyPath::Staged
-            },
+            path: CopyPath::from_abi(args.path).unwrap_or(CopyPath::Staged),
+            nanoseconds: args.nanoseconds,
+        })
+    }
+
+    /// Starts `request` on the module's copy engines and returns at once (`COPY_SUBMIT`); the
+    /// copy is checked as [`Self::copy`] checks it. `eventfd`, when given, gets 1 added to
+    /// its counter when the copy ends.
+    pub fn submit_copy(
+        &self,
+        request: &CopyRequest,
+        eventfd: Option<BorrowedFd<'_>>,
+    ) -> Result<Ticket, DeviceError> {
+        let mut args = CopySubmitArgs {
+            src_handle: request.src,
+            dst_handle: request.dst,
+            src_offset: request.src_offset,
+            dst_offset: request.dst_offset,
+            size: request.size,
+            flags: request.choice.flags(),
+            eventfd: eventfd.map_or(abi::NO_EVENTFD, |fd| fd.as_raw_fd()),
+            ticket: 0,
+        };
+        self.ioctl("submit copy", cmd::COPY_SUBMIT, &mut args)?;
+        Ok(Ticket(args.ticket))
+    }
+
+    /// Waits up to `timeout` for an asynchronous copy to end and reaps it (`COPY_WAIT`).
+    /// A copy still running gives [`AbiError::NotEnded`] (`EAGAIN`) and a signal
+    /// [`AbiError::Interrupted`]; the ticket stays valid in both cases. A copy that ended with
+    /// an error is `Ok` here, with its status: see [`CopyCompletion::outcome`].
+    pub fn wait_copy(
+        &self,
+        ticket: Ticket,
+        timeout: WaitTimeout,
+    ) -> Result<CopyCompletion, DeviceError> {
+        let mut args = CopyWaitArgs {
+            ticket: ticket.0,
+            timeout_ns: timeout.nanoseconds(),
+            ..CopyWaitArgs::default()
+        };
+        self.ioctl("wait for copy", cmd::COPY_WAIT, &mut args)?;
+        Ok(CopyCompletion {
+            status: args.status,
+            path: CopyPath::from_abi(args.path),
             nanoseconds: args.nanoseconds,
         })
     }
@@ -486,6 +654,41 @@ mod tests {
         assert!(error.to_string().contains("EXDEV"), "{error}");
         let error = DeviceError::from_io("copy", io::Error::from_raw_os_error(1));
         assert_eq!(error.abi_error(), None);
+    }
+
+    #[test]
+    fn completions_name_their_status() {
+        let done = CopyCompletion {
+            status: 0,
+            path: Some(CopyPath::Direct),
+            nanoseconds: 5,
+        };
+        assert_eq!(done.outcome().unwrap().nanoseconds, 5);
+        let canceled = CopyCompletion {
+            status: abi::COPY_STATUS_CANCELED,
+            ..done
+        };
+        let error = canceled.outcome().unwrap_err();
+        assert!(error.to_string().contains("ECANCELED"), "{error}");
+        let unbound = CopyCompletion { status: 19, ..done };
+        assert!(unbound
+            .outcome()
+            .unwrap_err()
+            .to_string()
+            .contains("ENODEV"));
+        assert_eq!(status_name(1000), "errno 1000");
+    }
+
+    #[test]
+    fn timeouts_are_nanoseconds() {
+        assert_eq!(WaitTimeout::Poll.nanoseconds(), 0);
+        assert_eq!(WaitTimeout::Forever.nanoseconds(), abi::WAIT_FOREVER);
+        let second = WaitTimeout::For(Duration::from_secs(1));
+        assert_eq!(second.nanoseconds(), 1_000_000_000);
+        assert_eq!(
+            WaitTimeout::For(Duration::MAX).nanoseconds(),
+            abi::WAIT_FOREVER
+        );
     }
 
     #[test]

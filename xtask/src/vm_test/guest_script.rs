@@ -25,6 +25,7 @@ const DRIVER: &str = "/sys/bus/pci/drivers/hsa_p2p";
 const SPEC_SUITES: &[&str] = &[
     "hsa_p2p.*",
     "transfer.*",
+    "async_copy.*",
     "platform.*",
     "isolation.*",
     "hotplug.*",
@@ -80,7 +81,7 @@ pub fn refusal_script() -> String {
 }
 
 /// The hwtests suites a transfer machine runs.
-const TRANSFER_SUITES: &[&str] = &["abi.*", "device.*"];
+const TRANSFER_SUITES: &[&str] = &["abi.*", "async_copy.*", "device.*"];
 
 /// The transfer machine: load the module, two CLI copies, then hwtests' `abi` and `device`
 /// suites, whose last case copies `size` bytes between every ordered GPU pair and leaves them
@@ -131,8 +132,8 @@ mod tests {
             assert!(script.contains(&print_tree(HSA_P2P_TOPOLOGY, tag)), "{tag}");
         }
         assert!(script.contains(
-            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' --only 'platform.*' \
-             --only 'isolation.*' --only 'hotplug.*'"
+            "hwtests --module-loaded --only 'hsa_p2p.*' --only 'transfer.*' \
+             --only 'async_copy.*' --only 'platform.*' --only 'isolation.*' --only 'hotplug.*'"
         ));
     }
 
