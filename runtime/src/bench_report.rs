@@ -20,6 +20,63 @@ pub struct BenchOptions {
     /// Latency copies per path and size (the median is reported).
     #[arg(long, default_value_t = 200)]
     pub latency_iterations: u32,
+    /// The views to measure, comma-separated: pairs (one direction at a time, latency
+    /// included), bidirectional, all-to-all, size-sweep, cpu-gpu, async
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = BenchView::ALL,
+        hide_possible_values = true
+    )]
+    pub views: Vec<BenchView>,
+}
+
+/// One view of the benchmark (`--views`): what `rocm_bandwidth_test` measures with one option.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchView {
+    /// Every ordered pair, one direction at a time: direct, staged, user mmap copy, latency.
+    Pairs,
+    /// Both directions of each pair at once.
+    Bidirectional,
+    /// Every direct pair at once.
+    AllToAll,
+    /// Rate against copy size.
+    SizeSweep,
+    /// Each GPU against system memory.
+    CpuGpu,
+    /// Asynchronous copies (`COPY_SUBMIT`): latency and several in flight.
+    Async,
+}
+
+impl BenchView {
+    /// Every view, in the order they are measured.
+    pub const ALL: [BenchView; 6] = [
+        BenchView::Pairs,
+        BenchView::Bidirectional,
+        BenchView::AllToAll,
+        BenchView::SizeSweep,
+        BenchView::CpuGpu,
+        BenchView::Async,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchView::Pairs => "pairs",
+            BenchView::Bidirectional => "bidirectional",
+            BenchView::AllToAll => "all-to-all",
+            BenchView::SizeSweep => "size-sweep",
+            BenchView::CpuGpu => "cpu-gpu",
+            BenchView::Async => "async",
+        }
+    }
+}
+
+impl std::fmt::Display for BenchView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl BenchOptions {
@@ -29,20 +86,25 @@ impl BenchOptions {
             size: self.size.0,
             iterations: self.iterations,
             latency_iterations: self.latency_iterations,
+            views: self.views.clone(),
         }
     }
 
     /// The same options as p2pctl arguments.
     pub fn to_args(&self) -> String {
+        let views: Vec<&str> = self.views.iter().map(|view| view.name()).collect();
         format!(
-            "--size {} --iterations {} --latency-iterations {}",
-            self.size.0, self.iterations, self.latency_iterations
+            "--size {} --iterations {} --latency-iterations {} --views {}",
+            self.size.0,
+            self.iterations,
+            self.latency_iterations,
+            views.join(",")
         )
     }
 }
 
 /// Benchmark settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BenchConfig {
     /// Bytes per bandwidth copy.
     pub size: u64,
@@ -50,6 +112,15 @@ pub struct BenchConfig {
     pub iterations: u32,
     /// Latency copies per path and size (the median is reported).
     pub latency_iterations: u32,
+    /// The views to measure.
+    pub views: Vec<BenchView>,
+}
+
+impl BenchConfig {
+    /// Whether `view` is measured.
+    pub fn measures(&self, view: BenchView) -> bool {
+        self.views.contains(&view)
+    }
 }
 
 /// One ordered pair, unidirectional.
@@ -137,6 +208,38 @@ pub struct CpuGpuBench {
     pub gpu_to_cpu_gbps: f64,
 }
 
+/// Asynchronous direct copies (`COPY_SUBMIT`, completion signalled on an eventfd) between the
+/// first pair with a direct path.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AsyncBench {
+    /// Source node.
+    pub from: u32,
+    /// Destination node.
+    pub to: u32,
+    /// How the end of a copy was seen: `eventfd` (`poll`, then `COPY_WAIT` reaps it) or
+    /// `copy_wait` (`COPY_WAIT` without timeout: the kernel has no eventfds).
+    pub completion: String,
+    /// Median submit-to-completion time of a 64-byte copy, microseconds: from before
+    /// `COPY_SUBMIT` until `poll` sees its eventfd signalled (reaping with `COPY_WAIT` after),
+    /// or until `COPY_WAIT` returns.
+    pub latency_64_us: f64,
+    /// The same for a 4 KiB copy.
+    pub latency_4k_us: f64,
+    /// Copies in flight at once in the throughput row.
+    pub in_flight: u64,
+    /// Bytes of the throughput row, split evenly between the copies in flight.
+    pub size_bytes: u64,
+    /// `size_bytes` as `in_flight` copies submitted at once: bytes over the wall time from the
+    /// first submit to the last completion signalled, best of the iterations, GB/s.
+    pub in_flight_gbps: f64,
+    /// The same bytes as one synchronous `COPY` between the same buffers, GB/s (best).
+    pub sync_gbps: f64,
+    /// in flight / synchronous.
+    pub in_flight_over_sync: f64,
+    /// Every copy ended with status 0, and the destination matched the source.
+    pub verified: bool,
+}
+
 /// The whole run (`hsa-p2p/bench/v2`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BenchReport {
@@ -162,6 +265,9 @@ pub struct BenchReport {
     pub size_sweep: Option<SizeSweep>,
     /// Every GPU against system memory.
     pub cpu_gpu: Vec<CpuGpuBench>,
+    /// Asynchronous copies (`None` without a direct path, or not measured).
+    #[serde(default)]
+    pub async_copies: Option<AsyncBench>,
 }
 
 /// `bytes` in `seconds` as GB/s (10^9 bytes per second).
@@ -194,6 +300,10 @@ pub fn verified(report: &BenchReport) -> bool {
         && report.bidirectional.iter().all(|bench| bench.verified)
         && report
             .all_to_all
+            .as_ref()
+            .is_none_or(|bench| bench.verified)
+        && report
+            .async_copies
             .as_ref()
             .is_none_or(|bench| bench.verified)
 }
@@ -249,8 +359,8 @@ fn concurrent_line(bench: &ConcurrentBench) -> String {
     )
 }
 
-/// The report as text: matrices (rows = source, columns = destination), then the rest.
-pub fn render(report: &BenchReport) -> String {
+/// The one-direction-at-a-time views: a matrix per figure.
+fn pair_views(report: &BenchReport) -> String {
     let mut nodes: Vec<u32> = report.pairs.iter().flat_map(|p| [p.from, p.to]).collect();
     nodes.sort_unstable();
     nodes.dedup();
@@ -312,15 +422,30 @@ pub fn render(report: &BenchReport) -> String {
     out.push_str(
         "\nX = the node itself, - = no direct path (no p2p link), ? = pair not measured\n",
     );
-    out.push_str(&format!(
-        "\nbidirectional (both directions at once, {} CPUs)\n",
-        report.cpus
-    ));
+    out
+}
+
+/// The report as text: matrices (rows = source, columns = destination), then the rest (the
+/// views that were measured).
+pub fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    if !report.pairs.is_empty() {
+        out.push_str(&pair_views(report));
+    }
+    if !report.bidirectional.is_empty() {
+        out.push_str(&format!(
+            "\nbidirectional (both directions at once, {} CPUs)\n",
+            report.cpus
+        ));
+    }
     for bench in &report.bidirectional {
         out.push_str(&concurrent_line(bench));
     }
     if let Some(bench) = &report.all_to_all {
-        out.push_str("\nall-to-all (every direct pair at once)\n");
+        out.push_str(&format!(
+            "\nall-to-all (every direct pair at once, {} CPUs)\n",
+            report.cpus
+        ));
         out.push_str(&concurrent_line(bench));
     }
     if let Some(sweep) = &report.size_sweep {
@@ -337,14 +462,34 @@ pub fn render(report: &BenchReport) -> String {
             ));
         }
     }
-    out.push_str(&format!(
-        "\nCPU <-> GPU through mmap (GB/s)\n{:>8}{:>12}{:>12}\n",
-        "gpu", "cpu->gpu", "gpu->cpu"
-    ));
+    if !report.cpu_gpu.is_empty() {
+        out.push_str(&format!(
+            "\nCPU <-> GPU through mmap (GB/s)\n{:>8}{:>12}{:>12}\n",
+            "gpu", "cpu->gpu", "gpu->cpu"
+        ));
+    }
     for row in &report.cpu_gpu {
         out.push_str(&format!(
             "{:>8}{:>12.2}{:>12.2}\n",
             row.gpu, row.cpu_to_gpu_gbps, row.gpu_to_cpu_gbps
+        ));
+    }
+    if let Some(bench) = &report.async_copies {
+        out.push_str(&format!(
+            "\nasynchronous copies {} -> {} (direct, completion seen by {})\n\
+             submit-to-completion latency: 64 B {:.1} us, 4 KiB {:.1} us\n\
+             {} copies in flight, {} KiB each: {:.2} GB/s; one synchronous copy of the same \
+             bytes {:.2} GB/s ({:.2}x)\n",
+            bench.from,
+            bench.to,
+            bench.completion,
+            bench.latency_64_us,
+            bench.latency_4k_us,
+            bench.in_flight,
+            (bench.size_bytes / bench.in_flight.max(1)) >> 10,
+            bench.in_flight_gbps,
+            bench.sync_gbps,
+            bench.in_flight_over_sync
         ));
     }
     out.push_str(&format!(
@@ -375,5 +520,8 @@ fn unverified(report: &BenchReport) -> Vec<String> {
                 .collect();
             format!("{kind} {}", pairs.join(" "))
         });
-    pairs.chain(concurrent).collect()
+    let asynchronous = (report.async_copies.iter())
+        .filter(|bench| !bench.verified)
+        .map(|bench| format!("asynchronous {} -> {}", bench.from, bench.to));
+    pairs.chain(concurrent).chain(asynchronous).collect()
 }

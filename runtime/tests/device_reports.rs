@@ -4,13 +4,14 @@
 //! path and one that failed verification.
 
 use hsa_p2p_runtime::bench_report::{
-    BenchReport, ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
+    AsyncBench, BenchReport, ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow,
+    BENCH_SCHEMA,
 };
 use hsa_p2p_runtime::device::bench::render as render_bench;
 use hsa_p2p_runtime::device::transfer::{
-    plan, read_published, render as render_copy, resolve_gpu, TransferReport,
+    plan, read_published, render as render_copy, resolve_gpu, AsyncCopy, TransferReport,
 };
-use hsa_p2p_runtime::device::PathChoice;
+use hsa_p2p_runtime::device::{status_name, PathChoice};
 use hsa_p2p_runtime::report::json::COPY_SCHEMA;
 
 /// The report of a copy of `bytes` planned on the predicted tree of `spec`, taking `seconds`
@@ -46,6 +47,7 @@ fn copy_report(
         source_checksum: source,
         destination_checksum: destination,
         verified: source == destination,
+        asynchronous: None,
     }
 }
 
@@ -101,6 +103,42 @@ fn copy_reports() {
     for (name, report) in cases {
         insta::assert_snapshot!(format!("copy-{name}"), render_copy(&report));
     }
+}
+
+#[test]
+fn an_asynchronous_copy_report_says_its_ticket_and_status() {
+    // `p2pctl copy --async`: the JSON of a synchronous copy has no `asynchronous` field.
+    let mut report = copy_report(
+        "mixed-three-gpus",
+        ("gpu0", "gpu1"),
+        PathChoice::Auto,
+        16 << 20,
+        0.0023,
+        0x0123_4567_89ab_cdef,
+    );
+    let synchronous = serde_json::to_value(&report).unwrap();
+    assert!(synchronous.get("asynchronous").is_none(), "{synchronous}");
+    report.asynchronous = Some(AsyncCopy {
+        ticket: 1,
+        submit_seconds: 0.000_004,
+        completion: "eventfd".into(),
+        status: 0,
+        status_name: status_name(0),
+    });
+    insta::assert_snapshot!("copy-async", render_copy(&report));
+    insta::assert_snapshot!(
+        "copy-async-json",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    // A kernel without eventfds: COPY_WAIT alone saw the end.
+    if let Some(copy) = &mut report.asynchronous {
+        copy.completion = "copy_wait".into();
+    }
+    let text = render_copy(&report);
+    assert!(
+        text.contains("completion seen by COPY_WAIT (no eventfds in this kernel)"),
+        "{text}"
+    );
 }
 
 /// An ordered pair's results; `direct` GB/s when there is a direct path.
@@ -178,10 +216,44 @@ fn bench_reports() {
                 gpu_to_cpu_gbps,
             })
             .collect(),
+        async_copies: Some(AsyncBench {
+            from: 1,
+            to: 2,
+            completion: "eventfd".into(),
+            latency_64_us: 2.4,
+            latency_4k_us: if verified_3_to_1 { 2.9 } else { 3.3 },
+            in_flight: 4,
+            size_bytes: 16 << 20,
+            in_flight_gbps: 30.1,
+            sync_gbps: 24.5,
+            in_flight_over_sync: 30.1 / 24.5,
+            verified: verified_both_ways,
+        }),
     };
     insta::assert_snapshot!("bench-mixed-three-gpus", render_bench(&report(true, true)));
     insta::assert_snapshot!(
         "bench-verification-failed",
         render_bench(&report(false, false))
     );
+}
+
+#[test]
+fn a_report_of_one_view_shows_only_that_view() {
+    // `p2pctl bench --views all-to-all` on a machine of three GPUs, all linked.
+    let pairs = [(1, 2), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2)];
+    let report = BenchReport {
+        schema: BENCH_SCHEMA.to_string(),
+        size_bytes: 16 << 20,
+        iterations: 5,
+        latency_iterations: 200,
+        cpus: 2,
+        memcpy_gbps: 2.1,
+        pairs: Vec::new(),
+        bidirectional: Vec::new(),
+        all_to_all: Some(concurrent(&pairs, 30.8, true)),
+        size_sweep: None,
+        cpu_gpu: Vec::new(),
+        async_copies: None,
+    };
+    insta::assert_snapshot!("bench-all-to-all-only", render_bench(&report));
 }

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use hsa_p2p_runtime::bench_report::{
-    memcpy_gbps, render, verified, BenchOptions, BenchReport, ConcurrentBench,
+    memcpy_gbps, render, verified, BenchOptions, BenchReport, BenchView, ConcurrentBench,
 };
 use serde::Serialize;
 
-use crate::bring_up::{self, BringUp};
+use crate::bring_up::{self, BringUp, Rider};
 use crate::emulation::emulate;
 use crate::util::{self, note, phase};
 use crate::vm::guests::{shipped_spec, Boot, GuestTool, Guests};
@@ -26,6 +26,12 @@ pub const BENCH_SPEC: &str = "same-switch.toml";
 
 /// The section the guest's report travels in.
 const REPORT: &str = "bench-report";
+
+/// GPUs of the machine the all-to-all target speaks of ("all-to-all aggregate over 4 GPUs").
+const ALL_TO_ALL_GPUS: u32 = 4;
+
+/// The section the all-to-all report of that machine travels in.
+const ALL_TO_ALL_REPORT: &str = "bench-all-to-all";
 
 /// Timeout when none is given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -49,6 +55,34 @@ fn script(options: &BenchOptions) -> String {
         print_document(REPORT, "/tmp/bench.json"),
         "rmmod hsa_p2p || fail rmmod".into(),
     ])
+}
+
+/// The all-to-all view alone, on the bring-up machine of [`ALL_TO_ALL_GPUS`] GPUs (two-socket:
+/// every pair has a p2p link; one vCPU per socket, two in all like the benchmark machine).
+fn all_to_all_rider(options: &BenchOptions) -> Rider {
+    let options = BenchOptions {
+        views: vec![BenchView::AllToAll],
+        ..options.clone()
+    };
+    Rider {
+        gpus: ALL_TO_ALL_GPUS,
+        steps: vec![
+            format!(
+                "p2pctl bench --json {} > /tmp/all-to-all.json || fail p2pctl bench all-to-all",
+                options.to_args()
+            ),
+            print_document(ALL_TO_ALL_REPORT, "/tmp/all-to-all.json"),
+        ],
+    }
+}
+
+/// The all-to-all of a machine with more GPUs than the benchmark's.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+struct AllToAllRun {
+    /// The machine's spec name.
+    spec: String,
+    /// Its `p2pctl bench --views all-to-all` report.
+    report: BenchReport,
 }
 
 /// vCPUs per NUMA node of the benchmark machine: concurrent copies need CPUs to run on.
@@ -120,14 +154,21 @@ struct Summary {
     direct_over_host_memcpy: f64,
     bidirectional_gbps: Option<f64>,
     bidirectional_over_unidirectional: Option<f64>,
+    /// All-to-all on the machine of [`ALL_TO_ALL_GPUS`] GPUs (`all_to_all_spec`), or on the
+    /// benchmark's own machine when that one did not run.
     all_to_all_gbps: Option<f64>,
+    all_to_all_spec: String,
     all_to_all_gpus: usize,
     all_to_all_over_pair: Option<f64>,
     direct_latency_64_us: Option<f64>,
     direct_latency_4k_us: Option<f64>,
-    /// Submit-to-completion of an asynchronous 4 KiB copy: the module has no asynchronous
-    /// copies yet (null).
+    /// Submit-to-completion of an asynchronous 4 KiB direct copy (until its eventfd is
+    /// signalled), microseconds.
     async_latency_4k_us: Option<f64>,
+    /// The same for 64 bytes.
+    async_latency_64_us: Option<f64>,
+    /// Several asynchronous copies in flight against one synchronous copy of the same bytes.
+    async_in_flight_over_sync: Option<f64>,
     /// Bind + publish time per GPU (ms) by GPU count, from the kernel log of the module's
     /// probes (`crate::bring_up`).
     bring_up_ms_per_gpu: BTreeMap<u32, f64>,
@@ -148,12 +189,16 @@ struct Document<'a> {
     accelerator: &'static str,
     summary: &'a Summary,
     guest: &'a BenchReport,
+    /// The all-to-all view of the machine of [`ALL_TO_ALL_GPUS`] GPUs.
+    all_to_all: Option<&'a AllToAllRun>,
 }
 
 fn summary(
     report: &BenchReport,
+    spec: &str,
     host_memcpy: HostMemcpy,
     bring_up: Vec<BringUp>,
+    all_to_all_run: Option<&AllToAllRun>,
 ) -> Result<Summary> {
     let (pair, direct) = report
         .pairs
@@ -169,7 +214,11 @@ fn summary(
         nodes.dedup();
         nodes.len()
     };
-    let all_to_all_gpus = report.all_to_all.as_ref().map_or(0, all_gpus);
+    let (all_to_all_spec, all_to_all) = match all_to_all_run {
+        Some(run) => (run.spec.clone(), run.report.all_to_all.as_ref()),
+        None => (spec.to_owned(), report.all_to_all.as_ref()),
+    };
+    let all_to_all_gpus = all_to_all.map_or(0, all_gpus);
     let mut fraction_of_host_memcpy = BTreeMap::from([
         ("direct", ratio(direct, host)),
         ("staged", ratio(pair.staged_gbps, host)),
@@ -179,18 +228,16 @@ fn summary(
     if let Some(bench) = bidirectional {
         fraction_of_host_memcpy.insert("bidirectional", ratio(bench.aggregate_gbps, host));
     }
-    if let Some(bench) = &report.all_to_all {
+    if let Some(bench) = all_to_all {
         fraction_of_host_memcpy.insert("all_to_all", ratio(bench.aggregate_gbps, host));
     }
     let direct_over_staged = ratio(direct, pair.staged_gbps);
     let direct_over_host_memcpy = ratio(direct, host);
     let direct_over_user_mmap_copy = ratio(direct, pair.user_mmap_gbps);
     let bidirectional_over_unidirectional = bidirectional.map(|bench| bench.aggregate_over_single);
-    let all_to_all_over_pair = report
-        .all_to_all
-        .as_ref()
-        .map(|bench| bench.aggregate_over_single);
-    let async_latency_4k_us = None;
+    let all_to_all_over_pair = all_to_all.map(|bench| bench.aggregate_over_single);
+    let asynchronous = report.async_copies.as_ref();
+    let async_latency_4k_us = asynchronous.map(|bench| bench.latency_4k_us);
     let bring_up_ms_per_gpu: BTreeMap<u32, f64> = bring_up
         .iter()
         .map(|machine| (machine.gpus, machine.per_gpu_ms))
@@ -218,7 +265,7 @@ fn summary(
         ),
         Target::at_least(
             "all_to_all_over_pair (4 GPUs)",
-            all_to_all_over_pair.filter(|_| all_to_all_gpus >= 4),
+            all_to_all_over_pair.filter(|_| all_to_all_gpus >= ALL_TO_ALL_GPUS as usize),
             1.6,
         ),
         Target::at_most("direct_latency_4k_us", pair.direct_latency_4k_us, 2.0),
@@ -240,12 +287,15 @@ fn summary(
         direct_over_host_memcpy,
         bidirectional_gbps: bidirectional.map(|bench| bench.aggregate_gbps),
         bidirectional_over_unidirectional,
-        all_to_all_gbps: report.all_to_all.as_ref().map(|bench| bench.aggregate_gbps),
+        all_to_all_gbps: all_to_all.map(|bench| bench.aggregate_gbps),
+        all_to_all_spec,
         all_to_all_gpus,
         all_to_all_over_pair,
         direct_latency_64_us: pair.direct_latency_64_us,
         direct_latency_4k_us: pair.direct_latency_4k_us,
         async_latency_4k_us,
+        async_latency_64_us: asynchronous.map(|bench| bench.latency_64_us),
+        async_in_flight_over_sync: asynchronous.map(|bench| bench.in_flight_over_sync),
         bring_up_ms_per_gpu,
         bring_up,
         guest_memcpy_gbps: report.memcpy_gbps,
@@ -262,7 +312,8 @@ fn render_summary(summary: &Summary) -> String {
     let mut out = format!(
         "node {} -> node {}, {} bytes: direct {:.3} GB/s, staged {:.3} GB/s, user mmap copy {:.3} GB/s, \
          host memcpy {:.2} GB/s (before {:.2}, after {:.2}); bidirectional {} GB/s, all-to-all {} GB/s \
-         over {} GPUs; latency direct 64 B {} us, 4 KiB {} us\n",
+         over {} GPUs ({}: {}x one pair); latency direct 64 B {} us, 4 KiB {} us; asynchronous \
+         submit-to-completion 64 B {} us, 4 KiB {} us\n",
         summary.from,
         summary.to,
         summary.size_bytes,
@@ -275,8 +326,12 @@ fn render_summary(summary: &Summary) -> String {
         or_dash(summary.bidirectional_gbps),
         or_dash(summary.all_to_all_gbps),
         summary.all_to_all_gpus,
+        summary.all_to_all_spec,
+        or_dash(summary.all_to_all_over_pair),
         or_dash(summary.direct_latency_64_us),
         or_dash(summary.direct_latency_4k_us),
+        or_dash(summary.async_latency_64_us),
+        or_dash(summary.async_latency_4k_us),
     );
     for machine in &summary.bring_up {
         out.push_str(&format!(
@@ -334,23 +389,41 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     };
     run.check_steps()?;
     let report: BenchReport = read_document(&run.console_log, REPORT).map_err(|e| anyhow!(e))?;
-    let bring_up = bring_up::measure(&guests.without_tools())?;
-    let headline = summary(&report, host_memcpy, bring_up)?;
+    let rider = all_to_all_rider(&args.options);
+    let measured = bring_up::measure(&guests, Some(rider))?;
+    let all_to_all = match &measured.rider {
+        Some((spec, console_log)) => Some(AllToAllRun {
+            spec: spec.clone(),
+            report: read_document(console_log, ALL_TO_ALL_REPORT).map_err(|e| anyhow!(e))?,
+        }),
+        None => None,
+    };
+    let headline = summary(
+        &report,
+        &spec.name,
+        host_memcpy,
+        measured.bring_up,
+        all_to_all.as_ref(),
+    )?;
     let document = Document {
         schema: "hsa-p2p/xtask-bench/v2",
         spec: &spec.name,
         accelerator: "tcg",
         summary: &headline,
         guest: &report,
+        all_to_all: all_to_all.as_ref(),
     };
     let dir = util::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     let path = dir.join("bench.json");
     fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")?;
     print!("{}", render(&report));
+    if let Some(run) = &all_to_all {
+        print!("\n{}:\n{}", run.spec, render(&run.report));
+    }
     print!("{}", render_summary(&headline));
     note(format!("JSON: {}", path.display()));
-    if !headline.verified {
+    if !headline.verified || all_to_all.is_some_and(|run| !verified(&run.report)) {
         bail!("a benchmark copy did not verify");
     }
     Ok(())
@@ -358,7 +431,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use hsa_p2p_runtime::bench_report::{PairBench, BENCH_SCHEMA};
+    use hsa_p2p_runtime::bench_report::{AsyncBench, PairBench, BENCH_SCHEMA};
 
     use super::*;
 
@@ -400,6 +473,19 @@ mod tests {
             all_to_all: None,
             size_sweep: None,
             cpu_gpu: Vec::new(),
+            async_copies: Some(AsyncBench {
+                from: 1,
+                to: 2,
+                completion: "eventfd".into(),
+                latency_64_us: 2.5,
+                latency_4k_us: 3.5,
+                in_flight: 4,
+                size_bytes: 16,
+                in_flight_gbps: 2.0,
+                sync_gbps: 2.0,
+                in_flight_over_sync: 1.0,
+                verified: true,
+            }),
         }
     }
 
@@ -418,8 +504,8 @@ mod tests {
             publications: gpus,
             per_gpu_ms,
         };
-        let headline =
-            summary(&report(), host, vec![bring_up(2, 10.0), bring_up(16, 40.0)]).unwrap();
+        let bring_ups = || vec![bring_up(2, 10.0), bring_up(16, 40.0)];
+        let headline = summary(&report(), "same-switch", host, bring_ups(), None).unwrap();
         assert_eq!(headline.bring_up_ms_per_gpu[&16], 40.0);
         assert_eq!((headline.from, headline.direct_over_staged), (1, 2.0));
         assert_eq!(headline.host_memcpy_gbps, 5.0);
@@ -441,10 +527,64 @@ mod tests {
                 ("bidirectional_over_unidirectional", Some(true)),
                 ("all_to_all_over_pair (4 GPUs)", None),
                 ("direct_latency_4k_us", Some(false)),
-                ("async_latency_4k_us", None),
+                ("async_latency_4k_us", Some(false)),
                 ("bring_up_16_over_2_gpus", Some(false)),
             ]
         );
+        // Without the 4-GPU machine, the all-to-all is the benchmark machine's own.
+        assert_eq!(
+            (headline.all_to_all_spec.as_str(), headline.all_to_all_gpus),
+            ("same-switch", 0)
+        );
+    }
+
+    #[test]
+    fn the_all_to_all_target_is_judged_on_the_four_gpu_machine() {
+        let host = HostMemcpy {
+            before_gbps: 4.0,
+            after_gbps: 4.0,
+        };
+        let pairs: Vec<(u32, u32)> = (1..=4)
+            .flat_map(|from| {
+                (1..=4)
+                    .filter(move |&to| to != from)
+                    .map(move |to| (from, to))
+            })
+            .collect();
+        let run = |aggregate_over_single| AllToAllRun {
+            spec: "two-socket".into(),
+            report: BenchReport {
+                all_to_all: Some(ConcurrentBench {
+                    pairs: pairs.clone(),
+                    size_bytes: 8,
+                    aggregate_gbps: 2.0 * aggregate_over_single,
+                    single_pair_gbps: 2.0,
+                    aggregate_over_single,
+                    verified: true,
+                }),
+                ..report()
+            },
+        };
+        let verdict = |run: &AllToAllRun| {
+            let headline = summary(&report(), "same-switch", host, Vec::new(), Some(run)).unwrap();
+            let target = headline
+                .targets
+                .iter()
+                .find(|target| target.name.starts_with("all_to_all"))
+                .cloned()
+                .unwrap();
+            (
+                headline.all_to_all_spec,
+                headline.all_to_all_gpus,
+                headline.fraction_of_host_memcpy["all_to_all"],
+                target.met,
+            )
+        };
+        assert_eq!(
+            verdict(&run(1.7)),
+            ("two-socket".to_owned(), 4, 0.85, Some(true))
+        );
+        assert_eq!(verdict(&run(0.9)).3, Some(false));
     }
 
     #[test]

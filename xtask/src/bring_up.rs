@@ -91,26 +91,64 @@ pub fn from_log(spec: &str, gpus: u32, log: &[String]) -> Result<BringUp> {
     })
 }
 
-/// Boots every machine of [`BRING_UP_SPECS`] and measures its bring-up.
-pub fn measure(guests: &Guests) -> Result<Vec<BringUp>> {
-    let mut measured = Vec::new();
+/// More guest work for one of the bring-up machines, after its kernel log is printed: the
+/// benchmark's all-to-all over 4 GPUs rides on the 4-GPU boot instead of booting it again.
+pub struct Rider {
+    /// The machine it rides on, by GPU count.
+    pub gpus: u32,
+    /// The guest steps (the guests' tools are there for them).
+    pub steps: Vec<String>,
+}
+
+/// What [`measure`] found: every machine's bring-up, and the console log of the rider's.
+pub struct Measured {
+    /// One per machine of [`BRING_UP_SPECS`].
+    pub bring_up: Vec<BringUp>,
+    /// The rider's machine's spec name and its console log (`None` without a rider or when no
+    /// machine has its GPU count).
+    pub rider: Option<(String, String)>,
+}
+
+/// Boots every machine of [`BRING_UP_SPECS`] and measures its bring-up; `rider` runs on the
+/// machine of its GPU count, the only one that gets the `guests`' tools.
+pub fn measure(guests: &Guests, rider: Option<Rider>) -> Result<Measured> {
+    let mut measured = Measured {
+        bring_up: Vec::new(),
+        rider: None,
+    };
+    let mut rider = rider;
+    let bare = guests.without_tools();
     for file in BRING_UP_SPECS {
         let spec = shipped_spec(file)?;
         let machine = emulate(&spec, &format!("hsa-p2p-bring-up-{}", std::process::id()))?;
         let gpus = machine.gpus.len() as u32;
+        let mut steps = vec![load_module_step(), print_kernel_log()];
+        let riding = rider.take_if(|rider| rider.gpus == gpus);
+        if let Some(rider) = &riding {
+            steps.extend(rider.steps.iter().cloned());
+        }
         phase(format!(
-            "{}: bring-up of {gpus} GPUs (kernel timestamps)",
-            spec.name
+            "{}: bring-up of {gpus} GPUs (kernel timestamps){}",
+            spec.name,
+            if riding.is_some() {
+                ", then the benchmark's work for this machine"
+            } else {
+                ""
+            }
         ));
-        let run = guests.boot(Boot {
+        let booted = if riding.is_some() { guests } else { &bare };
+        let run = booted.boot(Boot {
             name: "bring-up".into(),
             machine: &machine,
-            script: protocol::script([load_module_step(), print_kernel_log()]),
+            script: protocol::script(steps),
             keep_shm_files: false,
         })?;
         run.check_steps()?;
         let log = kernel_log(&run.console_log).ok_or_else(|| anyhow!("no kernel log printed"))?;
-        measured.push(from_log(&spec.name, gpus, &log)?);
+        measured.bring_up.push(from_log(&spec.name, gpus, &log)?);
+        if riding.is_some() {
+            measured.rider = Some((spec.name.clone(), run.console_log.clone()));
+        }
     }
     Ok(measured)
 }

@@ -130,8 +130,21 @@ pub struct Summary {
     pub faults_injected: u64,
     /// Whether the kernel offers fault injection at all.
     pub fault_injection: bool,
-    /// Successful copies verified byte for byte.
+    /// Successful copies verified byte for byte (asynchronous ones included).
     pub copies_verified: u64,
+    /// Asynchronous copies submitted.
+    #[serde(default)]
+    pub async_submitted: u64,
+    /// Asynchronous copies reaped with `COPY_WAIT`.
+    #[serde(default)]
+    pub async_reaped: u64,
+    /// Asynchronous copies in flight when their file was closed.
+    #[serde(default)]
+    pub async_closed_in_flight: u64,
+    /// Eventfd signals counted (one per asynchronous copy submitted with an eventfd that ended,
+    /// reaped or closed in flight: a missing or extra one is a contract violation).
+    #[serde(default)]
+    pub eventfd_signals: u64,
     /// Bytes compared with what they must hold.
     pub bytes_verified: u64,
     /// Topology snapshots accepted and checked.
@@ -267,6 +280,15 @@ impl std::fmt::Display for Summary {
             self.bytes_verified,
             self.topology_reads,
             self.seconds,
+        )?;
+        writeln!(
+            f,
+            "stress: asynchronous copies {} submitted | {} reaped | {} closed in flight | {} \
+             eventfd signals",
+            self.async_submitted,
+            self.async_reaped,
+            self.async_closed_in_flight,
+            self.eventfd_signals,
         )?;
         writeln!(
             f,
@@ -482,6 +504,10 @@ pub fn run_campaign(config: &Config) -> Result<Summary, CampaignError> {
         faults_injected,
         fault_injection: fault_percent > 0,
         copies_verified: total.copies_verified,
+        async_submitted: total.async_submitted,
+        async_reaped: total.async_reaped,
+        async_closed_in_flight: total.async_closed_in_flight,
+        eventfd_signals: total.eventfd_signals,
         bytes_verified: total.bytes_verified,
         topology_reads: total.topology_reads,
         isolation_violations: total.isolation_violations,
@@ -707,6 +733,10 @@ unreferenced object 0xffff888003a1d000 (size 32):
             faults_injected: 4,
             fault_injection: true,
             copies_verified: 3,
+            async_submitted: 2,
+            async_reaped: 1,
+            async_closed_in_flight: 1,
+            eventfd_signals: 2,
             bytes_verified: 4096,
             topology_reads: 9,
             isolation_violations: 0,

@@ -42,6 +42,15 @@ pub struct Tally {
     pub torn_reads: u64,
     /// Operations run with fault injection armed for the calling task.
     pub fault_armed_ops: u64,
+    /// Asynchronous copies submitted (`COPY_SUBMIT` succeeded).
+    pub async_submitted: u64,
+    /// Asynchronous copies reaped with `COPY_WAIT` (whatever their status).
+    pub async_reaped: u64,
+    /// Asynchronous copies still in flight when their file was closed (cancelled or completed
+    /// by the module; their eventfd must be signalled all the same).
+    pub async_closed_in_flight: u64,
+    /// Eventfd signals counted, each for an asynchronous copy that ended.
+    pub eventfd_signals: u64,
     /// Descriptions of the first failures.
     pub failures: Vec<String>,
 }
@@ -109,6 +118,10 @@ impl Tally {
         self.topology_reads += other.topology_reads;
         self.torn_reads += other.torn_reads;
         self.fault_armed_ops += other.fault_armed_ops;
+        self.async_submitted += other.async_submitted;
+        self.async_reaped += other.async_reaped;
+        self.async_closed_in_flight += other.async_closed_in_flight;
+        self.eventfd_signals += other.eventfd_signals;
         let room = KEPT_FAILURES.saturating_sub(self.failures.len());
         self.failures.extend(other.failures.into_iter().take(room));
     }
@@ -147,12 +160,15 @@ mod tests {
             let mut part = Tally::default();
             part.op("copy");
             part.copies_verified = 2;
+            part.async_submitted = 3;
+            part.eventfd_signals = 1;
             part.fail(Failure::Corruption, format!("buffer {index}"));
             total.merge(part);
         }
         assert_eq!(total.ops, 30);
         assert_eq!(total.by_op["copy"], 30);
         assert_eq!(total.copies_verified, 60);
+        assert_eq!((total.async_submitted, total.eventfd_signals), (90, 30));
         assert_eq!(total.corruptions, 30);
         assert_eq!(total.failures.len(), KEPT_FAILURES);
         assert_eq!(total.failures[0], "Corruption: buffer 0");

@@ -7,13 +7,26 @@
 //! mapping, and another file's handle must be refused. Other threads, processes, the unbinder
 //! and fault injection run at the same time; their effects are allowed only as documented
 //! errors (`ENODEV` once a GPU is gone, `ENOMEM` under fault injection, ...).
+//!
+//! Asynchronous copies (`COPY_SUBMIT`) run in batches whose destinations are distinct buffers
+//! that no copy of the batch reads, so the shadow stays exact: a batch stays in flight while
+//! the thread polls and waits for its copies (and while other threads unbind GPUs), or while it
+//! closes its file; any other operation first reaps the batch. Completed copies are verified
+//! byte for byte; a copy that ended with an error (`ENODEV` after an unbind) or whose file was
+//! closed may have written part of its destination, whose bytes must each be old or new. Every
+//! copy submitted with the thread's eventfd adds one signal when it ends, reaped or closed in
+//! flight: counted, a missing or extra signal is a lost (or invented) completion.
 
+use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use hsa_p2p_runtime::device::abi::{self, cmd, AbiError, AllocArgs};
+use hsa_p2p_runtime::device::abi::{self, cmd, AbiError, AllocArgs, CopySubmitArgs};
 use hsa_p2p_runtime::device::{
-    fill_random, transfer, Buffer, Device, DeviceError, Mapping, PathChoice,
+    fill_random, transfer, Buffer, CopyCompletion, CopyRequest, Device, DeviceError, EventFd,
+    Mapping, PathChoice, Ticket, WaitTimeout,
 };
 use hsa_p2p_runtime::sysfs::read_topology;
 
@@ -25,6 +38,11 @@ use super::window::{Access, Window};
 const MAX_LIVE: usize = 6;
 /// Largest buffer a thread allocates (rarely; most are a few pages).
 const MAX_SIZE: u64 = 2 << 20;
+/// Most asynchronous copies of one batch.
+const MAX_BATCH: usize = 3;
+/// How long the eventfd may lag behind the copies that ended before a signal counts as lost
+/// (a closed file's copies end when the module releases it).
+const SIGNAL_GRACE: Duration = Duration::from_secs(20);
 
 /// What one worker thread does.
 #[derive(Clone, Debug)]
@@ -50,6 +68,18 @@ struct Live {
     shadow: Vec<u8>,
 }
 
+/// An asynchronous copy of this thread's file, not yet reaped.
+struct InFlight {
+    ticket: Ticket,
+    /// Submitted with the thread's eventfd.
+    signalled: bool,
+    /// The destination buffer's handle.
+    dst: u32,
+    dst_offset: usize,
+    /// What the destination range holds once the copy ended with status 0.
+    moved: Vec<u8>,
+}
+
 /// The operations, with their weights in the random choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -67,9 +97,11 @@ enum Op {
     FreeRace,
     Fork,
     Reopen,
+    AsyncSubmit,
+    AsyncWait,
 }
 
-const WEIGHTS: [(Op, u32); 14] = [
+const WEIGHTS: [(Op, u32); 16] = [
     (Op::Alloc, 16),
     (Op::Free, 8),
     (Op::Write, 8),
@@ -84,6 +116,8 @@ const WEIGHTS: [(Op, u32); 14] = [
     (Op::FreeRace, 4),
     (Op::Fork, 1),
     (Op::Reopen, 1),
+    (Op::AsyncSubmit, 8),
+    (Op::AsyncWait, 6),
 ];
 
 fn choose(rng: &mut fastrand::Rng) -> Op {
@@ -110,6 +144,14 @@ struct Worker<'a> {
     faults: FaultArm,
     tally: Tally,
     serial: u64,
+    /// Signalled by the asynchronous copies submitted with it (`None`: no eventfd here, all
+    /// copies are submitted without one).
+    eventfd: Option<Rc<EventFd>>,
+    in_flight: Vec<InFlight>,
+    /// Tickets this file returned (never 0, never twice).
+    tickets: BTreeSet<u64>,
+    /// Signals the eventfd owes: copies submitted with it that ended.
+    signals_owed: u64,
 }
 
 /// Runs one thread's plan; setup failures are contract violations of the campaign.
@@ -126,6 +168,15 @@ pub fn run_thread(plan: &ThreadPlan) -> Tally {
             return tally;
         }
     };
+    let eventfd = match EventFd::new() {
+        Ok(eventfd) => Some(Rc::new(eventfd)),
+        // A kernel without eventfds (`CONFIG_EVENTFD` unset): copies go without one.
+        Err(error) if error.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(error) => {
+            tally.fail(Failure::Contract, format!("eventfd: {error}"));
+            None
+        }
+    };
     let mut worker = Worker {
         plan,
         rng: fastrand::Rng::with_seed(plan.seed),
@@ -137,12 +188,17 @@ pub fn run_thread(plan: &ThreadPlan) -> Tally {
         faults: FaultArm::for_this_thread(),
         tally,
         serial: 0,
+        eventfd,
+        in_flight: Vec::new(),
+        tickets: BTreeSet::new(),
+        signals_owed: 0,
     };
     worker.refresh_gpus();
     for _ in 0..plan.ops {
         let op = choose(&mut worker.rng);
         worker.step(op);
     }
+    worker.settle();
     worker.check_stale();
     worker.tally
 }
@@ -160,6 +216,10 @@ impl Worker<'_> {
 
     fn step(&mut self, op: Op) {
         self.tally.op(&format!("{op:?}").to_lowercase());
+        if !matches!(op, Op::AsyncWait | Op::Reopen) {
+            // Every other operation may touch the buffers of the batch in flight.
+            self.settle();
+        }
         match op {
             Op::Alloc if self.live.len() < MAX_LIVE => self.alloc(),
             Op::Alloc | Op::Free => self.free(),
@@ -175,6 +235,8 @@ impl Worker<'_> {
             Op::FreeRace => self.free_race(),
             Op::Fork => self.fork(),
             Op::Reopen => self.reopen(),
+            Op::AsyncSubmit => self.async_submit(),
+            Op::AsyncWait => self.async_wait(),
         }
     }
 
@@ -384,14 +446,14 @@ impl Worker<'_> {
         }
     }
 
-    /// Reads `range` of `live` through its mapping and counts a difference from the shadow as
-    /// a corruption; `None` when there is no mapping or the window failed (counted).
-    fn compare(
+    /// Reads `range` of `live` through its mapping (the bytes count as verified); the bytes
+    /// are empty when the mapping is revoked. `None` when there is no mapping or the window
+    /// failed (counted).
+    fn read_back(
         &mut self,
         live: &Live,
         range: std::ops::Range<usize>,
-        what: &str,
-    ) -> Option<Access> {
+    ) -> Option<(Access, Vec<u8>)> {
         let mapping = live.mapping.as_ref()?;
         let mut seen = vec![0u8; range.len()];
         // SAFETY: `range` lies inside the live mapping.
@@ -401,32 +463,42 @@ impl Worker<'_> {
         } {
             Ok(Access::Done) => {
                 self.tally.bytes_verified += seen.len() as u64;
-                if let Some(at) = seen
-                    .iter()
-                    .zip(&live.shadow[range.clone()])
-                    .position(|(seen, expected)| seen != expected)
-                {
-                    self.tally.fail(
-                        Failure::Corruption,
-                        format!(
-                            "{what}: buffer {} on GPU {} byte {} is {:#04x}, expected {:#04x}",
-                            live.buffer.handle,
-                            live.buffer.gpu_id,
-                            range.start + at,
-                            seen[at],
-                            live.shadow[range.start + at]
-                        ),
-                    );
-                }
-                Some(Access::Done)
+                Some((Access::Done, seen))
             }
-            Ok(Access::Revoked) => Some(Access::Revoked),
+            Ok(Access::Revoked) => Some((Access::Revoked, Vec::new())),
             Err(error) => {
                 self.tally
                     .fail(Failure::Contract, format!("memfd window: {error}"));
                 None
             }
         }
+    }
+
+    /// Reads `range` of `live` through its mapping and counts a difference from the shadow as
+    /// a corruption; `None` when there is no mapping or the window failed (counted).
+    fn compare(
+        &mut self,
+        live: &Live,
+        range: std::ops::Range<usize>,
+        what: &str,
+    ) -> Option<Access> {
+        let (access, seen) = self.read_back(live, range.clone())?;
+        let expected = &live.shadow[range.clone()];
+        if let Some(at) = (seen.iter().zip(expected)).position(|(seen, expected)| seen != expected)
+        {
+            self.tally.fail(
+                Failure::Corruption,
+                format!(
+                    "{what}: buffer {} on GPU {} byte {} is {:#04x}, expected {:#04x}",
+                    live.buffer.handle,
+                    live.buffer.gpu_id,
+                    range.start + at,
+                    seen[at],
+                    expected[at]
+                ),
+            );
+        }
+        Some(access)
     }
 
     fn verify_one(&mut self) {
@@ -673,7 +745,8 @@ impl Worker<'_> {
                         "ALLOC with flags {:#x} reserved {:#x}",
                         args.flags, args.reserved
                     ),
-                    self.raw_ioctl(cmd::ALLOC, &mut as_bytes(&args)),
+                    // SAFETY: `AllocArgs` is one of the ABI's argument blocks (no padding bytes).
+                    self.raw_ioctl(cmd::ALLOC, &mut unsafe { as_bytes(&args) }),
                 )
             }
             6 => (
@@ -875,12 +948,29 @@ impl Worker<'_> {
             Err(error) => return self.error("open", &error),
         };
         let old = std::mem::replace(&mut self.device, device);
+        // Closed with its batch in flight: the module cancels or completes those copies and
+        // signals their eventfd either way.
+        let closed = std::mem::take(&mut self.in_flight);
+        self.tally.async_closed_in_flight += closed.len() as u64;
+        self.signals_owed += closed.iter().filter(|copy| copy.signalled).count() as u64;
+        self.tickets.clear();
         drop(old);
-        for live in std::mem::take(&mut self.live) {
+        for mut live in std::mem::take(&mut self.live) {
             // The old file is gone: its mappings show the old content or fault (both fine),
-            // and there is no file left to ask which.
-            let everything = 0..live.shadow.len();
-            self.compare(&live, everything, "after close");
+            // and there is no file left to ask which. A destination of a copy in flight may be
+            // written while it is read: each byte of that range old or new.
+            let len = live.shadow.len();
+            match closed.iter().find(|copy| copy.dst == live.buffer.handle) {
+                Some(copy) => {
+                    let range = copy.dst_offset..copy.dst_offset + copy.moved.len();
+                    self.compare(&live, 0..range.start, "after close");
+                    self.compare(&live, range.end..len, "after close");
+                    self.compare_partial(&mut live, range, &copy.moved, "in flight at close");
+                }
+                None => {
+                    self.compare(&live, 0..len, "after close");
+                }
+            }
             if self.device.info(live.buffer.handle).is_ok() {
                 self.tally.fail(
                     Failure::Isolation,
@@ -891,6 +981,330 @@ impl Worker<'_> {
                 );
             }
         }
+        self.check_signals();
+    }
+
+    /// Submits a batch of asynchronous copies (after reaping the previous one); now and then
+    /// one with a bad eventfd instead.
+    fn async_submit(&mut self) {
+        if self.live.len() < 2 {
+            return;
+        }
+        if self.rng.u32(0..10) == 0 {
+            return self.async_submit_bad_eventfd();
+        }
+        // Destinations: distinct buffers; sources: the others, only read while in flight.
+        let mut order: Vec<usize> = (0..self.live.len()).collect();
+        self.rng.shuffle(&mut order);
+        let batch = self.rng.usize(1..=(self.live.len() / 2).min(MAX_BATCH));
+        let (destinations, sources) = order.split_at(batch);
+        let (destinations, sources) = (destinations.to_vec(), sources.to_vec());
+        for dst in destinations {
+            let src = sources[self.rng.usize(0..sources.len())];
+            let (src_len, dst_len) = (self.live[src].shadow.len(), self.live[dst].shadow.len());
+            let size = self.rng.usize(1..=src_len.min(dst_len));
+            let src_offset = self.rng.usize(0..=src_len - size);
+            let dst_offset = self.rng.usize(0..=dst_len - size);
+            let request = CopyRequest {
+                src: self.live[src].buffer.handle,
+                src_offset: src_offset as u64,
+                dst: self.live[dst].buffer.handle,
+                dst_offset: dst_offset as u64,
+                size: size as u64,
+                choice: [PathChoice::Auto, PathChoice::Direct, PathChoice::Staged]
+                    [self.rng.usize(0..3)],
+            };
+            let eventfd = self.eventfd.clone().filter(|_| self.rng.u32(0..3) != 0);
+            let result = self.maybe_faulty(|device| {
+                device.submit_copy(&request, eventfd.as_ref().map(|eventfd| eventfd.as_fd()))
+            });
+            match result {
+                Ok(ticket) => {
+                    if ticket.0 == 0 || !self.tickets.insert(ticket.0) {
+                        self.tally.fail(
+                            Failure::Contract,
+                            format!("COPY_SUBMIT returned ticket {} again (or 0)", ticket.0),
+                        );
+                    }
+                    self.tally.async_submitted += 1;
+                    let moved = self.live[src].shadow[src_offset..src_offset + size].to_vec();
+                    self.in_flight.push(InFlight {
+                        ticket,
+                        signalled: eventfd.is_some(),
+                        dst: request.dst,
+                        dst_offset,
+                        moved,
+                    });
+                }
+                Err(error) => {
+                    self.error("copy_submit", &error);
+                    if error.abi_error() == Some(AbiError::UnknownGpu) {
+                        self.settle();
+                        return self.retire_gone();
+                    }
+                }
+            }
+        }
+        if self.rng.u32(0..4) == 0 {
+            self.settle();
+        }
+    }
+
+    /// `COPY_SUBMIT` naming as its eventfd an open file that is not one (`EINVAL`) or no open
+    /// file (`EBADF`); a copy of 0 bytes of an own buffer, so nothing else can be wrong.
+    fn async_submit_bad_eventfd(&mut self) {
+        let own = self.live[self.rng.usize(0..self.live.len())].buffer.handle;
+        let (what, eventfd, expected) = if self.rng.bool() {
+            (
+                "COPY_SUBMIT with the device file as eventfd",
+                self.device.as_fd().as_raw_fd(),
+                AbiError::InvalidArgument,
+            )
+        } else {
+            // Far above any descriptor this process opens (RLIMIT_NOFILE).
+            (
+                "COPY_SUBMIT with a descriptor that is not open",
+                1 << 24,
+                AbiError::BadFileDescriptor,
+            )
+        };
+        let args = CopySubmitArgs {
+            src_handle: own,
+            dst_handle: own,
+            eventfd,
+            ..CopySubmitArgs::default()
+        };
+        // SAFETY: `CopySubmitArgs` is one of the ABI's argument blocks (no padding bytes).
+        let mut bytes = unsafe { as_bytes(&args) };
+        match self.raw_ioctl(cmd::COPY_SUBMIT, &mut bytes) {
+            Ok(()) => self
+                .tally
+                .fail(Failure::Contract, format!("{what} succeeded")),
+            Err(errno) if errno == expected.errno() || errno == AbiError::UnknownGpu.errno() => {
+                self.tally.error(what, errno)
+            }
+            Err(errno) => self.tally.fail(
+                Failure::Contract,
+                format!("{what}: errno {errno} instead of {}", expected.name()),
+            ),
+        }
+    }
+
+    /// Polls or waits for one copy of the batch in flight.
+    fn async_wait(&mut self) {
+        if self.in_flight.is_empty() {
+            return;
+        }
+        let copy = self
+            .in_flight
+            .swap_remove(self.rng.usize(0..self.in_flight.len()));
+        let timeout = match self.rng.u32(0..3) {
+            0 => WaitTimeout::Poll,
+            1 => WaitTimeout::For(Duration::from_millis(1)),
+            _ => WaitTimeout::Forever,
+        };
+        match self.device.wait_copy(copy.ticket, timeout) {
+            Err(error)
+                if error.abi_error() == Some(AbiError::NotEnded)
+                    && timeout != WaitTimeout::Forever =>
+            {
+                self.error("copy_wait", &error);
+                self.in_flight.push(copy);
+            }
+            result => self.finish(copy, result),
+        }
+        if self.in_flight.is_empty() {
+            self.check_signals();
+        }
+    }
+
+    /// Reaps every copy in flight and checks the eventfd's count.
+    fn settle(&mut self) {
+        if self.in_flight.is_empty() {
+            return;
+        }
+        while let Some(copy) = self.in_flight.pop() {
+            let result = self.device.wait_copy(copy.ticket, WaitTimeout::Forever);
+            self.finish(copy, result);
+        }
+        self.check_signals();
+    }
+
+    /// The oracles of a reaped copy: status 0 verifies the destination byte for byte; an
+    /// error is a documented one and leaves each destination byte old or new; the ticket is
+    /// forgotten.
+    fn finish(&mut self, copy: InFlight, result: Result<CopyCompletion, DeviceError>) {
+        let position = self
+            .live
+            .iter()
+            .position(|live| live.buffer.handle == copy.dst);
+        let range = copy.dst_offset..copy.dst_offset + copy.moved.len();
+        let completion = match result {
+            Ok(completion) => completion,
+            Err(error) => {
+                // The ticket is lost: its copy's end cannot be known (nor its signal counted).
+                self.tally.fail(
+                    Failure::Contract,
+                    format!("COPY_WAIT of ticket {}: {error}", copy.ticket.0),
+                );
+                if let Some(index) = position {
+                    let mut live = self.live.swap_remove(index);
+                    if self.verify_partial(&mut live, range, &copy.moved, "copy not reaped") {
+                        self.live.push(live);
+                    } else {
+                        self.retire(live);
+                    }
+                }
+                return;
+            }
+        };
+        self.tally.async_reaped += 1;
+        if copy.signalled {
+            self.signals_owed += 1;
+        }
+        if self.rng.u32(0..4) == 0 {
+            match self.device.wait_copy(copy.ticket, WaitTimeout::Poll) {
+                Err(error) if error.abi_error() == Some(AbiError::UnknownHandle) => {}
+                other => self.tally.fail(
+                    Failure::Contract,
+                    format!(
+                        "COPY_WAIT of reaped ticket {}: {other:?} instead of ENOENT",
+                        copy.ticket.0
+                    ),
+                ),
+            }
+        }
+        // A destination retired meanwhile (its GPU went) has nothing left to check.
+        let Some(index) = position else {
+            return;
+        };
+        let mut live = self.live.swap_remove(index);
+        let kept = match completion.status {
+            0 => {
+                live.shadow[range.clone()].copy_from_slice(&copy.moved);
+                let verified = self.verify_range(&mut live, range, "asynchronous copy");
+                self.tally.copies_verified += u64::from(verified);
+                verified
+            }
+            status => {
+                self.copy_status(status);
+                self.verify_partial(&mut live, range, &copy.moved, "failed asynchronous copy")
+            }
+        };
+        if kept {
+            self.live.push(live);
+        } else {
+            self.retire(live);
+        }
+        if completion.status == AbiError::UnknownGpu.errno() as u32 {
+            self.retire_gone();
+        }
+    }
+
+    /// Counts the status of a copy that ended with an error: a documented errno, or
+    /// `ECANCELED`.
+    fn copy_status(&mut self, status: u32) {
+        if status == abi::COPY_STATUS_CANCELED {
+            *self.tally.errors.entry("ECANCELED".to_owned()).or_default() += 1;
+        } else {
+            self.tally
+                .error("asynchronous copy", i32::try_from(status).unwrap_or(-1));
+        }
+    }
+
+    /// Reads `range` of `live` while a copy of `moved` into it may be running or was cut
+    /// short: each byte must be the old one (the shadow) or the copied one; the shadow then
+    /// takes what was read. `None` when there is no mapping or the window failed (counted).
+    fn compare_partial(
+        &mut self,
+        live: &mut Live,
+        range: std::ops::Range<usize>,
+        moved: &[u8],
+        what: &str,
+    ) -> Option<Access> {
+        let (access, seen) = self.read_back(live, range.clone())?;
+        if access == Access::Revoked {
+            return Some(access);
+        }
+        let old = &live.shadow[range.clone()];
+        let stray = (0..seen.len()).find(|&at| seen[at] != old[at] && seen[at] != moved[at]);
+        if let Some(at) = stray {
+            self.tally.fail(
+                Failure::Corruption,
+                format!(
+                    "{what}: buffer {} byte {} is {:#04x}, neither the old {:#04x} nor the \
+                     copied {:#04x}",
+                    live.buffer.handle,
+                    range.start + at,
+                    seen[at],
+                    old[at],
+                    moved[at]
+                ),
+            );
+        }
+        live.shadow[range].copy_from_slice(&seen);
+        Some(access)
+    }
+
+    /// [`Self::compare_partial`] of a buffer this file still holds: false (and the mapping
+    /// retired) when it is revoked or gone.
+    fn verify_partial(
+        &mut self,
+        live: &mut Live,
+        range: std::ops::Range<usize>,
+        moved: &[u8],
+        what: &str,
+    ) -> bool {
+        match self.compare_partial(live, range, moved, what) {
+            Some(Access::Done) => true,
+            Some(Access::Revoked) => {
+                self.revoked(live);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// With no copy in flight, the eventfd must have counted one signal per copy submitted
+    /// with it that ended (waiting [`SIGNAL_GRACE`] for late ones).
+    fn check_signals(&mut self) {
+        let Some(eventfd) = self.eventfd.clone() else {
+            return;
+        };
+        let deadline = Instant::now() + SIGNAL_GRACE;
+        let mut seen = 0;
+        loop {
+            match eventfd.take() {
+                Ok(count) => seen += count,
+                Err(error) => {
+                    return self
+                        .tally
+                        .fail(Failure::Contract, format!("eventfd read: {error}"))
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if seen >= self.signals_owed || left.is_zero() {
+                break;
+            }
+            let wait_ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+            if let Err(error) = eventfd.wait_readable(wait_ms) {
+                return self
+                    .tally
+                    .fail(Failure::Contract, format!("eventfd poll: {error}"));
+            }
+        }
+        self.tally.eventfd_signals += seen;
+        if seen != self.signals_owed {
+            self.tally.fail(
+                Failure::Contract,
+                format!(
+                    "eventfd: {seen} signals for {} asynchronous copies that ended (a lost or \
+                     invented completion)",
+                    self.signals_owed
+                ),
+            );
+        }
+        self.signals_owed = 0;
     }
 }
 
@@ -918,13 +1332,19 @@ fn errno_result(ret: i32) -> Result<(), i32> {
     }
 }
 
-fn as_bytes(args: &AllocArgs) -> Vec<u8> {
-    // SAFETY: `AllocArgs` is `#[repr(C)]`, made of integers with explicit padding fields (the
-    // core's tests check its size), so all of its bytes are initialised.
+/// The bytes of an argument block, for raw ioctls.
+///
+/// # Safety
+///
+/// `T` must have no padding bytes: the ABI's argument blocks are `#[repr(C)]`, made of
+/// integers with explicit padding fields (the core's tests check their sizes).
+unsafe fn as_bytes<T>(args: &T) -> Vec<u8> {
+    // SAFETY: every byte of `*args` is initialised (no padding, the caller's promise) and
+    // readable for `size_of::<T>()` bytes behind the reference.
     unsafe {
         std::slice::from_raw_parts(
             std::ptr::from_ref(args).cast::<u8>(),
-            std::mem::size_of::<AllocArgs>(),
+            std::mem::size_of::<T>(),
         )
     }
     .to_vec()

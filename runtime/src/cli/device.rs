@@ -43,6 +43,10 @@ pub struct CopyArgs {
     /// Seed of the random source data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Submit the copy asynchronously (COPY_SUBMIT), wait for its eventfd with poll(2), then
+    /// reap it (COPY_WAIT) and print its status.
+    #[arg(long = "async")]
+    pub asynchronous: bool,
     #[command(flatten)]
     pub target: DeviceArgs,
     #[command(flatten)]

@@ -3,6 +3,8 @@
 //! directions at once, all pairs at once, rate against size, latency, and each GPU against
 //! system memory; next to a memcpy baseline of the same process.
 
+mod async_copies;
+
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -12,10 +14,11 @@ use hsa_p2p_core::topology::Topology;
 use super::transfer::{gbps, gpus, has_direct_path, GpuRef, TransferError};
 use super::{checksum, fill_random, Buffer, Device, DeviceError, PathChoice};
 pub use crate::bench_report::{
-    memcpy_gbps, render, verified, BenchConfig, BenchOptions, BenchReport, ConcurrentBench,
-    CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
+    memcpy_gbps, render, verified, AsyncBench, BenchConfig, BenchOptions, BenchReport, BenchView,
+    ConcurrentBench, CpuGpuBench, PairBench, SizeSweep, SweepRow, BENCH_SCHEMA,
 };
 use crate::stats::median;
+pub use async_copies::IN_FLIGHT;
 
 /// Bytes of the latency copies.
 pub const LATENCY_SIZES: [u64; 2] = [64, 4096];
@@ -444,7 +447,8 @@ fn cpu_gpu(
     })
 }
 
-/// Benchmarks every ordered GPU pair of `topology`, then the concurrent views.
+/// Benchmarks every ordered GPU pair of `topology`, then the concurrent views (those of
+/// `config.views`; the others are left empty).
 pub fn run(
     device: &Device,
     topology: &Topology,
@@ -455,30 +459,48 @@ pub fn run(
     let mut direct_pairs = Vec::new();
     for &from in &all {
         for &to in all.iter().filter(|to| **to != from) {
-            pairs.push(bench_pair(device, topology, from, to, config)?);
+            if config.measures(BenchView::Pairs) {
+                pairs.push(bench_pair(device, topology, from, to, config)?);
+            }
             if has_direct_path(topology, from, to) {
                 direct_pairs.push((from, to));
             }
         }
     }
     let mut bidirectional = Vec::new();
-    for &(from, to) in direct_pairs.iter().filter(|(from, to)| from.node < to.node) {
-        if direct_pairs.contains(&(to, from)) {
-            bidirectional.push(concurrent(device, &[(from, to), (to, from)], config)?);
+    if config.measures(BenchView::Bidirectional) {
+        for &(from, to) in direct_pairs.iter().filter(|(from, to)| from.node < to.node) {
+            if direct_pairs.contains(&(to, from)) {
+                bidirectional.push(concurrent(device, &[(from, to), (to, from)], config)?);
+            }
         }
     }
     let all_to_all = match direct_pairs.len() {
+        _ if !config.measures(BenchView::AllToAll) => None,
         0 | 1 => None,
         _ => Some(concurrent(device, &direct_pairs, config)?),
     };
     let size_sweep = match direct_pairs.first() {
-        Some(&(from, to)) => Some(size_sweep(device, from, to, config.iterations)?),
-        None => None,
+        Some(&(from, to)) if config.measures(BenchView::SizeSweep) => {
+            Some(size_sweep(device, from, to, config.iterations)?)
+        }
+        _ => None,
     };
-    let cpu_gpu = all
-        .iter()
-        .map(|&gpu| cpu_gpu(device, gpu, config))
-        .collect::<Result<_, _>>()?;
+    // A module of ABI 1.1 has no asynchronous copies: the view is left out.
+    let (_, minor) = device.version()?;
+    let async_copies = match direct_pairs.first() {
+        Some(&(from, to)) if config.measures(BenchView::Async) && minor >= 2 => {
+            Some(async_copies::async_copies(device, from, to, config)?)
+        }
+        _ => None,
+    };
+    let cpu_gpu = if config.measures(BenchView::CpuGpu) {
+        all.iter()
+            .map(|&gpu| cpu_gpu(device, gpu, config))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     Ok(BenchReport {
         schema: BENCH_SCHEMA.into(),
         size_bytes: config.size,
@@ -491,5 +513,6 @@ pub fn run(
         all_to_all,
         size_sweep,
         cpu_gpu,
+        async_copies,
     })
 }

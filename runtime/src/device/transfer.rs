@@ -2,12 +2,16 @@
 //! destination's BAR) when the published topology has a p2p link from the source to the
 //! destination, staged through system memory otherwise; every copy is verified.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Instant;
 
 use hsa_p2p_core::topology::Topology;
 
-use super::{checksum, fill_random, CopyPath, Device, DeviceError, PathChoice};
+use super::{
+    checksum, fill_random, status_name, CopyOutcome, CopyPath, CopyRequest, Device, DeviceError,
+    EventFd, PathChoice, WaitTimeout,
+};
 pub use crate::bench_report::gbps;
 use crate::node_names::{resolve_node, UnknownNode};
 use crate::peers::peer_pair;
@@ -139,19 +143,110 @@ pub struct TransferReport {
     pub destination_checksum: u64,
     /// Whether they match.
     pub verified: bool,
+    /// How the asynchronous copy went (`p2pctl copy --async`; absent for `COPY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asynchronous: Option<AsyncCopy>,
 }
 
+/// An asynchronous copy (`COPY_SUBMIT`, completion signalled on an eventfd, reaped with
+/// `COPY_WAIT`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AsyncCopy {
+    /// The ticket `COPY_SUBMIT` returned.
+    pub ticket: u64,
+    /// Wall time of the `COPY_SUBMIT` ioctl, in seconds (the copy's `seconds` run from before
+    /// it until `poll` sees the eventfd signalled).
+    pub submit_seconds: f64,
+    /// How its end was seen: `eventfd` (`poll`) or `copy_wait` (`COPY_WAIT` without timeout,
+    /// on a kernel without eventfds).
+    pub completion: String,
+    /// `COPY_WAIT`'s status: 0 when every byte was copied, else a positive errno.
+    pub status: u32,
+    /// The status by name.
+    pub status_name: String,
+}
+
+/// A verified copy between two GPUs, as `p2pctl copy` asks for it.
+#[derive(Clone, Copy, Debug)]
+pub struct CopyJob {
+    /// Source GPU.
+    pub from: GpuRef,
+    /// Destination GPU.
+    pub to: GpuRef,
+    /// Bytes to copy.
+    pub size: u64,
+    /// Which paths the copy may take.
+    pub choice: PathChoice,
+    /// Seed of the random source data.
+    pub seed: u64,
+    /// Submit the copy asynchronously and wait for its eventfd instead of `COPY`.
+    pub asynchronous: bool,
+}
+
+/// What the kernel reported of one copy, synchronous or not.
+struct Copied {
+    outcome: CopyOutcome,
+    seconds: f64,
+    asynchronous: Option<AsyncCopy>,
+}
+
+fn os_error(op: &'static str) -> impl FnOnce(std::io::Error) -> DeviceError {
+    move |source| DeviceError::Os { op, source }
+}
+
+/// `COPY_SUBMIT` with an eventfd, `poll` until it is signalled, then `COPY_WAIT`; a status
+/// other than 0 is an error ([`DeviceError::CopyFailed`]). On a kernel without eventfds
+/// (`ENOSYS`) `COPY_WAIT` alone waits for the end.
+fn copy_async(device: &Device, request: &CopyRequest) -> Result<Copied, DeviceError> {
+    let eventfd = match EventFd::new() {
+        Ok(eventfd) => Some(eventfd),
+        Err(error) if error.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(error) => return Err(os_error("eventfd")(error)),
+    };
+    let started = Instant::now();
+    let ticket = device.submit_copy(request, eventfd.as_ref().map(|eventfd| eventfd.as_fd()))?;
+    let submit_seconds = started.elapsed().as_secs_f64();
+    if let Some(eventfd) = &eventfd {
+        while eventfd.take().map_err(os_error("read the eventfd"))? == 0 {
+            eventfd
+                .wait_readable(-1)
+                .map_err(os_error("poll the eventfd"))?;
+        }
+    }
+    let signalled = started.elapsed().as_secs_f64();
+    let completion = device.wait_copy(ticket, WaitTimeout::Forever)?;
+    let (seconds, seen_by) = match eventfd {
+        Some(_) => (signalled, "eventfd"),
+        None => (started.elapsed().as_secs_f64(), "copy_wait"),
+    };
+    let outcome = completion.outcome()?;
+    Ok(Copied {
+        outcome,
+        seconds,
+        asynchronous: Some(AsyncCopy {
+            ticket: ticket.0,
+            submit_seconds,
+            completion: seen_by.to_owned(),
+            status: completion.status,
+            status_name: status_name(completion.status),
+        }),
+    })
+}
 /// Allocates `size` bytes on `from` and on `to`, fills the source with random bytes, copies
 /// along the planned path and verifies the destination by reading it back; frees both.
 pub fn copy_verified(
     device: &Device,
     topology: &Topology,
-    from: GpuRef,
-    to: GpuRef,
-    size: u64,
-    choice: PathChoice,
-    seed: u64,
+    job: &CopyJob,
 ) -> Result<TransferReport, TransferError> {
+    let &CopyJob {
+        from,
+        to,
+        size,
+        choice,
+        seed,
+        asynchronous,
+    } = job;
     let src = device.alloc(from.gpu_id, size)?;
     let dst = match device.alloc(to.gpu_id, size) {
         Ok(dst) => dst,
@@ -174,9 +269,22 @@ pub fn copy_verified(
             CopyPath::Direct => PathChoice::Direct,
             CopyPath::Staged => PathChoice::Staged,
         };
-        let started = Instant::now();
-        let outcome = device.copy(src.handle, 0, dst.handle, 0, size, kernel_choice)?;
-        let seconds = started.elapsed().as_secs_f64();
+        let request = CopyRequest::whole(src.handle, dst.handle, size, kernel_choice);
+        let Copied {
+            outcome,
+            seconds,
+            asynchronous,
+        } = if asynchronous {
+            copy_async(device, &request)?
+        } else {
+            let started = Instant::now();
+            let outcome = device.copy(src.handle, 0, dst.handle, 0, size, kernel_choice)?;
+            Copied {
+                outcome,
+                seconds: started.elapsed().as_secs_f64(),
+                asynchronous: None,
+            }
+        };
         let destination_checksum = checksum(device.mmap(&dst)?.as_slice());
         Ok::<_, TransferError>(TransferReport {
             schema: COPY_SCHEMA,
@@ -191,6 +299,7 @@ pub fn copy_verified(
             source_checksum,
             destination_checksum,
             verified: source_checksum == destination_checksum,
+            asynchronous,
         })
     })();
     let freed = device.free(src.handle).and(device.free(dst.handle));
@@ -201,7 +310,20 @@ pub fn copy_verified(
 
 /// The report as `p2pctl copy` prints it.
 pub fn render(report: &TransferReport) -> String {
-    format!(
+    let asynchronous = report.asynchronous.as_ref().map_or(String::new(), |copy| {
+        let seen_by = match copy.completion.as_str() {
+            "eventfd" => "signalled on an eventfd",
+            _ => "seen by COPY_WAIT (no eventfds in this kernel)",
+        };
+        format!(
+            "  async:    ticket {}, submitted in {:.3} ms, completion {seen_by}, status {} ({})\n",
+            copy.ticket,
+            copy.submit_seconds * 1e3,
+            copy.status,
+            copy.status_name
+        )
+    });
+    let text = format!(
         "copy node {} -> node {}\n  path:     {} ({})\n  bytes:    {} ({})\n  \
          rate:     {:.3} GB/s ({:.3} ms; {:.3} ms in the kernel)\n  \
          verified: {} (source {:016x}, destination {:016x})\n",
@@ -217,7 +339,8 @@ pub fn render(report: &TransferReport) -> String {
         if report.verified { "ok" } else { "MISMATCH" },
         report.source_checksum,
         report.destination_checksum
-    )
+    );
+    text + &asynchronous
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! `p2pctl copy --from A --to B --size 64M [--staged]`: one verified copy between two GPUs'
-//! VRAM through `/dev/hsa_p2p`, direct when the published topology allows it.
+//! `p2pctl copy --from A --to B --size 64M [--staged] [--async]`: one verified copy between two
+//! GPUs' VRAM through `/dev/hsa_p2p`, direct when the published topology allows it.
 
 use anyhow::{bail, Result};
 
 use hsa_p2p_runtime::cli::CopyArgs;
-use hsa_p2p_runtime::device::transfer::{copy_verified, read_published, render, resolve_gpu};
+use hsa_p2p_runtime::device::transfer::{
+    copy_verified, read_published, render, resolve_gpu, CopyJob,
+};
 use hsa_p2p_runtime::device::{Device, PathChoice};
 
 use crate::output::emit_json;
@@ -21,7 +23,15 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     } else {
         PathChoice::Auto
     };
-    let report = copy_verified(&device, &topology, from, to, args.size.0, choice, args.seed)?;
+    let job = CopyJob {
+        from,
+        to,
+        size: args.size.0,
+        choice,
+        seed: args.seed,
+        asynchronous: args.asynchronous,
+    };
+    let report = copy_verified(&device, &topology, &job)?;
     if args.output.json {
         emit_json(&report, args.output)?;
     } else {
