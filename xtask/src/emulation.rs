@@ -18,6 +18,7 @@ use hsa_p2p_runtime::spec::{
 };
 
 use crate::vm::host_channel::HotplugSlot;
+use crate::vm::protocol;
 use crate::vm::qmp::{Device, MemoryBackendFile};
 use crate::vm::{ShmFile, VmConfig};
 
@@ -130,7 +131,7 @@ impl EmulatedMachine {
                 writes: vec![(0, gpu.descriptor.to_vec())],
             })
             .collect();
-        config.append.push("loglevel=4".into());
+        config.append.push(protocol::console_loglevel_arg());
         config.hotplug = self.hotplug.clone();
         config.append.extend(self.kernel_args.iter().cloned());
         config

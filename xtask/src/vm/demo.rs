@@ -16,6 +16,7 @@ use hsa_p2p_core::descriptor::{Descriptor, DESCRIPTOR_PAGE_SIZE};
 use hsa_p2p_core::pcie::{PcieGen, PcieLink};
 
 use super::options::{GuestSettings, GUEST_MODULE};
+use super::protocol;
 use super::{GuestFile, Initramfs, ShmFile, VmConfig, VmOutcome};
 use crate::kernel::KernelEnv;
 use crate::util::{note, phase};
@@ -127,7 +128,7 @@ pub fn demo(settings: &GuestSettings, keep_shm: bool) -> Result<VmOutcome> {
     config.shm_files = shm_files.clone();
     config.keep_shm_files = keep_shm;
     config.timeout = settings.timeout;
-    config.append.push("loglevel=4".into());
+    config.append.push(protocol::console_loglevel_arg());
     config.initramfs = Initramfs {
         script: SCRIPT.into(),
         files: vec![GuestFile::host(GUEST_MODULE, &settings.module)],

@@ -14,7 +14,10 @@
 //!   report, `p2pctl why --json`, `p2pctl bench --json`. They are read into the writers' own
 //!   types, never indexed as untyped JSON.
 //!
-//! The serial line adds carriage returns; the readers drop them.
+//! The serial line adds carriage returns; the readers drop them. Kernel messages share that
+//! line and can land in the middle of a printed line (the tty sends the script's output from
+//! its buffer while the kernel writes its records straight to the UART), so every section
+//! keeps them off the console while it prints ([`section_step`]).
 //!
 //! The other way, a guest test asks the host for what only the host can do (remove a GPU from
 //! its slot, put it back) on a channel of its own, the guest's second serial port
@@ -32,6 +35,8 @@ pub use hsa_p2p_hwtests::guest::host_channel::{HostReply, HostRequest};
 pub type Tree = BTreeMap<String, String>;
 
 const FAIL: &str = "@@FAIL ";
+const BEGIN: &str = "@@BEGIN ";
+const END: &str = "@@END ";
 const FILE: &str = "@@FILE ";
 const KERNEL_LOG: &str = "kernel-log";
 const KMEMLEAK: &str = "kmemleak";
@@ -41,12 +46,34 @@ pub const COMMAND_BANNER: &str = "--- guest: ";
 /// The line it prints after it, followed by the exit status.
 pub const COMMAND_STATUS: &str = "--- guest command exit status ";
 
+/// The console log level guests boot with (`loglevel=`): the console shows errors and worse.
+pub const CONSOLE_LOGLEVEL: u8 = 4;
+
+/// The kernel argument that sets [`CONSOLE_LOGLEVEL`].
+pub fn console_loglevel_arg() -> String {
+    format!("loglevel={CONSOLE_LOGLEVEL}")
+}
+
 fn begin(name: &str) -> String {
-    format!("@@BEGIN {name}")
+    format!("{BEGIN}{name}")
 }
 
 fn end(name: &str) -> String {
-    format!("@@END {name}")
+    format!("{END}{name}")
+}
+
+/// The step that prints section `name` around `body`'s output. While it prints, only a panic
+/// (`KERN_EMERG`) reaches the console: every other kernel message stays in the ring buffer,
+/// which [`print_checker_reports`] prints at exit. Afterwards the console is back at
+/// [`CONSOLE_LOGLEVEL`], also when a checker report had raised it to every message (lockdep's
+/// `debug_locks_off()` calls `console_verbose()`), which is what once put a kernel message on
+/// the line of a section's begin marker.
+fn section_step(name: &str, body: &str) -> String {
+    format!(
+        "dmesg -n 1; echo '{}'; {body}; echo '{}'; dmesg -n {CONSOLE_LOGLEVEL}",
+        begin(name),
+        end(name)
+    )
 }
 
 /// A guest script: the `fail` function, `steps` in order, and an exit status that counts the
@@ -71,10 +98,11 @@ pub fn failures(console: &str) -> Vec<String> {
 
 /// The step that prints the tree under `root` as section `tree <tag>`.
 pub fn print_tree(root: &str, tag: &str) -> String {
-    format!(
-        "echo '{}'; (cd {root} && find . -type f | sort | while read f; do echo \"{FILE}${{f#./}}\"; cat \"$f\"; done); echo '{}'",
-        begin(&format!("tree {tag}")),
-        end(&format!("tree {tag}")),
+    section_step(
+        &format!("tree {tag}"),
+        &format!(
+            "(cd {root} && find . -type f | sort | while read f; do echo \"{FILE}${{f#./}}\"; cat \"$f\"; done)"
+        ),
     )
 }
 
@@ -101,11 +129,7 @@ pub fn read_tree(console: &str, tag: &str) -> Option<Tree> {
 
 /// The step that prints the kernel log.
 pub fn print_kernel_log() -> String {
-    format!(
-        "echo '{}'; dmesg -r; echo '{}'",
-        begin(KERNEL_LOG),
-        end(KERNEL_LOG)
-    )
+    section_step(KERNEL_LOG, "dmesg -r")
 }
 
 /// What `/init` prints after every script, for the kernel checker reports the host looks for
@@ -116,12 +140,9 @@ pub fn print_checker_reports() -> String {
     format!(
         "if [ -w /sys/kernel/debug/kmemleak ]; then\n    sleep 5\n    \
          echo scan > /sys/kernel/debug/kmemleak\n    \
-         echo '{}'; cat /sys/kernel/debug/kmemleak; echo '{}'\nfi\n\
-         echo '{}'; dmesg -r; echo '{}'",
-        begin(KMEMLEAK),
-        end(KMEMLEAK),
-        begin(KERNEL_LOG_AT_EXIT),
-        end(KERNEL_LOG_AT_EXIT)
+         {}\nfi\n{}",
+        section_step(KMEMLEAK, "cat /sys/kernel/debug/kmemleak"),
+        section_step(KERNEL_LOG_AT_EXIT, "dmesg -r"),
     )
 }
 
@@ -148,11 +169,7 @@ pub fn warnings(console: &str) -> Vec<String> {
 
 /// The step that prints the JSON document in file `path` as section `name`.
 pub fn print_document(name: &str, path: &str) -> String {
-    format!(
-        "echo '{}'; cat {path}; echo; echo '{}'",
-        begin(name),
-        end(name)
-    )
+    section_step(name, &format!("cat {path}; echo"))
 }
 
 /// The document printed as section `name`, as a `T`.
@@ -165,7 +182,7 @@ pub fn read_document<T: DeserializeOwned>(console: &str, name: &str) -> Result<T
 /// Steps that open and close section `name` around `body`, whose commands print one JSON
 /// document per line.
 pub fn print_documents(name: &str, body: &str) -> String {
-    format!("echo '{}'; {body}; echo '{}'", begin(name), end(name))
+    section_step(name, body)
 }
 
 /// Every line of section `name` as a `T`; a line that is not one is an error naming it.
@@ -207,6 +224,22 @@ pub fn printed_document(name: &str, text: &str) -> String {
 /// The lines of `console`, without the carriage returns the serial line adds.
 pub fn lines(console: &str) -> impl Iterator<Item = &str> {
     console.lines().map(|line| line.trim_end_matches('\r'))
+}
+
+/// The lines of `console` outside every section: what the kernel and the guest's commands
+/// printed live.
+pub fn outside_sections(console: &str) -> impl Iterator<Item = &str> {
+    let mut open: Option<&str> = None;
+    lines(console).filter(move |line| {
+        if let Some(name) = open {
+            if line.strip_prefix(END) == Some(name) {
+                open = None;
+            }
+            return false;
+        }
+        open = line.strip_prefix(BEGIN);
+        open.is_none()
+    })
 }
 
 /// The lines printed between the begin and end lines of section `name`.
@@ -252,6 +285,15 @@ mod tests {
     }
 
     #[test]
+    fn live_lines_are_those_outside_sections() {
+        let console = "boot\r\n@@BEGIN a\r\ninside\r\n@@END a\r\nlive\r\n@@BEGIN b\r\ncut";
+        assert_eq!(
+            outside_sections(console).collect::<Vec<_>>(),
+            ["boot", "live"]
+        );
+    }
+
+    #[test]
     fn a_tree_round_trips_through_a_noisy_console() {
         let console = "boot noise\r\n@@BEGIN tree a\r\n@@FILE generation_id\r\n3\r\n@@FILE nodes/0/gpu_id\r\n0\r\n@@FILE nodes/0/name\r\n\r\n@@END tree a\r\nmore";
         let tree = read_tree(console, "a").unwrap();
@@ -260,6 +302,24 @@ mod tests {
         assert_eq!(read_tree(console, "b"), None);
         assert_eq!(read_tree("@@BEGIN tree a\n@@FILE x\n1\n", "a"), None);
         assert!(print_tree("/t", "a").contains("echo '@@BEGIN tree a'"));
+    }
+
+    #[test]
+    fn every_section_keeps_kernel_messages_off_the_console() {
+        let quiet = "dmesg -n 1; echo '@@BEGIN ";
+        let restored = format!("; dmesg -n {CONSOLE_LOGLEVEL}");
+        for step in [
+            print_tree("/t", "a"),
+            print_kernel_log(),
+            print_document("doc", "/tmp/doc.json"),
+            print_documents("docs", "true"),
+        ] {
+            assert!(step.starts_with(quiet), "{step}");
+            assert!(step.ends_with(&restored), "{step}");
+        }
+        let reports = print_checker_reports();
+        assert_eq!(reports.matches(quiet).count(), 2, "{reports}");
+        assert!(reports.ends_with(&restored), "{reports}");
     }
 
     #[test]

@@ -69,15 +69,40 @@ pub fn test_script(first_gpu: &str, hotplug: bool) -> String {
 /// Tag of the tree printed by [`refusal_script`].
 pub const TREE_REFUSED: &str = "refused";
 
+/// Tag of the same tree printed again while the kernel floods the console
+/// ([`under_console_noise`]).
+pub const TREE_UNDER_NOISE: &str = "refused-under-kernel-noise";
+
+/// What each kernel message of that flood says.
+pub const NOISE: &str = "hsa-p2p vm-test console noise";
+
+/// Most noise messages written (the flood stops when the section is printed).
+const MAX_NOISE: u32 = 20_000;
+
 /// For a machine with a GPU whose descriptor is corrupt: load, print the topology and the
-/// kernel log, unload.
+/// kernel log, print the topology again under a flood of kernel messages, unload.
 pub fn refusal_script() -> String {
     protocol::script([
         load_module_step(),
         print_tree(HSA_P2P_TOPOLOGY, TREE_REFUSED),
         print_kernel_log(),
+        under_console_noise(&print_tree(HSA_P2P_TOPOLOGY, TREE_UNDER_NOISE)),
         "rmmod hsa_p2p || fail rmmod".into(),
     ])
+}
+
+/// `step`, run while the console shows every kernel message (as after a checker report, whose
+/// `console_verbose()` raises the level) and a background loop writes [`NOISE`] messages to
+/// `/dev/kmsg` until `step` is done. `step` starts a moment after the first message was written,
+/// so that the console thread (8250 is an nbcon console: it prints from a kthread) printed
+/// some of them.
+fn under_console_noise(step: &str) -> String {
+    format!(
+        "rm -f /tmp/noise-started /tmp/noise-done; dmesg -n 8; \
+         (n=0; while [ ! -e /tmp/noise-done ] && [ $n -lt {MAX_NOISE} ]; do echo \"<6>{NOISE} $n\" > /dev/kmsg; n=$((n+1)); [ $n -eq 1 ] && touch /tmp/noise-started; done) & noise=$!; \
+         while [ ! -e /tmp/noise-started ]; do sleep 0.01; done; \
+         {step}; touch /tmp/noise-done; wait $noise"
+    )
 }
 
 /// The hwtests suites a transfer machine runs.

@@ -171,12 +171,40 @@ fn run_refusal(guests: &Guests) -> Result<Vec<Case>> {
     {
         problems.push(format!("the kernel log lacks `{expected_line}`"));
     }
-    Ok(vec![Case::new(
-        "bad-descriptor",
-        "corrupt_descriptor_is_refused_with_a_reason",
-        Outcome::from_problems(problems),
-        started.elapsed(),
-    )])
+    Ok(vec![
+        Case::new(
+            "bad-descriptor",
+            "corrupt_descriptor_is_refused_with_a_reason",
+            Outcome::from_problems(problems),
+            started.elapsed(),
+        ),
+        Case::new(
+            "bad-descriptor",
+            "sections_survive_a_verbose_console",
+            Outcome::from_problems(noisy_section_problems(console)),
+            Duration::ZERO,
+        ),
+    ])
+}
+
+/// The protocol's own check: the tree printed while the kernel flooded a verbose console is
+/// the tree printed before, and the flood did reach the console (or the check proves nothing).
+fn noisy_section_problems(console: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !protocol::outside_sections(console).any(|line| line.contains(guest_script::NOISE)) {
+        problems.push(format!(
+            "no `{}` message reached the console: the guest did not flood it",
+            guest_script::NOISE
+        ));
+    }
+    match read_tree(console, guest_script::TREE_REFUSED) {
+        Some(quiet) => problems.extend(compare(
+            &quiet,
+            read_tree(console, guest_script::TREE_UNDER_NOISE).as_ref(),
+        )),
+        None => problems.push("the guest did not print the tree before the flood".into()),
+    }
+    problems
 }
 
 /// The steps that failed in the guest, and how the run ended when it did not succeed.
