@@ -159,9 +159,10 @@ fn run_refusal(guests: &Guests) -> Result<Vec<Case>> {
     let console = &run.console_log;
     let mut problems = boot_problems(&run);
     let bound: Vec<usize> = (0..corrupt).collect();
+    let refused = read_tree(console, guest_script::TREE_REFUSED);
     problems.extend(compare(
         &predicted_tree(&machine.spec, &bound)?,
-        read_tree(console, guest_script::TREE_REFUSED).as_ref(),
+        refused.as_ref(),
     ));
     let expected_line = "not an hsa-p2p GPU: descriptor checksum mismatch";
     if !protocol::kernel_log(console)
@@ -181,15 +182,16 @@ fn run_refusal(guests: &Guests) -> Result<Vec<Case>> {
         Case::new(
             "bad-descriptor",
             "sections_survive_a_verbose_console",
-            Outcome::from_problems(noisy_section_problems(console)),
+            Outcome::from_problems(noisy_section_problems(console, refused.as_ref())),
             Duration::ZERO,
         ),
     ])
 }
 
 /// The protocol's own check: the tree printed while the kernel flooded a verbose console is
-/// the tree printed before, and the flood did reach the console (or the check proves nothing).
-fn noisy_section_problems(console: &str) -> Vec<String> {
+/// `quiet`, the tree printed before, and the flood did reach the console (or the check proves
+/// nothing).
+fn noisy_section_problems(console: &str, quiet: Option<&Tree>) -> Vec<String> {
     let mut problems = Vec::new();
     if !protocol::outside_sections(console).any(|line| line.contains(guest_script::NOISE)) {
         problems.push(format!(
@@ -197,9 +199,9 @@ fn noisy_section_problems(console: &str) -> Vec<String> {
             guest_script::NOISE
         ));
     }
-    match read_tree(console, guest_script::TREE_REFUSED) {
+    match quiet {
         Some(quiet) => problems.extend(compare(
-            &quiet,
+            quiet,
             read_tree(console, guest_script::TREE_UNDER_NOISE).as_ref(),
         )),
         None => problems.push("the guest did not print the tree before the flood".into()),
