@@ -78,7 +78,8 @@ cargo xtask vm-test --debug \
 
 # The stress campaign at its default size (10,000 operations over 3 processes x 2 threads, at
 # least 50 unbind/rebind cycles, slab fault injection on 3% of the calls, asynchronous copies
-# in the mix) on the debug kernel, seed 1: ~2.5 min. Fewer operations do not make it shorter:
+# in the mix) on the debug kernel, seed 1: 1.3-1.4 min in CI with nothing else running, ~2.5 min
+# on a busy machine. Fewer operations do not make it shorter:
 # the 50 unbind/rebind cycles set its length (5,000 operations took 151 s, 10,000 took 155 s).
 # Any oracle failure, checker report or leak fails it.
 step "stress campaign on the debug kernel (summary in target/stress/summary.json)"
